@@ -1,0 +1,1 @@
+//! The vaultref conformance harness (skeleton; see issue "Conformance harness").

@@ -1,0 +1,46 @@
+//! The `vaultref` command line: thin plumbing over the library.
+//!
+//! Exit codes are uniform across subcommands: 0 success, 1 the input was
+//! checked and found invalid (or a resolution failed), 2 usage or configuration
+//! error.
+
+mod ref_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "vaultref",
+    version,
+    about = "Resolve job secrets from Vault/OpenBao without exposing them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with secret references (`vault://mount/path#field`).
+    #[command(subcommand)]
+    Ref(ref_cmd::RefCommand),
+}
+
+/// Output format shared by the checking subcommands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ref(cmd) => ref_cmd::run(cmd),
+    }
+}

@@ -1,0 +1,20 @@
+//! vaultref: resolve job secrets from HashiCorp Vault or OpenBao without ever
+//! exposing them.
+//!
+//! Jobs carry *references* (`vault://kv/moonmind/repos/Owner/Repo#github_token`)
+//! instead of secret values. This crate is the reference implementation of the
+//! specification in `spec/`:
+//!
+//! - [`secret_ref`]: the ref grammar, a canonical `nom` parser ([`SecretRef`]);
+//! - [`policy`]: what a given job may name ([`RefPolicy`]: mounts, length, scopes);
+//! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module.
+//!
+//! See `ARCHITECTURE.md` for the map of the whole project.
+
+pub mod error;
+pub mod policy;
+pub mod secret_ref;
+
+pub use error::ErrorCode;
+pub use policy::{RefPolicy, ScopeContext};
+pub use secret_ref::{RefError, SecretRef};
