@@ -12,8 +12,11 @@
 //! See `ARCHITECTURE.md` for the map of the whole project.
 
 pub mod error;
+pub mod git;
 pub mod policy;
 pub mod secret_ref;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::ErrorCode;
 pub use policy::{RefPolicy, ScopeContext};

@@ -4,6 +4,7 @@
 //! checked and found invalid (or a resolution failed), 2 usage or configuration
 //! error.
 
+mod git_credential_cmd;
 mod ref_cmd;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Command {
     /// Work with secret references (`vault://mount/path#field`).
     #[command(subcommand)]
     Ref(ref_cmd::RefCommand),
+    /// git's credential helper protocol (run by git under a worker, not by hand).
+    GitCredential(git_credential_cmd::GitCredentialArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -42,5 +45,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
+        Command::GitCredential(args) => git_credential_cmd::run(args),
     }
 }
