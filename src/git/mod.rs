@@ -299,6 +299,13 @@ pub struct Published {
 }
 
 impl GitJob {
+    /// Replaces the stderr filter for this job's later commands (the worker
+    /// passes its redactor, rebuilt as secrets are resolved).
+    pub fn with_stderr_filter(mut self, filter: StderrFilter) -> GitJob {
+        self.settings.stderr_filter = Some(filter);
+        self
+    }
+
     /// The job-private directory (removed at job end).
     pub fn private_dir(&self) -> &Path {
         self.private.path()
@@ -398,6 +405,14 @@ impl GitJob {
             GitOp::Checkout,
             Some(dest),
             &["checkout", "--quiet", "--force", "--detach", &target],
+            None,
+            None,
+        )?;
+        // A reused work dir starts clean: no leftovers of an earlier job.
+        self.run(
+            GitOp::Checkout,
+            Some(dest),
+            &["clean", "--quiet", "-ffdx"],
             None,
             None,
         )?;

@@ -61,6 +61,9 @@ pub enum AuthOutcome {
     Rejected,
     /// The password matched the token for this repository and access kind.
     Accepted,
+    /// A read of a public repository ([`GitServer::set_public`]): no auth
+    /// needed, none checked.
+    Public,
 }
 
 /// One logged request. Never holds the `Authorization` header or the username.
@@ -86,6 +89,7 @@ pub struct RequestRecord {
 #[derive(Default)]
 struct State {
     tokens: HashMap<(String, Access), SecretString>,
+    public: std::collections::HashSet<String>,
     log: Vec<RequestRecord>,
 }
 
@@ -311,6 +315,17 @@ impl GitServer {
             .remove(&(repo.to_owned(), access));
     }
 
+    /// Makes reads of `repo` (clone, fetch) need no credentials, like a
+    /// public repository; pushes still do.
+    pub fn set_public(&self, repo: &str, public: bool) {
+        let mut state = self.shared.state();
+        if public {
+            state.public.insert(repo.to_owned());
+        } else {
+            state.public.remove(repo);
+        }
+    }
+
     /// A copy of the request log, oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.state().log.clone()
@@ -507,13 +522,21 @@ fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     } else {
         Access::Read
     };
-    let auth = check_auth(
-        shared,
-        repo.as_deref(),
-        access,
-        head.header("authorization"),
-    );
-    let status = if auth != AuthOutcome::Accepted {
+    let public = access == Access::Read
+        && repo
+            .as_deref()
+            .is_some_and(|r| shared.state().public.contains(r));
+    let auth = if public {
+        AuthOutcome::Public
+    } else {
+        check_auth(
+            shared,
+            repo.as_deref(),
+            access,
+            head.header("authorization"),
+        )
+    };
+    let status = if !matches!(auth, AuthOutcome::Accepted | AuthOutcome::Public) {
         let msg = b"authentication required\n";
         write!(
             out,
