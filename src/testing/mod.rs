@@ -1,4 +1,12 @@
-//! Test support shared by the integration tests and the conformance harness
-//! (cargo feature `testing`): real servers, never mocks.
+//! Test support, behind the cargo feature `testing`: real servers for
+//! integration tests, shared by this crate's tests and the conformance crate
+//! (`vaultref = { features = ["testing"] }`) so neither copies the other.
+//!
+//! Nothing here is a mock. [`vault::TestVault`] runs a real OpenBao server
+//! process on a loopback port; [`git_server::GitServer`] runs `git
+//! http-backend` behind Basic auth.
 
 pub mod git_server;
+pub mod vault;
+
+pub use vault::{TestSupportError, TestVault};
