@@ -16,6 +16,7 @@
 pub mod error;
 pub mod git;
 pub mod policy;
+pub mod redact;
 pub mod secret_ref;
 #[cfg(feature = "testing")]
 pub mod testing;
