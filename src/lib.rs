@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod policy;
+pub mod redact;
 pub mod secret_ref;
 
 pub use error::ErrorCode;
