@@ -6,6 +6,7 @@
 
 mod git_credential_cmd;
 mod ref_cmd;
+mod resolve_cmd;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,9 @@ enum Command {
     Ref(ref_cmd::RefCommand),
     /// git's credential helper protocol (run by git under a worker, not by hand).
     GitCredential(git_credential_cmd::GitCredentialArgs),
+    /// Resolve a ref with the Vault settings from the environment and print
+    /// `hmac-sha256:<hex>` of the value (never the value).
+    Resolve(resolve_cmd::ResolveArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -46,5 +50,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
         Command::GitCredential(args) => git_credential_cmd::run(args),
+        Command::Resolve(args) => resolve_cmd::run(args),
     }
 }
