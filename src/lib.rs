@@ -25,6 +25,7 @@ pub mod secret_ref;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vault;
+pub mod worker;
 
 pub use error::ErrorCode;
 pub use policy::{RefPolicy, ScopeContext};

@@ -7,6 +7,7 @@
 mod git_credential_cmd;
 mod ref_cmd;
 mod resolve_cmd;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ enum Command {
     /// Resolve a ref with the Vault settings from the environment and print
     /// `hmac-sha256:<hex>` of the value (never the value).
     Resolve(resolve_cmd::ResolveArgs),
+    /// Resolve refs into a command's environment and redact its output (like `op run`).
+    Run(run_cmd::RunArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -51,5 +54,6 @@ fn main() -> ExitCode {
         Command::Ref(cmd) => ref_cmd::run(cmd),
         Command::GitCredential(args) => git_credential_cmd::run(args),
         Command::Resolve(args) => resolve_cmd::run(args),
+        Command::Run(args) => run_cmd::run(args),
     }
 }
