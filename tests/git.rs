@@ -325,3 +325,26 @@ fn the_work_dir_cannot_redirect_the_credential() {
     drop(job);
     w.assert_no_leak(&[&token]);
 }
+
+#[test]
+fn git_stderr_reaches_messages_only_through_the_filter() {
+    let mut w = World::new();
+    let good = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0010");
+    let wrong = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0011");
+    w.server.set_token(REPO, Access::Read, &good);
+    let mut builder = vaultref::redact::RedactorBuilder::new();
+    builder.add_secret(&wrong).unwrap();
+    let redactor = builder.build().unwrap();
+    let mut settings = w.git.settings().clone();
+    settings.stderr_filter = Some(std::sync::Arc::new(move |t: &str| redactor.redact(t)));
+    w.git = Git::new(settings);
+    let job = w.git.begin_job().unwrap();
+    let err = job
+        .prepare(&w.remote(), &w.work("stderr"), None, Some(&wrong))
+        .unwrap_err();
+    // git's own words are there (through the redactor), the token is not.
+    assert!(err.message().contains("Authentication failed"), "{err}");
+    assert!(!err.message().contains("FAKE"), "{err}");
+    drop(job);
+    w.assert_no_leak(&[&good, &wrong]);
+}

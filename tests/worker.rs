@@ -460,3 +460,99 @@ async fn action_output_and_errors_are_redacted() {
     assert!(!log.contains("plain-looking-credential"), "{log}");
     assert!(!format!("{o:?}").contains("plain-looking-credential"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_type_and_scope_refusals_make_no_vault_request() {
+    let w = world(false, |s| {
+        s.ref_policy = vaultref::RefPolicy::default()
+            .with_scopes(["moonmind/repos/{repository}"])
+            .unwrap();
+    })
+    .await;
+    // A ref naming another repository's credential: out of this job's scope.
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "scope-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": "vault://kv/moonmind/repos/Other/Repo#github_token",
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::RefOutOfScope), "{o:?}");
+    assert_eq!(w.vault_reads_of("kv/data/moonmind/repos"), 0);
+
+    let w = world(false, |s| {
+        s.queue_policy = QueuePolicy {
+            allowed_repositories: None,
+            allowed_job_types: Some(vec!["other_type".to_owned()]),
+        };
+    })
+    .await;
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "type-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::JobTypeNotAllowed), "{o:?}");
+    assert_eq!(w.vault_reads_of("kv/data/moonmind/repos"), 0);
+    assert!(w.server.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_vault_fails_secret_jobs_and_runs_the_others() {
+    let server = GitServer::start().unwrap();
+    server.create_repo("Public/Repo").unwrap();
+    server.set_public("Public/Repo", true);
+    let root = tempfile::tempdir().unwrap();
+    let mut git = GitSettings::new(env!("CARGO_BIN_EXE_vaultref"));
+    git.allow_http = true;
+    git.tmp_dir = Some(root.path().to_owned());
+    let mut settings = WorkerSettings::new("executor-02", root.path().join("work"), git);
+    settings.git_base_url = format!("http://{}", server.addr());
+    let log = Captured::default();
+    let worker = Worker::new(settings, None, Arc::new(Mutex::new(log.clone())));
+    let o = worker
+        .run_job(
+            &job(
+                "nv-1",
+                json!({
+                    "repository": "Public/Repo",
+                    "instruction": "x",
+                    "repoAuthRef": "vault://kv/moonmind/repos/Public/Repo#github_token",
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::VaultNotConfigured), "{o:?}");
+    let o = worker
+        .run_job(
+            &job(
+                "nv-2",
+                json!({"repository": "Public/Repo", "instruction": "x"}),
+            ),
+            Some(&write_file_action("local\n")),
+        )
+        .await;
+    let c = completed(&o);
+    assert_eq!(
+        std::fs::read_to_string(c.work_dir.join("result.txt")).unwrap(),
+        "local\n"
+    );
+    assert!(log.text().contains("job nv-2: completed"), "{}", log.text());
+}
