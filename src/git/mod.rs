@@ -705,25 +705,37 @@ fn shell_quote(s: &OsStr) -> OsString {
     OsString::from(format!("'{}'", text.replace('\'', r"'\''")))
 }
 
-/// A conservative git ref name check: segments of `A-Z a-z 0-9 . _ - /`, not
-/// starting with `-` (never an option), no `..`, no `//`, no leading or
-/// trailing `/` or `.`, no `.lock` suffix, at most 255 bytes. Stricter than
-/// `git check-ref-format`, on purpose.
+/// The git ref names a job may use (`ref`, branch names): exactly the rules of
+/// `spec/codex-exec.md` §2.1, so the worker accepts every `ref` the payload
+/// validator accepts. git's own `check-ref-format --allow-onelevel` rules, plus:
+/// never starting with `-` (it could be taken for an option) and at most 255
+/// characters.
 pub fn check_ref_name(r: &str) -> Result<(), String> {
+    let bad_byte = r
+        .bytes()
+        .any(|b| b < 0x21 || b == 0x7f || b"~^:?*[\\".contains(&b));
+    let bad_component = r
+        .split('/')
+        .any(|c| c.starts_with('.') || c.ends_with(".lock"));
     let ok = !r.is_empty()
-        && r.len() <= 255
-        && !r.starts_with(['-', '/', '.'])
-        && !r.ends_with(['/', '.'])
-        && !r.ends_with(".lock")
-        && !r.contains("..")
+        && r.chars().count() <= 255
+        && !r.starts_with('-')
+        && !bad_byte
+        && !r.starts_with('/')
+        && !r.ends_with('/')
         && !r.contains("//")
-        && !r.contains("/.")
-        && r.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
+        && !bad_component
+        && !r.contains("..")
+        && !r.contains("@{")
+        && r != "@"
+        && !r.ends_with('.');
     if ok {
         Ok(())
     } else {
-        Err(format!("{r:?} is not an acceptable git ref name"))
+        Err(format!(
+            "{:?} is not an acceptable git ref name",
+            r.escape_debug().to_string()
+        ))
     }
 }
 

@@ -198,4 +198,17 @@ mod tests {
         assert_eq!(r.url(), "https://github.com/Owner/Repo.git");
         assert!(Remote::from_slug("https://github.com", "a/b/c", false).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever the input: no panic, and an accepted remote never carries
+        /// userinfo, a query or a fragment, and prints back as it parsed.
+        #[test]
+        fn parse_is_total_and_strict(url in "(https?://)?[a-zA-Z0-9@:/.?#%_-]{0,60}") {
+            if let Ok(r) = Remote::parse(&url, true) {
+                let printed = r.url();
+                proptest::prop_assert!(!printed.contains(['@', '?', '#', '%']));
+                proptest::prop_assert_eq!(Remote::parse(&printed, true).unwrap(), r);
+            }
+        }
+    }
 }

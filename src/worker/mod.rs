@@ -565,3 +565,31 @@ pub fn sanitize(id: &str) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_makes_one_safe_segment() {
+        assert_eq!(sanitize("job-42_a"), "job-42_a");
+        assert_eq!(sanitize("../../etc"), "______etc");
+        assert_eq!(sanitize("a/b c.d"), "a_b_c_d");
+        assert_eq!(sanitize(""), "job");
+        assert_eq!(sanitize(&"x".repeat(100)).len(), 64);
+        assert!(crate::git::check_ref_name(&format!("vaultref/{}", sanitize(".lock"))).is_ok());
+    }
+
+    #[test]
+    fn outcome_kinds() {
+        let f = Outcome::Failed {
+            code: ErrorCode::GitFailed,
+            message: String::new(),
+        };
+        assert_eq!((f.kind(), f.code()), ("failed", Some(ErrorCode::GitFailed)));
+        let d = Outcome::Declined {
+            reason: String::new(),
+        };
+        assert_eq!((d.kind(), d.code()), ("declined", None));
+    }
+}
