@@ -269,10 +269,10 @@ impl Fail {
             ErrorCode::RefInvalidChar => return invalid_char(input[at], at),
             ErrorCode::RefMissingMount => "no mount after `vault://`".to_string(),
             ErrorCode::RefMissingPath => "no secret path after the mount".to_string(),
-            ErrorCode::RefMissingField if at == input.len() => {
-                "no `#field` at the end of the ref".to_string()
+            ErrorCode::RefMissingField if at > 0 && input[at - 1] == b'#' => {
+                "the field after `#` is empty".to_string()
             }
-            ErrorCode::RefMissingField => "the field after `#` is empty".to_string(),
+            ErrorCode::RefMissingField => "no `#field` at the end of the ref".to_string(),
             ErrorCode::RefEmptySegment => {
                 "empty path segment (`//`, or a leading or trailing `/`)".to_string()
             }
