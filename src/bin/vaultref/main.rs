@@ -4,6 +4,7 @@
 //! checked and found invalid (or a resolution failed), 2 usage or configuration
 //! error.
 
+mod redact_cmd;
 mod ref_cmd;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Command {
     /// Work with secret references (`vault://mount/path#field`).
     #[command(subcommand)]
     Ref(ref_cmd::RefCommand),
+    /// Mask secrets in a stream: stdin to stdout.
+    Redact(redact_cmd::RedactArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -42,5 +45,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
+        Command::Redact(args) => redact_cmd::run(args),
     }
 }
