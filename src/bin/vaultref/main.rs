@@ -5,6 +5,7 @@
 //! error.
 
 mod git_credential_cmd;
+mod redact_cmd;
 mod ref_cmd;
 mod resolve_cmd;
 mod run_cmd;
@@ -36,6 +37,8 @@ enum Command {
     Resolve(resolve_cmd::ResolveArgs),
     /// Resolve refs into a command's environment and redact its output (like `op run`).
     Run(run_cmd::RunArgs),
+    /// Mask secrets in a stream: stdin to stdout.
+    Redact(redact_cmd::RedactArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -55,5 +58,6 @@ fn main() -> ExitCode {
         Command::GitCredential(args) => git_credential_cmd::run(args),
         Command::Resolve(args) => resolve_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
+        Command::Redact(args) => redact_cmd::run(args),
     }
 }
