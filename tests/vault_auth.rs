@@ -8,7 +8,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
@@ -120,7 +122,11 @@ async fn approle() {
     assert_eq!(e.code(), ErrorCode::VaultAuthFailed);
     assert!(!e.message().contains("11111111"), "{e}");
     // At least this login failed (the background task may have tried too).
-    assert!(res.metrics_handle().logins(Some(ErrorCode::VaultAuthFailed)) >= 1);
+    assert!(
+        res.metrics_handle()
+            .logins(Some(ErrorCode::VaultAuthFailed))
+            >= 1
+    );
     assert_eq!(res.metrics_handle().logins(None), 0);
 }
 
@@ -244,7 +250,8 @@ async fn kubernetes_with_a_served_token_review() {
     // accepts only the algorithms Kubernetes uses), signed with a throwaway
     // key, since OpenBao leaves verification to the TokenReview.
     let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap();
     let key = EncodingKey::from_ec_der(pkcs8.as_ref());
     let sign = |claims: &Value| {
         jsonwebtoken::encode(&Header::new(Algorithm::ES256), claims, &key).unwrap()

@@ -31,8 +31,16 @@ fn text(b: &[u8]) -> String {
 
 fn no_value(out: &Output) {
     for stream in [&out.stdout, &out.stderr] {
-        assert!(!text(stream).contains(VALUE), "the value leaked: {}", text(stream));
-        assert!(!text(stream).contains("FAKEFAKE"), "the value leaked: {}", text(stream));
+        assert!(
+            !text(stream).contains(VALUE),
+            "the value leaked: {}",
+            text(stream)
+        );
+        assert!(
+            !text(stream).contains("FAKEFAKE"),
+            "the value leaked: {}",
+            text(stream)
+        );
     }
 }
 
@@ -41,16 +49,23 @@ async fn setup() -> (TestVault, Vec<(String, String)>, String) {
         .await
         .unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
     v.put_read_policy("reader", &["cli/*"]).await.unwrap();
-    v.put_secret("cli/s", json!({"token": VALUE})).await.unwrap();
+    v.put_secret("cli/s", json!({"token": VALUE}))
+        .await
+        .unwrap();
     let (role_id, secret_id) = v.approle("cli", &["reader"], "1h", "2h").await.unwrap();
     let role_file = v.write_file("role_id", &role_id).unwrap();
-    let secret_file = v.write_file("secret_id", secret_id.expose_secret()).unwrap();
+    let secret_file = v
+        .write_file("secret_id", secret_id.expose_secret())
+        .unwrap();
     let key_file = v.write_file("fp.key", &format!("{KEY_HEX}\n")).unwrap();
     let env = vec![
         ("VAULT_ADDR".to_string(), v.addr().to_string()),
         ("VAULT_AUTH_METHOD".into(), "approle".into()),
         ("VAULT_ROLE_ID_FILE".into(), role_file.display().to_string()),
-        ("VAULT_SECRET_ID_FILE".into(), secret_file.display().to_string()),
+        (
+            "VAULT_SECRET_ID_FILE".into(),
+            secret_file.display().to_string(),
+        ),
     ];
     (v, env, key_file.display().to_string())
 }
@@ -68,7 +83,13 @@ async fn prints_the_fingerprint_never_the_value() {
 
     let out = vaultref(
         &as_refs(&env),
-        &["vault://kv/cli/s#token", "--fingerprint-key-file", &key, "--job-id", "job-cli-1"],
+        &[
+            "vault://kv/cli/s#token",
+            "--fingerprint-key-file",
+            &key,
+            "--job-id",
+            "job-cli-1",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{expected}\n"));
@@ -76,7 +97,13 @@ async fn prints_the_fingerprint_never_the_value() {
 
     let out = vaultref(
         &as_refs(&env),
-        &["vault://kv/cli/s#token", "--fingerprint-key-file", &key, "--format", "json"],
+        &[
+            "vault://kv/cli/s#token",
+            "--fingerprint-key-file",
+            &key,
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(out.status.code(), Some(0));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -103,30 +130,59 @@ async fn resolution_errors_exit_1_and_settings_errors_exit_2() {
     let (_v, env, key) = setup().await;
     let env = as_refs(&env);
 
-    let out = vaultref(&env, &["vault://kv/cli/none#token", "--fingerprint-key-file", &key]);
+    let out = vaultref(
+        &env,
+        &["vault://kv/cli/none#token", "--fingerprint-key-file", &key],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).starts_with("error[secret_not_found]: "), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error[secret_not_found]: "),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
 
-    let out = vaultref(&env, &["vault://kv/cli/s#nope", "--fingerprint-key-file", &key, "--format", "json"]);
+    let out = vaultref(
+        &env,
+        &[
+            "vault://kv/cli/s#nope",
+            "--fingerprint-key-file",
+            &key,
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["code"], "secret_field_missing");
     no_value(&out);
 
-    let out = vaultref(&env, &["vault://kv/../s#token", "--fingerprint-key-file", &key]);
+    let out = vaultref(
+        &env,
+        &["vault://kv/../s#token", "--fingerprint-key-file", &key],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).starts_with("error[ref_traversal]"));
 
     // No Vault settings at all.
-    let out = vaultref(&[], &["vault://kv/cli/s#token", "--fingerprint-key-file", &key]);
+    let out = vaultref(
+        &[],
+        &["vault://kv/cli/s#token", "--fingerprint-key-file", &key],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).starts_with("error[vault_not_configured]"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error[vault_not_configured]"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A raw VAULT_TOKEN without the opt-in.
     let mut with_token = env.clone();
     with_token.push(("VAULT_TOKEN", "s.FAKEFAKEFAKEFAKEFAKEFAKE"));
-    let out = vaultref(&with_token, &["vault://kv/cli/s#token", "--fingerprint-key-file", &key]);
+    let out = vaultref(
+        &with_token,
+        &["vault://kv/cli/s#token", "--fingerprint-key-file", &key],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("error[config_invalid]"));
     no_value(&out);
@@ -134,7 +190,14 @@ async fn resolution_errors_exit_1_and_settings_errors_exit_2() {
     // A bad key file.
     let bad_key = Path::new(&key).with_file_name("short.key");
     std::fs::write(&bad_key, "abcd").unwrap();
-    let out = vaultref(&env, &["vault://kv/cli/s#token", "--fingerprint-key-file", bad_key.to_str().unwrap()]);
+    let out = vaultref(
+        &env,
+        &[
+            "vault://kv/cli/s#token",
+            "--fingerprint-key-file",
+            bad_key.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("error[config_invalid]"));
 
