@@ -58,11 +58,7 @@ async fn renews_across_several_ttls_without_logging_in_again() {
     // 7 s is three and a half TTLs: without renewal the token would die.
     keep_resolving(&res, &r, Duration::from_secs(7), Duration::from_millis(400)).await;
     let m = res.metrics_handle();
-    assert!(
-        m.renewals(None) >= 3,
-        "renewed {} times",
-        m.renewals(None)
-    );
+    assert!(m.renewals(None) >= 3, "renewed {} times", m.renewals(None));
     assert_eq!(m.logins(None), 1, "logged in again instead of renewing");
 }
 
@@ -146,13 +142,19 @@ async fn token_file_follows_the_agent_sink() {
     let second = v.create_token(&["reader"], "1h").await.unwrap();
     v.write_file("sink", second.expose_secret()).unwrap();
     v.revoke_token(&first).await.unwrap();
-    assert_eq!(res.resolve(&r, "job-2").await.unwrap().expose_secret(), VALUE);
+    assert_eq!(
+        res.resolve(&r, "job-2").await.unwrap().expose_secret(),
+        VALUE
+    );
 
     // The file is rewritten only after the token died: found on retry.
     let third = v.create_token(&["reader"], "1h").await.unwrap();
     v.revoke_token(&second).await.unwrap();
     v.write_file("sink", third.expose_secret()).unwrap();
-    assert_eq!(res.resolve(&r, "job-3").await.unwrap().expose_secret(), VALUE);
+    assert_eq!(
+        res.resolve(&r, "job-3").await.unwrap().expose_secret(),
+        VALUE
+    );
 
     // The token dies and the sink is not rewritten: fail secure.
     v.revoke_token(&third).await.unwrap();
@@ -182,7 +184,10 @@ async fn survives_an_outage_with_data_kept() {
     // Back, with its data: the same resolver logs in and resolves.
     v.start().await.unwrap();
     res.probe().await.unwrap();
-    assert_eq!(res.resolve(&r, "job-up").await.unwrap().expose_secret(), VALUE);
+    assert_eq!(
+        res.resolve(&r, "job-up").await.unwrap().expose_secret(),
+        VALUE
+    );
 
     // Down again mid-life, and back: the token survives the restart.
     v.stop();
@@ -191,6 +196,9 @@ async fn survives_an_outage_with_data_kept() {
         ErrorCode::VaultUnavailable
     );
     v.start().await.unwrap();
-    assert_eq!(res.resolve(&r, "job-up2").await.unwrap().expose_secret(), VALUE);
+    assert_eq!(
+        res.resolve(&r, "job-up2").await.unwrap().expose_secret(),
+        VALUE
+    );
     assert_eq!(res.metrics_handle().logins(None), 1);
 }

@@ -98,9 +98,12 @@ async fn resolves_and_follows_rotation_between_jobs() {
 async fn each_resolution_error_code() {
     let v = vault().await;
     let res = resolver(&v).await;
-    v.put_secret("repos/Acme/Api", json!({"github_token": VALUE_1, "count": 3}))
-        .await
-        .unwrap();
+    v.put_secret(
+        "repos/Acme/Api",
+        json!({"github_token": VALUE_1, "count": 3}),
+    )
+    .await
+    .unwrap();
     v.put_secret("gone/a", json!({"t": VALUE_1})).await.unwrap();
     v.put_secret("gone/a", json!({"t": VALUE_2})).await.unwrap();
     v.write("kv/delete/gone/a", json!({"versions": [1]}))
@@ -207,14 +210,17 @@ async fn job_id_is_in_the_audit_log_and_values_are_not() {
         .filter(|e| e["request"]["headers"]["x-vaultref-job-id"] == json!(["job-audit-42"]))
         .collect();
     assert!(
-        with_job.iter().any(
-            |e| e["type"] == "response" && e["request"]["path"] == "kv/data/repos/Acme/Audit"
-        ),
+        with_job
+            .iter()
+            .any(|e| e["type"] == "response" && e["request"]["path"] == "kv/data/repos/Acme/Audit"),
         "no audited response for the job's read among {} entries",
         entries.len()
     );
     let raw = std::fs::read_to_string(v.audit_log()).unwrap();
-    assert!(!raw.contains(VALUE_1), "the audit log holds the value in clear");
+    assert!(
+        !raw.contains(VALUE_1),
+        "the audit log holds the value in clear"
+    );
 }
 
 /// Syntax and policy are checked before any request (protocol §3.5).
@@ -224,7 +230,11 @@ async fn refused_refs_cause_no_vault_request() {
     let res = resolver(&v).await;
     res.login().await.unwrap();
     let before = v.audit_entries().unwrap().len();
-    for bad in ["vault://secret/a#f", "vault://kv/a/../b#f", "https://kv/a#f"] {
+    for bad in [
+        "vault://secret/a#f",
+        "vault://kv/a/../b#f",
+        "https://kv/a#f",
+    ] {
         let e = res
             .resolve_str(bad, &ScopeContext::default(), "job-nope")
             .await
@@ -279,8 +289,11 @@ async fn a_silent_server_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "s.FAKEFAKEFAKEFAKEFAKEFAKE").unwrap();
-    let mut cfg =
-        VaultConfig::new(format!("http://{addr}"), AuthConfig::TokenFile { path: token }).unwrap();
+    let mut cfg = VaultConfig::new(
+        format!("http://{addr}"),
+        AuthConfig::TokenFile { path: token },
+    )
+    .unwrap();
     cfg.timeout = Duration::from_millis(300);
     let res = Resolver::new(cfg).await.unwrap();
     let started = Instant::now();

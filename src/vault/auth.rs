@@ -41,7 +41,11 @@ pub(crate) fn read_credential(path: &Path, what: &str) -> Result<Zeroizing<Strin
     let raw = Zeroizing::new(std::fs::read(path).map_err(|e| {
         ResolveError::new(
             ErrorCode::VaultAuthFailed,
-            format!("cannot read the {what} file {}: {}", path.display(), e.kind()),
+            format!(
+                "cannot read the {what} file {}: {}",
+                path.display(),
+                e.kind()
+            ),
         )
     })?);
     let text = std::str::from_utf8(&raw).map_err(|_| {
@@ -76,7 +80,10 @@ pub(crate) fn read_token_file(path: &Path) -> Result<SecretString, ResolveError>
 }
 
 /// Logs in with a method that can log in (`approle`, `jwt`, `kubernetes`).
-pub(crate) async fn login(transport: &Transport, auth: &AuthConfig) -> Result<Issued, ResolveError> {
+pub(crate) async fn login(
+    transport: &Transport,
+    auth: &AuthConfig,
+) -> Result<Issued, ResolveError> {
     let client = transport.vaultrs(None)?;
     let what = format!("{} login", auth.method());
     let result = match auth {

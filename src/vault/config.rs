@@ -251,9 +251,8 @@ impl VaultConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ResolveError::config(format!("cannot read Vault config {}: {e}", path.display()))
         })?;
-        let settings: Settings = serde_json::from_str(&text).map_err(|e| {
-            ResolveError::config(format!("Vault config {}: {e}", path.display()))
-        })?;
+        let settings: Settings = serde_json::from_str(&text)
+            .map_err(|e| ResolveError::config(format!("Vault config {}: {e}", path.display())))?;
         let env_token = check_env_token(env_token, allow)?;
         validate(settings, env_token, true, None)
     }
@@ -297,7 +296,9 @@ fn validate(
     if let Some(ns) = &s.namespace
         && !header_ok(ns)
     {
-        return Err(ResolveError::config("VAULT_NAMESPACE has characters that cannot go in a header"));
+        return Err(ResolveError::config(
+            "VAULT_NAMESPACE has characters that cannot go in a header",
+        ));
     }
     let allowed_mounts = s.allowed_mounts.unwrap_or_else(|| vec!["kv".to_string()]);
     for m in &allowed_mounts {
@@ -358,9 +359,8 @@ fn auth_config(
         }
     };
     let file = |p: Option<PathBuf>, name: &str| -> Result<PathBuf, ResolveError> {
-        let p = p.ok_or_else(|| {
-            ResolveError::config(format!("auth method `{method}` needs {name}"))
-        })?;
+        let p =
+            p.ok_or_else(|| ResolveError::config(format!("auth method `{method}` needs {name}")))?;
         if check_files && !p.is_file() {
             return Err(ResolveError::config(format!(
                 "{name} {} does not exist or is not a file",
@@ -372,7 +372,8 @@ fn auth_config(
     let mount = |default: &str| -> Result<String, ResolveError> {
         let m = a.mount.clone().unwrap_or_else(|| default.to_string());
         let ok = !m.is_empty()
-            && m.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && s.bytes().all(is_segchar));
+            && m.split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && s.bytes().all(is_segchar));
         if ok {
             Ok(m)
         } else {
@@ -384,12 +385,17 @@ fn auth_config(
     };
     let role = || -> Result<String, ResolveError> {
         let r = a.role.clone().ok_or_else(|| {
-            ResolveError::config(format!("auth method `{method}` needs VAULT_AUTH_ROLE (auth.role)"))
+            ResolveError::config(format!(
+                "auth method `{method}` needs VAULT_AUTH_ROLE (auth.role)"
+            ))
         })?;
         if r.bytes().all(is_segchar) && !r.is_empty() {
             Ok(r)
         } else {
-            Err(ResolveError::config(format!("auth role `{}` is not a valid role name", r.escape_debug())))
+            Err(ResolveError::config(format!(
+                "auth role `{}` is not a valid role name",
+                r.escape_debug()
+            )))
         }
     };
     match method {
@@ -408,7 +414,10 @@ fn auth_config(
         "approle" => Ok(AuthConfig::AppRole {
             mount: mount("approle")?,
             role_id_file: file(a.role_id_file, "VAULT_ROLE_ID_FILE (auth.role_id_file)")?,
-            secret_id_file: file(a.secret_id_file, "VAULT_SECRET_ID_FILE (auth.secret_id_file)")?,
+            secret_id_file: file(
+                a.secret_id_file,
+                "VAULT_SECRET_ID_FILE (auth.secret_id_file)",
+            )?,
         }),
         "jwt" => Ok(AuthConfig::Jwt {
             mount: mount("jwt")?,
@@ -419,7 +428,11 @@ fn auth_config(
             mount: mount("kubernetes")?,
             role: role()?,
             jwt_file: file(
-                Some(a.jwt_file.clone().unwrap_or_else(|| DEFAULT_K8S_TOKEN_FILE.into())),
+                Some(
+                    a.jwt_file
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_K8S_TOKEN_FILE.into()),
+                ),
                 "VAULT_JWT_FILE (auth.jwt_file)",
             )?,
         }),
@@ -455,7 +468,10 @@ mod tests {
 
     #[test]
     fn env_token_is_refused_without_opt_in() {
-        let vars = [("VAULT_ADDR", "http://127.0.0.1:8200"), ("VAULT_TOKEN", "s.FAKEFAKEFAKEFAKEFAKEFAKE")];
+        let vars = [
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_TOKEN", "s.FAKEFAKEFAKEFAKEFAKEFAKE"),
+        ];
         assert_eq!(code(&vars), ErrorCode::ConfigInvalid);
         let e = VaultConfig::from_lookup(lookup(&vars)).unwrap_err();
         assert!(!e.message().contains("FAKE"), "message leaks the token");
@@ -470,25 +486,46 @@ mod tests {
     #[test]
     fn bad_settings_are_config_invalid() {
         let addr = ("VAULT_ADDR", "http://127.0.0.1:8200");
-        assert_eq!(code(&[addr, ("VAULT_AUTH_METHOD", "ldap")]), ErrorCode::ConfigInvalid);
+        assert_eq!(
+            code(&[addr, ("VAULT_AUTH_METHOD", "ldap")]),
+            ErrorCode::ConfigInvalid
+        );
         assert_eq!(code(&[addr]), ErrorCode::ConfigInvalid);
         assert_eq!(
-            code(&[addr, ("VAULT_AUTH_METHOD", "approle"), ("VAULT_ROLE_ID_FILE", "/nonexistent/r")]),
+            code(&[
+                addr,
+                ("VAULT_AUTH_METHOD", "approle"),
+                ("VAULT_ROLE_ID_FILE", "/nonexistent/r")
+            ]),
             ErrorCode::ConfigInvalid
         );
         assert_eq!(
-            code(&[("VAULT_ADDR", "ftp://x"), ("VAULT_TOKEN_FILE", "/etc/hostname")]),
+            code(&[
+                ("VAULT_ADDR", "ftp://x"),
+                ("VAULT_TOKEN_FILE", "/etc/hostname")
+            ]),
             ErrorCode::ConfigInvalid
         );
         assert_eq!(
-            code(&[addr, ("VAULT_TOKEN_FILE", "/etc/hostname"), ("VAULTREF_TIMEOUT_MS", "0")]),
+            code(&[
+                addr,
+                ("VAULT_TOKEN_FILE", "/etc/hostname"),
+                ("VAULTREF_TIMEOUT_MS", "0")
+            ]),
             ErrorCode::ConfigInvalid
         );
         assert_eq!(
-            code(&[addr, ("VAULT_TOKEN_FILE", "/etc/hostname"), ("VAULTREF_ALLOWED_MOUNTS", "kv,..")]),
+            code(&[
+                addr,
+                ("VAULT_TOKEN_FILE", "/etc/hostname"),
+                ("VAULTREF_ALLOWED_MOUNTS", "kv,..")
+            ]),
             ErrorCode::ConfigInvalid
         );
-        assert_eq!(code(&[("VAULT_AUTH_METHOD", "approle")]), ErrorCode::ConfigInvalid);
+        assert_eq!(
+            code(&[("VAULT_AUTH_METHOD", "approle")]),
+            ErrorCode::ConfigInvalid
+        );
     }
 
     #[test]

@@ -31,9 +31,10 @@ pub struct FingerprintKey(SecretBox<Vec<u8>>);
 impl FingerprintKey {
     /// Decodes a hex key (surrounding whitespace ignored).
     pub fn from_hex(hex_key: &str) -> Result<FingerprintKey, ResolveError> {
-        let bytes = Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| {
-            ResolveError::config("the fingerprint key must be hex (0-9, a-f)")
-        })?);
+        let bytes = Zeroizing::new(
+            hex::decode(hex_key.trim())
+                .map_err(|_| ResolveError::config("the fingerprint key must be hex (0-9, a-f)"))?,
+        );
         if bytes.len() < MIN_KEY_BYTES {
             return Err(ResolveError::config(format!(
                 "the fingerprint key must be at least {MIN_KEY_BYTES} bytes ({} hex digits)",

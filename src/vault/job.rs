@@ -59,10 +59,7 @@ mod tests {
     #[test]
     fn ordinary_ids_pass_through_and_others_are_encoded() {
         assert_eq!(JobId::new("job-7").as_str(), "job-7");
-        assert_eq!(
-            JobId::new("3f2a:b_c.d").as_str(),
-            "3f2a:b_c.d"
-        );
+        assert_eq!(JobId::new("3f2a:b_c.d").as_str(), "3f2a:b_c.d");
         assert_eq!(
             JobId::new("a b\r\nX-Evil: 1").as_str(),
             "a%20b%0D%0AX-Evil:%201"

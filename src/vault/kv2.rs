@@ -28,7 +28,11 @@ pub(crate) fn data_path(r: &SecretRef) -> String {
 }
 
 /// Interprets a 200 or 404 answer to a KV v2 data read.
-pub(crate) fn interpret(status: u16, body: &[u8], r: &SecretRef) -> Result<SecretString, ResolveError> {
+pub(crate) fn interpret(
+    status: u16,
+    body: &[u8],
+    r: &SecretRef,
+) -> Result<SecretString, ResolveError> {
     let mut doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let result = match status {
         200 => field(&doc, r),
@@ -57,7 +61,11 @@ fn field(doc: &Value, r: &SecretRef) -> Result<SecretString, ResolveError> {
         )),
         None if data.is_some_and(Value::is_object) => Err(ResolveError::new(
             ErrorCode::SecretFieldMissing,
-            format!("the secret at {} has no field `{}`", r.kv2_data_path(), r.field()),
+            format!(
+                "the secret at {} has no field `{}`",
+                r.kv2_data_path(),
+                r.field()
+            ),
         )),
         // 200 without data: a version whose data is gone but that Vault
         // still answers for. Classify it by its metadata like a 404.
@@ -83,7 +91,10 @@ fn not_found(doc: &Value, r: &SecretRef) -> ResolveError {
     if destroyed {
         ResolveError::new(
             ErrorCode::SecretVersionDestroyed,
-            format!("{version} of {} was destroyed; write a new version", r.kv2_data_path()),
+            format!(
+                "{version} of {} was destroyed; write a new version",
+                r.kv2_data_path()
+            ),
         )
     } else if deleted {
         ResolveError::new(
@@ -140,7 +151,8 @@ mod tests {
 
     #[test]
     fn reads_the_field() {
-        let body = r#"{"data":{"data":{"token":"ghp_FAKEFAKEFAKE","n":1},"metadata":{"version":3}}}"#;
+        let body =
+            r#"{"data":{"data":{"token":"ghp_FAKEFAKEFAKE","n":1},"metadata":{"version":3}}}"#;
         let v = interpret(200, body.as_bytes(), &r("vault://kv/a/b#token")).unwrap();
         assert_eq!(v.expose_secret(), "ghp_FAKEFAKEFAKE");
         let e = interpret(200, body.as_bytes(), &r("vault://kv/a/b#n")).unwrap_err();
@@ -156,11 +168,17 @@ mod tests {
         assert_eq!(code(404, r#"{"errors":[]}"#), ErrorCode::SecretNotFound);
         assert_eq!(code(404, ""), ErrorCode::SecretNotFound);
         assert_eq!(
-            code(404, r#"{"data":{"data":null,"metadata":{"deletion_time":"2026-11-28T18:48:20Z","destroyed":false,"version":1}}}"#),
+            code(
+                404,
+                r#"{"data":{"data":null,"metadata":{"deletion_time":"2026-11-28T18:48:20Z","destroyed":false,"version":1}}}"#
+            ),
             ErrorCode::SecretVersionDeleted
         );
         assert_eq!(
-            code(404, r#"{"data":{"data":null,"metadata":{"deletion_time":"","destroyed":true,"version":2}}}"#),
+            code(
+                404,
+                r#"{"data":{"data":null,"metadata":{"deletion_time":"","destroyed":true,"version":2}}}"#
+            ),
             ErrorCode::SecretVersionDestroyed
         );
         assert_eq!(code(500, "{}"), ErrorCode::VaultUnavailable);

@@ -53,14 +53,21 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let zeroed = |codes: &[ErrorCode]| {
-            let mut m: BTreeMap<&'static str, u64> = codes.iter().map(|c| (c.as_str(), 0)).collect();
+            let mut m: BTreeMap<&'static str, u64> =
+                codes.iter().map(|c| (c.as_str(), 0)).collect();
             m.insert("ok", 0);
             m
         };
         Metrics {
             resolutions: Mutex::new(zeroed(&RESOLVE_CODES)),
-            logins: Mutex::new(zeroed(&[ErrorCode::VaultAuthFailed, ErrorCode::VaultUnavailable])),
-            renewals: Mutex::new(zeroed(&[ErrorCode::VaultAuthFailed, ErrorCode::VaultUnavailable])),
+            logins: Mutex::new(zeroed(&[
+                ErrorCode::VaultAuthFailed,
+                ErrorCode::VaultUnavailable,
+            ])),
+            renewals: Mutex::new(zeroed(&[
+                ErrorCode::VaultAuthFailed,
+                ErrorCode::VaultUnavailable,
+            ])),
             buckets: Default::default(),
             count: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
@@ -104,32 +111,39 @@ impl Metrics {
     /// How many resolutions ended with `outcome` (`None` = success).
     pub fn resolutions(&self, outcome: Option<ErrorCode>) -> u64 {
         let m = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(outcome.map_or("ok", ErrorCode::as_str)).copied().unwrap_or(0)
+        m.get(outcome.map_or("ok", ErrorCode::as_str))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// How many logins ended with `outcome` (`None` = success).
     pub fn logins(&self, outcome: Option<ErrorCode>) -> u64 {
         let m = self.logins.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(outcome.map_or("ok", ErrorCode::as_str)).copied().unwrap_or(0)
+        m.get(outcome.map_or("ok", ErrorCode::as_str))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// How many renewals ended with `outcome` (`None` = success).
     pub fn renewals(&self, outcome: Option<ErrorCode>) -> u64 {
         let m = self.renewals.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(outcome.map_or("ok", ErrorCode::as_str)).copied().unwrap_or(0)
+        m.get(outcome.map_or("ok", ErrorCode::as_str))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Renders every series in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, map: &Mutex<BTreeMap<&'static str, u64>>| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let m = map.lock().unwrap_or_else(|p| p.into_inner());
-            for (outcome, n) in m.iter() {
-                let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {n}");
-            }
-        };
+        let counter =
+            |out: &mut String, name: &str, help: &str, map: &Mutex<BTreeMap<&'static str, u64>>| {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} counter");
+                let m = map.lock().unwrap_or_else(|p| p.into_inner());
+                for (outcome, n) in m.iter() {
+                    let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {n}");
+                }
+            };
         counter(
             &mut out,
             "vaultref_resolutions_total",
@@ -137,10 +151,17 @@ impl Metrics {
             &self.resolutions,
         );
         let name = "vaultref_resolution_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Time to resolve one ref, Vault round trips included.");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to resolve one ref, Vault round trips included."
+        );
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");

@@ -41,7 +41,8 @@ impl Resolver {
     /// jobs that need no secret) while Vault is down. Fails only on settings
     /// (`config_invalid`).
     pub async fn new(config: VaultConfig) -> Result<Resolver, ResolveError> {
-        let policy = RefPolicy::default().with_allowed_mounts(config.allowed_mounts.iter().cloned());
+        let policy =
+            RefPolicy::default().with_allowed_mounts(config.allowed_mounts.iter().cloned());
         let transport = Arc::new(Transport::new(&config)?);
         let metrics = Arc::new(Metrics::default());
         let tokens = Arc::new(TokenManager::new(
@@ -115,7 +116,11 @@ impl Resolver {
         self.resolve(&parsed, job_id).await
     }
 
-    async fn resolve_inner(&self, r: &SecretRef, job: &JobId) -> Result<SecretString, ResolveError> {
+    async fn resolve_inner(
+        &self,
+        r: &SecretRef,
+        job: &JobId,
+    ) -> Result<SecretString, ResolveError> {
         if let Err(e) = self.policy.check_parsed(r, &ScopeContext::default()) {
             return Err(ResolveError::new(e.code(), e.message()));
         }
@@ -130,7 +135,10 @@ impl Resolver {
                 503 => {
                     return Err(ResolveError::new(
                         ErrorCode::VaultUnavailable,
-                        format!("Vault at {} is sealed or in standby (HTTP 503)", self.transport.addr()),
+                        format!(
+                            "Vault at {} is sealed or in standby (HTTP 503)",
+                            self.transport.addr()
+                        ),
                     ));
                 }
                 s if s >= 500 || s == 429 => {

@@ -215,7 +215,8 @@ impl TokenManager {
         let full = held.full_ttl.unwrap_or_default();
         if held.issued.renewable && !full.is_zero() {
             let result = auth::renew(&self.transport, held.token(), full).await;
-            self.metrics.renewal(result.as_ref().err().map(|e| e.code()));
+            self.metrics
+                .renewal(result.as_ref().err().map(|e| e.code()));
             match result {
                 Ok(renewed) if renewed.ttl.is_some_and(|t| t >= full) => {
                     let _guard = self.login_lock.lock().await;

@@ -97,10 +97,9 @@ impl Transport {
             .build()
             .map_err(|e| ResolveError::config(format!("cannot build the HTTP client: {e}")))?;
         let namespace = match &cfg.namespace {
-            Some(ns) => Some(
-                HeaderValue::from_str(ns)
-                    .map_err(|_| ResolveError::config("VAULT_NAMESPACE is not a valid header value"))?,
-            ),
+            Some(ns) => Some(HeaderValue::from_str(ns).map_err(|_| {
+                ResolveError::config("VAULT_NAMESPACE is not a valid header value")
+            })?),
             None => None,
         };
         let job_header = HeaderName::from_bytes(cfg.job_id_header.as_bytes())
@@ -129,8 +128,12 @@ impl Transport {
         token: &SecretString,
         job: &JobId,
     ) -> Result<Reply, ResolveError> {
-        let mut token_value = HeaderValue::from_str(token.expose_secret())
-            .map_err(|_| ResolveError::new(ErrorCode::VaultAuthFailed, "the token is not a valid header value"))?;
+        let mut token_value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+            ResolveError::new(
+                ErrorCode::VaultAuthFailed,
+                "the token is not a valid header value",
+            )
+        })?;
         token_value.set_sensitive(true);
         let job_value = HeaderValue::from_str(job.as_str())
             .map_err(|_| ResolveError::config("job id is not a valid header value"))?;
@@ -184,13 +187,20 @@ impl Transport {
     /// A vaultrs client for worker-level calls, carrying `token` if given.
     /// Built per call: vaultrs keeps the token in a plain `String` inside the
     /// client, so a short-lived client keeps that copy short-lived too.
-    pub(crate) fn vaultrs(&self, token: Option<&SecretString>) -> Result<VaultClient, ResolveError> {
+    pub(crate) fn vaultrs(
+        &self,
+        token: Option<&SecretString>,
+    ) -> Result<VaultClient, ResolveError> {
         let mut settings = VaultClientSettingsBuilder::default();
         settings
             .address(&self.addr)
             .timeout(Some(self.timeout))
             // Never let vaultrs fall back to VAULT_TOKEN from the environment.
-            .token(token.map(|t| t.expose_secret().to_string()).unwrap_or_default())
+            .token(
+                token
+                    .map(|t| t.expose_secret().to_string())
+                    .unwrap_or_default(),
+            )
             .namespace(
                 self.namespace
                     .as_ref()
@@ -229,14 +239,22 @@ impl Transport {
                 format!(
                     "{what}: Vault at {} answered HTTP {code}{}",
                     self.addr,
-                    if errors.is_empty() { String::new() } else { format!(" ({errors})") }
+                    if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({errors})")
+                    }
                 ),
             ),
             Some(code) => ResolveError::new(
                 ErrorCode::VaultAuthFailed,
                 format!(
                     "{what}: Vault answered HTTP {code}{}",
-                    if errors.is_empty() { String::new() } else { format!(" ({errors})") }
+                    if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({errors})")
+                    }
                 ),
             ),
         }

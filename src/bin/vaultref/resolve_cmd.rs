@@ -63,10 +63,18 @@ pub fn run(args: ResolveArgs) -> ExitCode {
     };
     let config = match VaultConfig::from_env() {
         Ok(Some(c)) => c,
-        Ok(None) => return fail(&args, &ResolveError::not_configured(&args.secret_ref, &args.job_id)),
+        Ok(None) => {
+            return fail(
+                &args,
+                &ResolveError::not_configured(&args.secret_ref, &args.job_id),
+            );
+        }
         Err(e) => return fail(&args, &e),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
