@@ -49,16 +49,20 @@ fn git_ref() -> impl Strategy<Value = String> {
 }
 
 fn auth_ref() -> impl Strategy<Value = String> {
-    (segment(), segment(), prop::option::of(1..100u32), "[a-z_]{1,12}").prop_map(
-        |(a, b, version, field)| {
+    (
+        segment(),
+        segment(),
+        prop::option::of(1..100u32),
+        "[a-z_]{1,12}",
+    )
+        .prop_map(|(a, b, version, field)| {
             let a = a.replace('.', "x");
             let b = b.replace('.', "x");
             match version {
                 Some(v) => format!("vault://kv/moonmind/{a}/{b}?version={v}#{field}"),
                 None => format!("vault://kv/moonmind/{a}/{b}#{field}"),
             }
-        },
-    )
+        })
 }
 
 prop_compose! {
@@ -106,26 +110,44 @@ prop_compose! {
 }
 
 fn alnum(n: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".to_vec()), n)
-        .prop_map(|v| String::from_utf8(v).unwrap())
+    prop::collection::vec(
+        prop::sample::select(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".to_vec(),
+        ),
+        n,
+    )
+    .prop_map(|v| String::from_utf8(v).unwrap())
 }
 
 fn upper(n: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".to_vec()), n)
-        .prop_map(|v| String::from_utf8(v).unwrap())
+    prop::collection::vec(
+        prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".to_vec()),
+        n,
+    )
+    .prop_map(|v| String::from_utf8(v).unwrap())
 }
 
 /// A token of some rule's shape: (text to plant, the secret part of it).
 fn token() -> impl Strategy<Value = (String, String)> {
     let same = |t: String| (t.clone(), t);
     prop_oneof![
-        (prop_oneof![Just("ghp_"), Just("gho_"), Just("ghu_"), Just("ghs_"), Just("ghr_")], alnum(36))
+        (
+            prop_oneof![
+                Just("ghp_"),
+                Just("gho_"),
+                Just("ghu_"),
+                Just("ghs_"),
+                Just("ghr_")
+            ],
+            alnum(36)
+        )
             .prop_map(move |(p, s)| same(format!("{p}{s}"))),
         alnum(82).prop_map(move |s| same(format!("github_pat_{s}"))),
         alnum(30).prop_map(move |s| same(format!("hvs.{s}"))),
         alnum(24).prop_map(move |s| same(format!("s.{s}"))),
         upper(16).prop_map(move |s| same(format!("AKIA{s}"))),
-        (alnum(12), alnum(12), alnum(10)).prop_map(move |(a, b, c)| same(format!("eyJ{a}.eyJ{b}.{c}"))),
+        (alnum(12), alnum(12), alnum(10))
+            .prop_map(move |(a, b, c)| same(format!("eyJ{a}.eyJ{b}.{c}"))),
         alnum(24).prop_map(move |s| same(format!("glpat-{s}"))),
         alnum(35).prop_map(move |s| same(format!("AIza{s}"))),
         alnum(40).prop_map(move |s| same(format!(

@@ -4,6 +4,7 @@
 //! checked and found invalid (or a resolution failed), 2 usage or configuration
 //! error.
 
+mod payload_cmd;
 mod ref_cmd;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     /// Work with secret references (`vault://mount/path#field`).
     #[command(subcommand)]
     Ref(ref_cmd::RefCommand),
+    /// Work with `codex_exec` job payloads.
+    #[command(subcommand)]
+    Payload(payload_cmd::PayloadCommand),
 }
 
 /// Output format shared by the checking subcommands.
@@ -42,5 +46,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
+        Command::Payload(cmd) => payload_cmd::run(cmd),
     }
 }
