@@ -49,16 +49,20 @@ fn git_ref() -> impl Strategy<Value = String> {
 }
 
 fn auth_ref() -> impl Strategy<Value = String> {
-    (segment(), segment(), prop::option::of(1..100u32), "[a-z_]{1,12}").prop_map(
-        |(a, b, version, field)| {
+    (
+        segment(),
+        segment(),
+        prop::option::of(1..100u32),
+        "[a-z_]{1,12}",
+    )
+        .prop_map(|(a, b, version, field)| {
             let a = a.replace('.', "x");
             let b = b.replace('.', "x");
             match version {
                 Some(v) => format!("vault://kv/moonmind/{a}/{b}?version={v}#{field}"),
                 None => format!("vault://kv/moonmind/{a}/{b}#{field}"),
             }
-        },
-    )
+        })
 }
 
 prop_compose! {
@@ -106,26 +110,44 @@ prop_compose! {
 }
 
 fn alnum(n: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".to_vec()), n)
-        .prop_map(|v| String::from_utf8(v).unwrap())
+    prop::collection::vec(
+        prop::sample::select(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".to_vec(),
+        ),
+        n,
+    )
+    .prop_map(|v| String::from_utf8(v).unwrap())
 }
 
 fn upper(n: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".to_vec()), n)
-        .prop_map(|v| String::from_utf8(v).unwrap())
+    prop::collection::vec(
+        prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".to_vec()),
+        n,
+    )
+    .prop_map(|v| String::from_utf8(v).unwrap())
 }
 
 /// A token of some rule's shape: (text to plant, the secret part of it).
 fn token() -> impl Strategy<Value = (String, String)> {
     let same = |t: String| (t.clone(), t);
     prop_oneof![
-        (prop_oneof![Just("ghp_"), Just("gho_"), Just("ghu_"), Just("ghs_"), Just("ghr_")], alnum(36))
+        (
+            prop_oneof![
+                Just("ghp_"),
+                Just("gho_"),
+                Just("ghu_"),
+                Just("ghs_"),
+                Just("ghr_")
+            ],
+            alnum(36)
+        )
             .prop_map(move |(p, s)| same(format!("{p}{s}"))),
         alnum(82).prop_map(move |s| same(format!("github_pat_{s}"))),
         alnum(30).prop_map(move |s| same(format!("hvs.{s}"))),
         alnum(24).prop_map(move |s| same(format!("s.{s}"))),
         upper(16).prop_map(move |s| same(format!("AKIA{s}"))),
-        (alnum(12), alnum(12), alnum(10)).prop_map(move |(a, b, c)| same(format!("eyJ{a}.eyJ{b}.{c}"))),
+        (alnum(12), alnum(12), alnum(10))
+            .prop_map(move |(a, b, c)| same(format!("eyJ{a}.eyJ{b}.{c}"))),
         alnum(24).prop_map(move |s| same(format!("glpat-{s}"))),
         alnum(35).prop_map(move |s| same(format!("AIza{s}"))),
         alnum(40).prop_map(move |s| same(format!(
@@ -133,6 +155,18 @@ fn token() -> impl Strategy<Value = (String, String)> {
         ))),
         alnum(20).prop_map(|s| (format!("https://bot:{s}@git.example/o/r"), s)),
     ]
+}
+
+/// Whether `shown` holds the secret or any 10 consecutive alphanumerics of
+/// it: a partial echo (the tail of a token cut by a careless scrub) is a leak.
+fn leaks(shown: &str, secret: &str) -> bool {
+    if shown.contains(secret) {
+        return true;
+    }
+    secret
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|run| run.len() >= 10)
+        .any(|run| (0..=run.len() - 10).any(|i| shown.contains(&run[i..i + 10])))
 }
 
 /// Every place a string lives in `v`: (JSON pointer of the container path, is_key).
@@ -159,12 +193,17 @@ fn string_sites(v: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, b
 }
 
 fn plant(job: &mut Value, site: &(Vec<String>, bool), text: &str, form: u8) {
-    let wrap = |old: &str| match form {
-        0 => text.to_string(),
-        1 => format!("{old} {text}"),
-        _ => format!("{text} {old}"),
-    };
     let (path, is_key) = site;
+    // Forms 0-2 put the token in the text; form 3 builds a text that other
+    // steps' messages quote (a ref's mount, a reserved `*AuthRef` name), so
+    // the scrubbing of those messages is exercised, not only the lint.
+    let wrap = |old: &str| match (form, *is_key) {
+        (0, _) => text.to_string(),
+        (1, _) => format!("{old} {text}"),
+        (2, _) => format!("{text} {old}"),
+        (_, true) => format!("{text} xAuthRef"),
+        (_, false) => format!("vault://{text}/x#token"),
+    };
     let (last, parents) = path.split_last().expect("sites have a path");
     let mut cur = job;
     for p in parents {
@@ -217,7 +256,7 @@ proptest! {
         (job, _, _) in valid_job(),
         (text, secret) in token(),
         site_pick in any::<prop::sample::Index>(),
-        form in 0..3u8,
+        form in 0..4u8,
     ) {
         let mut job = job;
         let mut sites = Vec::new();
@@ -239,6 +278,53 @@ proptest! {
             errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
             errors
         );
-        prop_assert!(!shown.contains(&secret), "the output echoes the token: {}", shown);
+        prop_assert!(!leaks(&shown, &secret), "the output echoes the token: {}", shown);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Two tokens, the second often built from a piece of the first, so that
+    /// one secret sits inside another (the case that once leaked a tail when
+    /// secrets were scrubbed one at a time).
+    #[test]
+    fn overlapping_planted_tokens_are_never_echoed(
+        (job, _, _) in valid_job(),
+        (text, secret) in token(),
+        second in prop_oneof![token().prop_map(Some), Just(None)],
+        picks in (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+        forms in (0..4u8, 0..4u8),
+    ) {
+        let mut job = job;
+        let (text2, secret2) = match second {
+            Some(t) => t,
+            None => {
+                // A bearer token whose value is the last 20 characters of the
+                // first secret's longest alphanumeric run: a secret inside a secret.
+                let run = secret
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .max_by_key(|r| r.len())
+                    .unwrap_or_default();
+                let piece = run[run.len().saturating_sub(20)..].to_string();
+                (format!("Bearer {piece}"), piece)
+            }
+        };
+        let mut sites = Vec::new();
+        string_sites(&job, &mut Vec::new(), &mut sites);
+        plant(&mut job, picks.0.get(&sites), &text, forms.0);
+        let mut sites = Vec::new();
+        string_sites(&job, &mut Vec::new(), &mut sites);
+        plant(&mut job, picks.1.get(&sites), &text2, forms.1);
+        let bytes = serde_json::to_vec(&job).unwrap();
+        let errors = validate(&bytes, &ValidationOptions::default())
+            .expect_err("a job with two tokens is invalid");
+        let shown = format!(
+            "{}\n{}",
+            serde_json::to_string(&errors).unwrap(),
+            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
+        );
+        prop_assert!(!leaks(&shown, &secret), "first token echoed: {}", shown);
+        prop_assert!(!leaks(&shown, &secret2), "second token echoed: {}", shown);
     }
 }

@@ -26,7 +26,7 @@
 //! Errors come back sorted (step, pointer, code, rule) so output is
 //! deterministic. Before they are returned, every message and pointer is
 //! scrubbed: each text the lint matched, and anything the rule table still
-//! finds, is replaced by `[REDACTED:<rule>]`. Messages are written not to
+//! finds, is replaced by `[REDACTED]`. Messages are written not to
 //! quote input in the first place; the scrub is the second line, so that no
 //! code path (a ref error naming a path, say) can echo a token.
 
@@ -258,29 +258,55 @@ fn check_queue(job: &Value, queue: &QueuePolicy) -> Vec<PayloadError> {
     errors
 }
 
-/// Replaces every matched secret text, then anything the rule table still
-/// finds, with `[REDACTED:...]`.
+/// Replaces every occurrence of each text the lint matched, and every match
+/// of the rule table, with `[REDACTED]`.
+///
+/// All ranges are collected on the original text and merged before anything
+/// is replaced: replacing one secret at a time can cut another that overlaps
+/// it (one fake token inside another), after which neither is found whole
+/// and the rest of the longer one would be shown. One pass: the placeholder
+/// holds nothing secret, even where it looks like an assignment.
 fn scrub(text: &str, matched: &[secrecy::SecretString]) -> String {
-    let mut out = text.to_string();
+    let mut ranges: Vec<std::ops::Range<usize>> =
+        rules::find_tokens(text).map(|m| m.range).collect();
     for m in matched {
         let m = m.expose_secret();
-        if !m.is_empty() && out.contains(m) {
-            out = out.replace(m, "[REDACTED]");
+        if !m.is_empty() {
+            ranges.extend(text.match_indices(m).map(|(at, _)| at..at + m.len()));
         }
     }
-    // Overlapping matches (of different rules) are merged first, so that no
-    // part of any of them survives; then replaced right to left so earlier
-    // ranges stay valid. One pass: a placeholder may itself look like an
-    // assignment, and it holds nothing secret.
-    let mut merged: Vec<(std::ops::Range<usize>, &str)> = Vec::new();
-    for m in rules::find_tokens(&out) {
+    ranges.sort_by_key(|r| (r.start, r.end));
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+    for r in ranges {
         match merged.last_mut() {
-            Some((r, _)) if m.range.start < r.end => r.end = r.end.max(m.range.end),
-            _ => merged.push((m.range.clone(), m.rule_id())),
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
         }
     }
-    for (range, id) in merged.into_iter().rev() {
-        out.replace_range(range, &format!("[REDACTED:{id}]"));
+    let mut out = text.to_string();
+    for r in merged.into_iter().rev() {
+        out.replace_range(r, "[REDACTED]");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn scrub_covers_overlapping_and_nested_secrets() {
+        let long = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000";
+        let inner = "FAKEFAKEFAKEFAKEFAKE";
+        let matched = [SecretString::from(inner), SecretString::from(long)];
+        let out = scrub(&format!("mount `{long}` and {inner}!"), &matched);
+        assert_eq!(out, "mount `[REDACTED]` and [REDACTED]!");
+    }
+
+    #[test]
+    fn scrub_finds_rule_matches_it_was_not_told_about() {
+        let out = scrub("path `x/AKIAFAKEFAKEFAKEFAKE/y`", &[]);
+        assert_eq!(out, "path `x/[REDACTED]/y`");
+    }
 }

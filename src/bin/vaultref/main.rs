@@ -6,6 +6,7 @@
 
 mod git_credential_cmd;
 mod redact_cmd;
+mod payload_cmd;
 mod ref_cmd;
 mod resolve_cmd;
 mod run_cmd;
@@ -39,6 +40,9 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Mask secrets in a stream: stdin to stdout.
     Redact(redact_cmd::RedactArgs),
+    /// Work with `codex_exec` job payloads.
+    #[command(subcommand)]
+    Payload(payload_cmd::PayloadCommand),
 }
 
 /// Output format shared by the checking subcommands.
@@ -59,5 +63,6 @@ fn main() -> ExitCode {
         Command::Resolve(args) => resolve_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Redact(args) => redact_cmd::run(args),
+        Command::Payload(cmd) => payload_cmd::run(cmd),
     }
 }
