@@ -5,8 +5,8 @@
 //! error.
 
 mod git_credential_cmd;
-mod redact_cmd;
 mod payload_cmd;
+mod redact_cmd;
 mod ref_cmd;
 mod resolve_cmd;
 mod run_cmd;
