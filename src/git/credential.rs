@@ -173,9 +173,7 @@ impl CredentialSession {
         let answered = Arc::new(AtomicUsize::new(0));
         let server = Server {
             nonce: nonce.clone(),
-            protocol: remote.scheme().to_owned(),
-            host: remote.host().to_owned(),
-            path: remote.path().to_owned(),
+            remote: remote.clone(),
             username: username.to_owned(),
             token: token.clone(),
         };
@@ -222,9 +220,7 @@ impl Drop for CredentialSession {
 
 struct Server {
     nonce: Zeroizing<String>,
-    protocol: String,
-    host: String,
-    path: String,
+    remote: Remote,
     username: String,
     token: SecretString,
 }
@@ -271,13 +267,19 @@ impl Server {
         Ok(true)
     }
 
-    /// The request must name exactly the remote this session is for.
     fn matches(&self, request: &Description) -> bool {
-        let path = request.get("path").map(|p| p.trim_end_matches('/'));
-        request.get("protocol") == Some(self.protocol.as_str())
-            && request.get("host") == Some(self.host.as_str())
-            && path == Some(self.path.as_str())
+        request_matches(&self.remote, request)
     }
+}
+
+/// Whether a session for `remote` answers `request` (spec `resolver.md` G3):
+/// `protocol`, `host` (with port) and `path` (a trailing `/` ignored) must all
+/// be present and equal to the remote's. Vectors: `fixtures/git/credential.json`.
+pub fn request_matches(remote: &Remote, request: &Description) -> bool {
+    let path = request.get("path").map(|p| p.trim_end_matches('/'));
+    request.get("protocol") == Some(remote.scheme())
+        && request.get("host") == Some(remote.host())
+        && path == Some(remote.path())
 }
 
 /// The helper side: what `vaultref git-credential <operation>` does.
