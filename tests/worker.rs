@@ -90,6 +90,10 @@ async fn world(persistent: bool, tweak: impl FnOnce(&mut WorkerSettings)) -> Wor
     let mut git = GitSettings::new(env!("CARGO_BIN_EXE_vaultref"));
     git.allow_http = true;
     git.tmp_dir = Some(root.path().join("tmp"));
+    // A recording `git` first on PATH: the argv and environment of every git
+    // process land in the test root, which the leak scan reads.
+    git.program = recording_git(root.path());
+    git.path_prepend = vec![root.path().join("bin")];
     let mut settings = WorkerSettings::new("executor-01", root.path().join("work"), git);
     settings.git_base_url = format!("http://{}", server.addr());
     settings.backoff = Backoff {
@@ -107,6 +111,28 @@ async fn world(persistent: bool, tweak: impl FnOnce(&mut WorkerSettings)) -> Wor
         log,
         worker,
     }
+}
+
+fn recording_git(root: &std::path::Path) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let real = std::env::split_paths(&path)
+        .map(|d| d.join("git"))
+        .find(|p| p.is_file())
+        .expect("git not on PATH: install git");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let wrapper = root.join("bin/git");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}/argv.log'\nenv >> '{log}/env.log'\nexec '{git}' \"$@\"\n",
+            log = root.display(),
+            git = real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
 }
 
 fn job(id: &str, payload: serde_json::Value) -> WorkerJob {
@@ -135,6 +161,11 @@ impl World {
         for t in tokens {
             needles.extend(token_forms(t, &["x-access-token"]));
         }
+        let argv = std::fs::read_to_string(self.root.path().join("argv.log")).unwrap_or_default();
+        assert!(
+            argv.contains("clone"),
+            "the recording git wrapper saw no clone"
+        );
         for dir in [self.root.path(), self.server.git_dir(REPO).as_path()] {
             let hits = scan_for_needles(dir, &needles);
             assert!(hits.is_empty(), "token on disk: {hits:?}");
