@@ -87,14 +87,18 @@ impl Health {
         {
             let health = Arc::clone(self);
             let resolver = Arc::clone(resolver);
-            tokio::spawn(async move { health.probe_until_up(&resolver, backoff).await });
+            tokio::spawn(async move { Health::probe_until_up(health, &resolver, backoff).await });
         }
     }
 
-    async fn probe_until_up(&self, resolver: &Resolver, backoff: Backoff) {
+    async fn probe_until_up(self: Arc<Self>, resolver: &Resolver, backoff: Backoff) {
         let mut delay = backoff.initial;
         loop {
             tokio::time::sleep(delay).await;
+            if Arc::strong_count(&self) == 1 {
+                // The worker is gone: nobody is waiting for Vault any more.
+                return;
+            }
             self.probes.fetch_add(1, Ordering::SeqCst);
             if resolver.probe().await.is_ok() {
                 // Clear `prober_running` first: a failure racing with this
