@@ -52,7 +52,20 @@ impl World {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut settings = GitSettings::new(env!("CARGO_BIN_EXE_vaultref"));
+        // The credential helper is wrapped too: its argv is logged, which
+        // also proves git really asked it.
+        let helper = root.path().join("bin/vaultref");
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\nprintf 'helper %s\\n' \"$*\" >> '{log}/argv.log'\nexec '{bin}' \"$@\"\n",
+                log = root.path().display(),
+                bin = env!("CARGO_BIN_EXE_vaultref")
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut settings = GitSettings::new(helper);
         settings.program = wrapper;
         settings.path_prepend = vec![root.path().join("bin")];
         settings.tmp_dir = Some(root.path().join("tmp"));
@@ -125,6 +138,8 @@ fn clone_then_fetch_follows_the_remote() {
     }
     w.assert_no_leak(&[&token]);
     assert!(config_of(&dest).contains(&w.server.url(REPO)));
+    let argv = std::fs::read_to_string(w.root.path().join("argv.log")).unwrap();
+    assert!(argv.contains("helper git-credential get"), "{argv}");
 
     let main2 = w
         .server
