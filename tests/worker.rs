@@ -587,3 +587,41 @@ async fn a_worker_without_vault_fails_secret_jobs_and_runs_the_others() {
     );
     assert!(log.text().contains("job nv-2: completed"), "{}", log.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_jobs_on_a_reused_work_dir_take_turns() {
+    let w = world(false, |_| {}).await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE6001");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_tokens(REPO, &t);
+    let payload = json!({
+        "repository": REPO,
+        "instruction": "x",
+        "workdirMode": "reuse",
+        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+        "publish": {"mode": "branch"},
+    });
+    let (a, b) = (job("reuse-a", payload.clone()), job("reuse-b", payload));
+    let (act_a, act_b) = (write_file_action("a\n"), write_file_action("b\n"));
+    let (oa, ob) = tokio::join!(
+        w.worker.run_job(&a, Some(&act_a)),
+        w.worker.run_job(&b, Some(&act_b))
+    );
+    let (ca, cb) = (completed(&oa), completed(&ob));
+    assert_eq!(ca.work_dir, cb.work_dir, "reuse shares one work dir");
+    for (branch, content) in [("vaultref/reuse-a", "a\n"), ("vaultref/reuse-b", "b\n")] {
+        assert_eq!(
+            w.server
+                .read_file(REPO, &format!("refs/heads/{branch}"), "result.txt")
+                .as_deref(),
+            Some(content)
+        );
+    }
+    w.assert_no_leak(&[&t]);
+}

@@ -192,6 +192,9 @@ pub struct Worker {
     git: Git,
     health: Arc<Health>,
     sink: LogSink,
+    /// One lock per work dir: two jobs never share a checkout at the same
+    /// time (`workdirMode: reuse`, or a job id submitted twice).
+    dir_locks: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -215,6 +218,7 @@ impl Worker {
             resolver,
             health: Arc::new(Health::default()),
             sink,
+            dir_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -354,8 +358,14 @@ impl Worker {
             None => None,
         };
 
-        // 5.-7a. Prepare, act, commit: blocking work on the blocking pool.
+        // 5.-7a. Prepare, act, commit: blocking work on the blocking pool,
+        // holding the work dir's lock until the job ends.
         let work_dir = self.work_dir(wj)?;
+        let dir_lock = {
+            let mut locks = self.dir_locks.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(locks.entry(work_dir.clone()).or_default())
+        };
+        let _dir_guard = dir_lock.lock().await;
         let git_job = self.git.begin_job()?;
         let redactor = log.redactor();
         let git_job = git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
