@@ -33,6 +33,9 @@
 //! Everything the worker logs goes through the job's redactor ([`log`]),
 //! including git's stderr and the action's output.
 //!
+//! Jobs may run concurrently; a lock per work dir makes jobs that share one
+//! (`workdirMode: reuse` on the same repository) take turns.
+//!
 //! Trade-off: git and the action are blocking processes run on Tokio's
 //! blocking pool, so a job holds one blocking thread while git runs; Vault
 //! calls stay async so that degraded-mode timeouts are exact.
