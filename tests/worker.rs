@@ -625,3 +625,59 @@ async fn concurrent_jobs_on_a_reused_work_dir_take_turns() {
     }
     w.assert_no_leak(&[&t]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_cannot_reconfigure_git_for_the_push() {
+    let w = world(false, |_| {}).await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7001");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_tokens(REPO, &t);
+    let base = format!("http://{}/", w.server.addr());
+    // A hostile action: a URL-specific proxy (overrides a plain http.proxy),
+    // a storing helper, and a clean filter that would run at `git add`.
+    let hostile = JobAction::Callback(Arc::new(move |ctx| {
+        let cfg = ctx.work_dir.join(".git/config");
+        let mut text = std::fs::read_to_string(&cfg).map_err(|e| e.to_string())?;
+        text.push_str(&format!(
+            "[http \"{base}\"]\n\tproxy = http://127.0.0.1:9\n[credential]\n\thelper = store\n\
+             [filter \"x\"]\n\tclean = touch filter-ran && cat\n"
+        ));
+        std::fs::write(&cfg, text).map_err(|e| e.to_string())?;
+        std::fs::write(ctx.work_dir.join(".gitattributes"), "*.txt filter=x\n")
+            .map_err(|e| e.to_string())?;
+        std::fs::write(ctx.work_dir.join("result.txt"), "r\n").map_err(|e| e.to_string())
+    }));
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "hostile-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                    "publish": {"mode": "branch"},
+                }),
+            ),
+            Some(&hostile),
+        )
+        .await;
+    let c = completed(&o);
+    assert!(
+        !c.work_dir.join("filter-ran").exists(),
+        "the action's filter ran"
+    );
+    assert_eq!(
+        w.server
+            .read_file(REPO, "refs/heads/vaultref/hostile-1", "result.txt")
+            .as_deref(),
+        Some("r\n")
+    );
+    w.assert_no_leak(&[&t]);
+}

@@ -32,6 +32,8 @@
 //! `http.sslVerify=true` and `protocol.allow=never` with only `https` (and
 //! `http` for test servers) allowed; pushes name the remote URL explicitly,
 //! never `origin`, and only clone/fetch/push get a credential session at all.
+//! (The worker also puts back its own `.git/config` after the action, since a
+//! URL-specific `http.<url>.proxy` would override the plain `http.proxy=`.)
 //!
 //! git's stderr can echo URLs and server messages; it reaches a [`GitError`]
 //! message only through the [`StderrFilter`] (the redactor, with the job's

@@ -401,14 +401,29 @@ impl Worker {
                     if checkout.cloned { "cloned" } else { "fetched" }
                 ));
                 if let Some(action) = &action {
+                    // The action may rewrite `.git/config` (URL-specific proxy
+                    // or sslVerify, filters, helpers); put back the worker's own
+                    // before git runs again in this directory.
+                    let config_path = work_dir.join(".git").join("config");
+                    let trusted_config = std::fs::read(&config_path).map_err(|e| {
+                        fail(
+                            ErrorCode::GitFailed,
+                            format!("cannot read .git/config: {e}"),
+                        )
+                    })?;
                     let ctx = ActionContext {
                         job_id: &id,
                         instruction: &instruction,
                         work_dir: &work_dir,
                     };
-                    action
-                        .run(&ctx, &action_log)
-                        .map_err(|m| fail(ErrorCode::ActionFailed, m))?;
+                    let result = action.run(&ctx, &action_log);
+                    restore_file(&config_path, &trusted_config).map_err(|e| {
+                        fail(
+                            ErrorCode::GitFailed,
+                            format!("cannot restore .git/config: {e}"),
+                        )
+                    })?;
+                    result.map_err(|m| fail(ErrorCode::ActionFailed, m))?;
                 }
                 let commit = if publishing {
                     git_job.commit_all(&work_dir, &branch, &format!("vaultref job {id}"))?
@@ -553,6 +568,17 @@ impl From<GitError> for JobEnd {
     fn from(e: GitError) -> JobEnd {
         JobEnd::Failed(e.into())
     }
+}
+
+/// Replaces `path` with `content`, even if the action made it a directory or
+/// a symlink.
+fn restore_file(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    std::fs::write(path, content)
 }
 
 fn publishes(job: &CodexExecJob) -> bool {
