@@ -49,6 +49,9 @@ use super::error::ResolveError;
 use super::job::JobId;
 use crate::ErrorCode;
 
+/// The largest answer accepted from Vault for a job-bound request.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
 /// The status and body of a job-bound request. The body is zeroized on drop:
 /// it may hold secret data.
 pub(crate) struct Reply {
@@ -146,15 +149,29 @@ impl Transport {
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.clone());
         }
-        let resp = req.send().await.map_err(|e| self.send_error(&e))?;
+        let mut resp = req.send().await.map_err(|e| self.send_error(&e))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
-        // `Bytes` cannot be zeroized in place; copy once into a zeroizing
-        // buffer and let the original go (best effort, see the module doc).
-        Ok(Reply {
-            status,
-            body: Zeroizing::new(body.to_vec()),
-        })
+        // Read chunk by chunk into a zeroizing buffer, with a cap: a KV v2
+        // answer is a few KiB, and a confused server must not make us
+        // buffer without bound. (Each `Bytes` chunk itself cannot be
+        // zeroized; best effort, see the module doc.)
+        // Reserve up front so growth does not leave unzeroized copies behind.
+        let hint = resp.content_length().unwrap_or(16 * 1024) as usize;
+        let mut body = Zeroizing::new(Vec::with_capacity(hint.min(MAX_BODY)));
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.send_error(&e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(ResolveError::new(
+                    ErrorCode::VaultUnavailable,
+                    format!(
+                        "Vault at {} sent an answer larger than {} KiB",
+                        self.addr,
+                        MAX_BODY / 1024
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply { status, body })
     }
 
     /// `GET /v1/sys/health`: the HTTP status (200 active, 429 standby,
