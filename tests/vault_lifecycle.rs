@@ -202,3 +202,33 @@ async fn survives_an_outage_with_data_kept() {
     );
     assert_eq!(res.metrics_handle().logins(None), 1);
 }
+
+/// Many jobs find the token dead at once: one login, not one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_jobs_with_a_dead_token_logs_in_once() {
+    let v = vault().await;
+    let r = seed(&v).await;
+    let cfg = v
+        .approle_config("burst", &["reader"], "1h", "2h")
+        .await
+        .unwrap();
+    let res = std::sync::Arc::new(Resolver::new(cfg).await.unwrap());
+    res.resolve(&r, "job-first").await.unwrap();
+    v.request(
+        "PUT",
+        "sys/leases/revoke-prefix/auth/approle/login",
+        Some(json!({})),
+    )
+    .await
+    .unwrap();
+    let jobs: Vec<_> = (0..8)
+        .map(|i| {
+            let (res, r) = (res.clone(), r.clone());
+            tokio::spawn(async move { res.resolve(&r, &format!("job-burst-{i}")).await })
+        })
+        .collect();
+    for job in jobs {
+        assert_eq!(job.await.unwrap().unwrap().expose_secret(), VALUE);
+    }
+    assert_eq!(res.metrics_handle().logins(None), 2);
+}
