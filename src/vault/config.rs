@@ -293,9 +293,7 @@ fn validate(
         )));
     }
     let header_ok = |v: &str| v.bytes().all(|b| b.is_ascii_graphic());
-    if let Some(ns) = &s.namespace
-        && !header_ok(ns)
-    {
+    if s.namespace.as_deref().is_some_and(|ns| !header_ok(ns)) {
         return Err(ResolveError::config(
             "VAULT_NAMESPACE has characters that cannot go in a header",
         ));

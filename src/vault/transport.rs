@@ -234,45 +234,67 @@ impl Transport {
             .map_err(|e| ResolveError::config(format!("cannot build the Vault client: {e}")))
     }
 
-    /// Classifies a vaultrs error from a login or renewal: 5xx, 429 and
-    /// transport failures are `vault_unavailable`; any other answer means
-    /// the credentials were refused (`vault_auth_failed`). Only the status and
-    /// Vault's own error strings (never a body) go into the message.
+    /// Classifies a vaultrs error from a login or renewal.
+    ///
+    /// - no answer (connection, timeout), 5xx and 429: `vault_unavailable`,
+    ///   worth retrying later with backoff;
+    /// - any other HTTP status, and an answer without a usable token (vaultrs
+    ///   cannot parse it, or `auth` is empty, as OpenBao answers a renewal
+    ///   in the last second of a token's max TTL): `vault_auth_failed`, so the
+    ///   caller logs in again rather than waiting.
+    ///
+    /// Only the status and Vault's own error strings (never a body) go into
+    /// the message.
     pub(crate) fn classify(&self, what: &str, e: &ClientError) -> ResolveError {
-        let (status, errors) = match e {
-            ClientError::APIError { code, errors } => (Some(*code), errors.join("; ")),
+        use rustify::errors::ClientError as Rest;
+        let detail = |errors: &[String]| {
+            if errors.is_empty() {
+                String::new()
+            } else {
+                // Vault's multi-error strings span lines; keep messages on one.
+                let joined = errors.join("; ");
+                format!(
+                    " ({})",
+                    joined.split_whitespace().collect::<Vec<_>>().join(" ")
+                )
+            }
+        };
+        let status = match e {
+            ClientError::APIError { code, errors } => Some((*code, detail(errors))),
             ClientError::RestClientError {
-                source: rustify::errors::ClientError::ServerResponseError { code, .. },
-            } => (Some(*code), String::new()),
-            _ => (None, String::new()),
+                source: Rest::ServerResponseError { code, .. },
+            } => Some((*code, String::new())),
+            ClientError::ResponseEmptyError
+            | ClientError::ResponseDataEmptyError
+            | ClientError::JsonParseError { .. }
+            | ClientError::RestClientError {
+                source:
+                    Rest::ResponseParseError { .. }
+                    | Rest::ResponseConversionError { .. }
+                    | Rest::DataParseError { .. },
+            } => {
+                return ResolveError::new(
+                    ErrorCode::VaultAuthFailed,
+                    format!("{what}: Vault answered without a usable token"),
+                );
+            }
+            _ => None,
         };
         match status {
             None => ResolveError::new(
                 ErrorCode::VaultUnavailable,
                 format!("{what}: Vault at {} is unavailable ({e})", self.addr),
             ),
-            Some(code) if code >= 500 || code == 429 => ResolveError::new(
+            Some((code, detail)) if code >= 500 || code == 429 => ResolveError::new(
                 ErrorCode::VaultUnavailable,
                 format!(
-                    "{what}: Vault at {} answered HTTP {code}{}",
-                    self.addr,
-                    if errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({errors})")
-                    }
+                    "{what}: Vault at {} answered HTTP {code}{detail}",
+                    self.addr
                 ),
             ),
-            Some(code) => ResolveError::new(
+            Some((code, detail)) => ResolveError::new(
                 ErrorCode::VaultAuthFailed,
-                format!(
-                    "{what}: Vault answered HTTP {code}{}",
-                    if errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({errors})")
-                    }
-                ),
+                format!("{what}: Vault answered HTTP {code}{detail}"),
             ),
         }
     }
