@@ -210,9 +210,8 @@ fn free_port() -> Result<u16, TestSupportError> {
 fn random_hex(bytes: usize) -> String {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(&mut buf).is_ok()
-    {
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    if read.is_ok() {
         return hex::encode(buf);
     }
     // No /dev/urandom: mix time and pid; good enough for a test token.
@@ -377,9 +376,11 @@ impl TestVault {
     async fn wait_listening(&mut self) -> Result<u16, TestSupportError> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 return Err(err(format!(
                     "OpenBao exited ({status}) while starting; its log:\n{}",
                     self.log_tail()

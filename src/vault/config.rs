@@ -293,9 +293,7 @@ fn validate(
         )));
     }
     let header_ok = |v: &str| v.bytes().all(|b| b.is_ascii_graphic());
-    if let Some(ns) = &s.namespace
-        && !header_ok(ns)
-    {
+    if s.namespace.as_deref().is_some_and(|ns| !header_ok(ns)) {
         return Err(ResolveError::config(
             "VAULT_NAMESPACE has characters that cannot go in a header",
         ));
@@ -562,6 +560,15 @@ mod tests {
                 other => panic!("wrong auth {}", other.method()),
             }
         }
+        // The conformance protocol's `configure.vault` object (protocol.md §3.2).
+        let protocol = serde_json::json!({
+            "addr": "http://127.0.0.1:41234",
+            "auth": {"method": "approle", "mount": "approle",
+                     "role_id_file": role, "secret_id_file": secret},
+            "job_id_header": "X-Vaultref-Job-Id",
+        });
+        let cfg = VaultConfig::from_json(&protocol.to_string()).unwrap();
+        assert_eq!(cfg.auth.method(), "approle");
         let unknown = VaultConfig::from_json(r#"{"addr":"http://x:1","bogus":1}"#).unwrap_err();
         assert_eq!(unknown.code(), ErrorCode::ConfigInvalid);
     }

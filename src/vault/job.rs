@@ -70,4 +70,19 @@ mod tests {
         assert!(long.as_str().ends_with('~'));
         assert!(long.as_str().bytes().all(|b| b.is_ascii_graphic()));
     }
+
+    proptest::proptest! {
+        /// Any job id becomes a header-safe string, and short ones decode
+        /// back to exactly the original (the mapping loses nothing).
+        #[test]
+        fn encoding_is_header_safe_and_reversible(raw in "\\PC{0,80}") {
+            let id = JobId::new(&raw);
+            proptest::prop_assert!(id.as_str().bytes().all(|b| b.is_ascii_graphic()));
+            proptest::prop_assert!(reqwest::header::HeaderValue::from_str(id.as_str()).is_ok());
+            if !raw.is_empty() && id.as_str().len() < MAX_LEN {
+                let back = percent_encoding::percent_decode_str(id.as_str()).decode_utf8().unwrap();
+                proptest::prop_assert_eq!(back, raw.as_str());
+            }
+        }
+    }
 }

@@ -18,6 +18,8 @@ use super::Resolver;
 pub async fn serve_metrics(listener: TcpListener, resolver: Arc<Resolver>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: do not spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let resolver = resolver.clone();

@@ -84,9 +84,7 @@ impl TokenManager {
         let held = self.state.read().await.clone();
         if let AuthConfig::TokenFile { path } = &self.auth {
             let token = auth::read_token_file(path)?;
-            if let Some(h) = held
-                && h.token().expose_secret() == token.expose_secret()
-            {
+            if let Some(h) = held.filter(|h| h.token().expose_secret() == token.expose_secret()) {
                 return Ok(h);
             }
             let _guard = self.login_lock.lock().await;
@@ -103,9 +101,9 @@ impl TokenManager {
     pub(crate) async fn replace(&self, stale: Option<u64>) -> Result<Arc<Held>, ResolveError> {
         let _guard = self.login_lock.lock().await;
         let held = self.state.read().await.clone();
-        if let Some(h) = &held
-            && Some(h.generation) != stale
-            && !h.expired()
+        if let Some(h) = held
+            .as_ref()
+            .filter(|h| Some(h.generation) != stale && !h.expired())
         {
             // Someone else replaced it while we waited for the lock.
             return Ok(h.clone());
@@ -113,8 +111,9 @@ impl TokenManager {
         match &self.auth {
             AuthConfig::TokenFile { path } => {
                 let token = auth::read_token_file(path)?;
-                if let Some(h) = &held
-                    && h.token().expose_secret() == token.expose_secret()
+                if held
+                    .as_ref()
+                    .is_some_and(|h| h.token().expose_secret() == token.expose_secret())
                 {
                     return Err(ResolveError::new(
                         ErrorCode::VaultAuthFailed,
@@ -166,9 +165,8 @@ impl TokenManager {
         if !self.auth.can_login() {
             return;
         }
-        if let Some(h) = self.state.write().await.take()
-            && let Ok(client) = self.transport.vaultrs(Some(h.token()))
-        {
+        let held = self.state.write().await.take();
+        if let Some(client) = held.and_then(|h| self.transport.vaultrs(Some(h.token())).ok()) {
             let _ = vaultrs::token::revoke_self(&client).await;
         }
     }
@@ -232,8 +230,11 @@ impl TokenManager {
                 }
                 // Granted less than asked: the max TTL is near. Log in again.
                 Ok(_) => {}
-                Err(e) if e.code() == ErrorCode::VaultUnavailable => return Err(e),
-                // Renewal refused: the token is dead or not renewable. Log in.
+                // Renewal failed: refused, past the max TTL (OpenBao answers
+                // 500 "past the max TTL, cannot renew" in the last second),
+                // or Vault is down. Log in again; if that fails too, the
+                // caller backs off, so a dead Vault sees one renewal and one
+                // login per backoff step.
                 Err(_) => {}
             }
         }

@@ -49,6 +49,9 @@ use super::error::ResolveError;
 use super::job::JobId;
 use crate::ErrorCode;
 
+/// The largest answer accepted from Vault for a job-bound request.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
 /// The status and body of a job-bound request. The body is zeroized on drop:
 /// it may hold secret data.
 pub(crate) struct Reply {
@@ -146,15 +149,29 @@ impl Transport {
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.clone());
         }
-        let resp = req.send().await.map_err(|e| self.send_error(&e))?;
+        let mut resp = req.send().await.map_err(|e| self.send_error(&e))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
-        // `Bytes` cannot be zeroized in place; copy once into a zeroizing
-        // buffer and let the original go (best effort, see the module doc).
-        Ok(Reply {
-            status,
-            body: Zeroizing::new(body.to_vec()),
-        })
+        // Read chunk by chunk into a zeroizing buffer, with a cap: a KV v2
+        // answer is a few KiB, and a confused server must not make us
+        // buffer without bound. (Each `Bytes` chunk itself cannot be
+        // zeroized; best effort, see the module doc.)
+        // Reserve up front so growth does not leave unzeroized copies behind.
+        let hint = resp.content_length().unwrap_or(16 * 1024) as usize;
+        let mut body = Zeroizing::new(Vec::with_capacity(hint.min(MAX_BODY)));
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.send_error(&e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(ResolveError::new(
+                    ErrorCode::VaultUnavailable,
+                    format!(
+                        "Vault at {} sent an answer larger than {} KiB",
+                        self.addr,
+                        MAX_BODY / 1024
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply { status, body })
     }
 
     /// `GET /v1/sys/health`: the HTTP status (200 active, 429 standby,
@@ -217,45 +234,67 @@ impl Transport {
             .map_err(|e| ResolveError::config(format!("cannot build the Vault client: {e}")))
     }
 
-    /// Classifies a vaultrs error from a login or renewal: 5xx, 429 and
-    /// transport failures are `vault_unavailable`; any other answer means
-    /// the credentials were refused (`vault_auth_failed`). Only the status and
-    /// Vault's own error strings (never a body) go into the message.
+    /// Classifies a vaultrs error from a login or renewal.
+    ///
+    /// - no answer (connection, timeout), 5xx and 429: `vault_unavailable`,
+    ///   worth retrying later with backoff;
+    /// - any other HTTP status, and an answer without a usable token (vaultrs
+    ///   cannot parse it, or `auth` is empty, as OpenBao answers a renewal
+    ///   in the last second of a token's max TTL): `vault_auth_failed`, so the
+    ///   caller logs in again rather than waiting.
+    ///
+    /// Only the status and Vault's own error strings (never a body) go into
+    /// the message.
     pub(crate) fn classify(&self, what: &str, e: &ClientError) -> ResolveError {
-        let (status, errors) = match e {
-            ClientError::APIError { code, errors } => (Some(*code), errors.join("; ")),
+        use rustify::errors::ClientError as Rest;
+        let detail = |errors: &[String]| {
+            if errors.is_empty() {
+                String::new()
+            } else {
+                // Vault's multi-error strings span lines; keep messages on one.
+                let joined = errors.join("; ");
+                format!(
+                    " ({})",
+                    joined.split_whitespace().collect::<Vec<_>>().join(" ")
+                )
+            }
+        };
+        let status = match e {
+            ClientError::APIError { code, errors } => Some((*code, detail(errors))),
             ClientError::RestClientError {
-                source: rustify::errors::ClientError::ServerResponseError { code, .. },
-            } => (Some(*code), String::new()),
-            _ => (None, String::new()),
+                source: Rest::ServerResponseError { code, .. },
+            } => Some((*code, String::new())),
+            ClientError::ResponseEmptyError
+            | ClientError::ResponseDataEmptyError
+            | ClientError::JsonParseError { .. }
+            | ClientError::RestClientError {
+                source:
+                    Rest::ResponseParseError { .. }
+                    | Rest::ResponseConversionError { .. }
+                    | Rest::DataParseError { .. },
+            } => {
+                return ResolveError::new(
+                    ErrorCode::VaultAuthFailed,
+                    format!("{what}: Vault answered without a usable token"),
+                );
+            }
+            _ => None,
         };
         match status {
             None => ResolveError::new(
                 ErrorCode::VaultUnavailable,
                 format!("{what}: Vault at {} is unavailable ({e})", self.addr),
             ),
-            Some(code) if code >= 500 || code == 429 => ResolveError::new(
+            Some((code, detail)) if code >= 500 || code == 429 => ResolveError::new(
                 ErrorCode::VaultUnavailable,
                 format!(
-                    "{what}: Vault at {} answered HTTP {code}{}",
-                    self.addr,
-                    if errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({errors})")
-                    }
+                    "{what}: Vault at {} answered HTTP {code}{detail}",
+                    self.addr
                 ),
             ),
-            Some(code) => ResolveError::new(
+            Some((code, detail)) => ResolveError::new(
                 ErrorCode::VaultAuthFailed,
-                format!(
-                    "{what}: Vault answered HTTP {code}{}",
-                    if errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({errors})")
-                    }
-                ),
+                format!("{what}: Vault answered HTTP {code}{detail}"),
             ),
         }
     }
