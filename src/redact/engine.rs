@@ -538,27 +538,14 @@ impl RedactStream {
                     }
                 }
             }
-            // Line rules, only on lines the prefilter hits, per segment.
-            let hay = &p[..r];
-            let mut from = 0;
+            // Line rules, keyword-first, per segment.
             let mut found = Vec::new();
-            while from < r {
-                let Some(hit) = set.prefilter(hay, from) else {
-                    break;
-                };
-                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..hit]).map_or(0, |i| i + 1);
-                let le = memchr::memchr2(b'\n', b'\r', &hay[hit..]).map_or(r, |i| hit + i);
-                let seg_start = ls + (hit - ls) / SEGMENT * SEGMENT;
-                let seg_end = le.min(seg_start + SEGMENT);
-                found.clear();
-                set.line_matches(&hay[seg_start..seg_end], seg_start, &mut found);
-                spans.extend(found.iter().map(|m| Span {
-                    start: m.range.start,
-                    end: m.range.end,
-                    label: Label::Rule(rule_index(m.rule)),
-                }));
-                from = if seg_end == le { le + 1 } else { seg_end };
-            }
+            set.scan_lines(&p[..r], r, SEGMENT, &mut found);
+            spans.extend(found.iter().map(|m| Span {
+                start: m.range.start,
+                end: m.range.end,
+                label: Label::Rule(rule_index(m.rule)),
+            }));
         }
 
         spans.sort_unstable_by_key(|s| (s.start, s.label, std::cmp::Reverse(s.end)));

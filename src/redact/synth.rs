@@ -157,7 +157,11 @@ fn clean_line(rng: &mut Rng, out: &mut String) {
             let _ = writeln!(
                 out,
                 "{ts} test {}::{} ... ok",
-                rng.pick(&["secret_ref::tests", "policy::tests", "redact::engine::tests"]),
+                rng.pick(&[
+                    "secret_ref::tests",
+                    "policy::tests",
+                    "redact::engine::tests"
+                ]),
                 rng.pick(&["parses_design_example", "rejects_traversal", "chunking"])
             );
         }
@@ -199,7 +203,12 @@ fn secret_line(rng: &mut Rng, secrets: &[String], out: &mut String) -> String {
 /// About `bytes` bytes of log, with a fraction `secret_rate` of lines
 /// secret-bearing (0.0 for clean). Returns the text and the planted values,
 /// one per secret-bearing line.
-pub fn corpus(bytes: usize, secret_rate: f64, secrets: &[String], seed: u64) -> (String, Vec<String>) {
+pub fn corpus(
+    bytes: usize,
+    secret_rate: f64,
+    secrets: &[String],
+    seed: u64,
+) -> (String, Vec<String>) {
     let mut rng = Rng::new(seed);
     let mut out = String::with_capacity(bytes + 512);
     let mut planted = Vec::new();
@@ -235,7 +244,8 @@ mod tests {
         assert!(!planted.is_empty());
         let mut b = crate::redact::RedactorBuilder::new();
         for x in &s {
-            b.add_secret(&secrecy::SecretString::from(x.clone())).unwrap();
+            b.add_secret(&secrecy::SecretString::from(x.clone()))
+                .unwrap();
         }
         let out = b.build().unwrap().redact(&text);
         for p in &planted {
