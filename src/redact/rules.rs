@@ -360,14 +360,14 @@ impl RuleSet {
             (0..self.line.len()).map(|_| None).collect();
         // Per line rule: no match of it may start before this (non-overlap).
         let mut next_ok = vec![0usize; self.line.len()];
-        let (mut seg_start, mut seg_end) = (0usize, 0usize);
+        let mut seg_end = 0usize;
         for hit in self.keywords.find_iter(&hay[..limit]) {
             let p = hit.start();
             if p >= seg_end {
                 // Entering a new line or segment: its bounds, fresh state.
                 let ls = memchr::memrchr2(b'\n', b'\r', &hay[..p]).map_or(0, |i| i + 1);
                 let le = memchr::memchr2(b'\n', b'\r', &hay[p..limit]).map_or(limit, |i| p + i);
-                seg_start = ls + (p - ls) / segment * segment;
+                let seg_start = ls + (p - ls) / segment * segment;
                 seg_end = le.min(seg_start.saturating_add(segment));
                 next_ok.iter_mut().for_each(|n| *n = seg_start);
             }
