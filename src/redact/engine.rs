@@ -373,13 +373,26 @@ fn is_term(b: u8) -> bool {
 impl RedactStream {
     /// Feeds input; appends whatever can be decided to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        self.pending.extend_from_slice(input);
-        self.process(false, out);
+        if self.pending.is_empty() {
+            // Fast path: decide straight from the caller's buffer and copy
+            // only the undecided tail.
+            let used = self.process(input, false, out);
+            self.pending.extend_from_slice(&input[used..]);
+        } else {
+            self.pending.extend_from_slice(input);
+            let p = std::mem::take(&mut *self.pending);
+            let used = self.process(&p, false, out);
+            *self.pending = p;
+            self.pending.drain(..used);
+        }
     }
 
     /// Ends the stream; appends everything still held to `out`.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.process(true, out);
+        let p = std::mem::take(&mut *self.pending);
+        self.process(&p, true, out);
+        *self.pending = p;
+        self.pending.clear();
         self.region = None;
         self.pem_lf_seen = None;
     }
@@ -389,25 +402,27 @@ impl RedactStream {
         self.pending.len()
     }
 
-    fn process(&mut self, fin: bool, out: &mut Vec<u8>) {
+    /// Decides as much of `p` (the undecided bytes) as possible; returns how
+    /// many bytes were decided.
+    fn process(&mut self, p: &[u8], fin: bool, out: &mut Vec<u8>) -> usize {
+        let mut at = 0;
         loop {
-            let (r, forced) = self.ready_end(fin);
+            let (r, forced) = self.ready_end(&p[at..], fin);
             if r == 0 && !(fin && self.region.is_some()) {
-                return;
+                return at;
             }
-            self.round(r, forced, fin, out);
-            self.pending.drain(..r);
+            self.round(&p[at..], r, forced, fin, out);
+            at += r;
             self.base += r as u64;
-            if !forced {
-                return;
+            if !forced || fin {
+                return at;
             }
         }
     }
 
-    /// How many bytes of `pending` can be decided now, and whether that is a
+    /// How many bytes of `p` can be decided now, and whether that is a
     /// forced segment cut.
-    fn ready_end(&self, fin: bool) -> (usize, bool) {
-        let p = &self.pending[..];
+    fn ready_end(&self, p: &[u8], fin: bool) -> (usize, bool) {
         if fin {
             return (p.len(), false);
         }
@@ -420,15 +435,14 @@ impl RedactStream {
         }
         let mut r = last_line_start;
         if self.r.inner.multi_ac.is_some() && r > 0 {
-            r = self.multi_holdback(r);
+            r = self.multi_holdback(p, r);
         }
         (r, false)
     }
 
     /// Moves `r` back to the start of the line where a multi-line secret could
     /// still be in progress.
-    fn multi_holdback(&self, mut r: usize) -> usize {
-        let p = &self.pending[..];
+    fn multi_holdback(&self, p: &[u8], mut r: usize) -> usize {
         let inner = &self.r.inner;
         let line_start = |s: usize| memchr::memrchr2(b'\n', b'\r', &p[..s]).map_or(0, |i| i + 1);
         // Tails of the ready part that are prefixes of a multi-line form.
@@ -461,11 +475,10 @@ impl RedactStream {
     }
 
     /// Decides `pending[..r]`.
-    fn round(&mut self, r: usize, forced: bool, fin: bool, out: &mut Vec<u8>) {
+    fn round(&mut self, p: &[u8], r: usize, forced: bool, fin: bool, out: &mut Vec<u8>) {
         let inner = Arc::clone(&self.r.inner);
         let mut spans = std::mem::take(&mut self.spans);
         spans.clear();
-        let p = &self.pending[..];
 
         // Registered single-line forms, with look-ahead past a forced cut.
         let hay_end = if forced {

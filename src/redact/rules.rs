@@ -71,9 +71,9 @@ pub struct Rule {
     pub description: &'static str,
     /// How it finds it.
     pub kind: RuleKind,
-    /// Every match of a line rule starts with one of these (compared ASCII
-    /// case-insensitively). The scanner looks for keywords first and tries
-    /// the rule only where one starts; this is the rule's contract with it.
+    /// Every match of a line rule starts with one of these: exactly, or for a
+    /// case-insensitive rule in lower, Capitalised or UPPER case. The scanner
+    /// looks for keywords first and tries the rule only where one starts.
     pub keywords: &'static [&'static str],
 }
 
@@ -249,7 +249,7 @@ impl TokenMatch {
 pub struct RuleSet {
     /// Line rules: table index, anchored-capable regex, slot of group `s`.
     line: Vec<LineRule>,
-    /// Every keyword of every line rule, ASCII case-insensitive.
+    /// Every keyword of every line rule (case-insensitive ones in 3 casings).
     keywords: AhoCorasick,
     /// Per keyword: which line rules to try, at which offset inside it.
     triggers: Vec<Vec<(usize, usize)>>,
@@ -264,14 +264,28 @@ struct LineRule {
     group: Option<usize>,
 }
 
-/// Keywords of the line rules, lower-cased, with the line-rule slot of each.
+/// Keywords of the line rules with the line-rule slot of each. Keywords of
+/// a case-insensitive rule (one whose pattern has `(?i:`) are searched in
+/// three casings, `token`, `Token`, `TOKEN`: a case-sensitive search keeps
+/// the SIMD prefilter, and mixed casings (`tOkEn`) do not occur in logs.
 fn line_keywords(rules: &[Rule]) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     let mut slot = 0;
     for r in rules {
-        if let RuleKind::Line(_) = r.kind {
+        if let RuleKind::Line(p) = r.kind {
             for k in r.keywords {
-                out.push((k.to_ascii_lowercase(), slot));
+                if p.contains("(?i:") {
+                    let lower = k.to_ascii_lowercase();
+                    let mut cap = lower.clone();
+                    cap[..1].make_ascii_uppercase();
+                    for v in [lower, cap, k.to_ascii_uppercase()] {
+                        if !out.contains(&(v.clone(), slot)) {
+                            out.push((v, slot));
+                        }
+                    }
+                } else {
+                    out.push((k.to_string(), slot));
+                }
             }
             slot += 1;
         }
@@ -336,7 +350,6 @@ impl RuleSet {
             })
             .collect();
         let keywords = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(&uniq)
             .expect("rule keywords");
