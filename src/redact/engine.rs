@@ -31,6 +31,7 @@
 //! about `SEGMENT` + the longest form + the longest multi-line secret + one
 //! write, whatever the stream's length.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -163,6 +164,11 @@ impl RedactorBuilder {
     pub fn build(&self) -> Result<Redactor, RedactError> {
         let mut single: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut multi: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        // Deduplicate by a hash of each form (a linear scan is quadratic in
+        // the number of forms); equal hashes are then compared exactly.
+        let mut seen: std::collections::HashMap<u64, Vec<(bool, usize)>> =
+            std::collections::HashMap::new();
+        let hasher = std::hash::RandomState::new();
         for s in &self.secrets {
             check_len(s, self.min_len)?;
             let value = s.expose_secret();
@@ -179,12 +185,16 @@ impl RedactorBuilder {
             }
             for part in parts {
                 for form in derived_forms(part, &self.usernames) {
-                    let bucket = if form.contains(&b'\n') || form.contains(&b'\r') {
-                        &mut multi
-                    } else {
-                        &mut single
-                    };
-                    if !bucket.iter().any(|f| f[..] == form[..]) {
+                    let is_multi = form.contains(&b'\n') || form.contains(&b'\r');
+                    let h = hasher.hash_one(&form[..]);
+                    let slot = seen.entry(h).or_default();
+                    let dup = slot.iter().any(|&(m, i)| {
+                        let b = if m { &multi } else { &single };
+                        b[i][..] == form[..]
+                    });
+                    if !dup {
+                        let bucket = if is_multi { &mut multi } else { &mut single };
+                        slot.push((is_multi, bucket.len()));
                         bucket.push(form);
                     }
                 }
