@@ -31,6 +31,7 @@
 //! about `SEGMENT` + the longest form + the longest multi-line secret + one
 //! write, whatever the stream's length.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -163,6 +164,11 @@ impl RedactorBuilder {
     pub fn build(&self) -> Result<Redactor, RedactError> {
         let mut single: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut multi: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        // Deduplicate by a hash of each form (a linear scan is quadratic in
+        // the number of forms); equal hashes are then compared exactly.
+        let mut seen: std::collections::HashMap<u64, Vec<(bool, usize)>> =
+            std::collections::HashMap::new();
+        let hasher = std::hash::RandomState::new();
         for s in &self.secrets {
             check_len(s, self.min_len)?;
             let value = s.expose_secret();
@@ -179,12 +185,16 @@ impl RedactorBuilder {
             }
             for part in parts {
                 for form in derived_forms(part, &self.usernames) {
-                    let bucket = if form.contains(&b'\n') || form.contains(&b'\r') {
-                        &mut multi
-                    } else {
-                        &mut single
-                    };
-                    if !bucket.iter().any(|f| f[..] == form[..]) {
+                    let is_multi = form.contains(&b'\n') || form.contains(&b'\r');
+                    let h = hasher.hash_one(&form[..]);
+                    let slot = seen.entry(h).or_default();
+                    let dup = slot.iter().any(|&(m, i)| {
+                        let b = if m { &multi } else { &single };
+                        b[i][..] == form[..]
+                    });
+                    if !dup {
+                        let bucket = if is_multi { &mut multi } else { &mut single };
+                        slot.push((is_multi, bucket.len()));
                         bucket.push(form);
                     }
                 }
@@ -373,13 +383,26 @@ fn is_term(b: u8) -> bool {
 impl RedactStream {
     /// Feeds input; appends whatever can be decided to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        self.pending.extend_from_slice(input);
-        self.process(false, out);
+        if self.pending.is_empty() {
+            // Fast path: decide straight from the caller's buffer and copy
+            // only the undecided tail.
+            let used = self.process(input, false, out);
+            self.pending.extend_from_slice(&input[used..]);
+        } else {
+            self.pending.extend_from_slice(input);
+            let p = std::mem::take(&mut *self.pending);
+            let used = self.process(&p, false, out);
+            *self.pending = p;
+            self.pending.drain(..used);
+        }
     }
 
     /// Ends the stream; appends everything still held to `out`.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.process(true, out);
+        let p = std::mem::take(&mut *self.pending);
+        self.process(&p, true, out);
+        *self.pending = p;
+        self.pending.clear();
         self.region = None;
         self.pem_lf_seen = None;
     }
@@ -389,25 +412,27 @@ impl RedactStream {
         self.pending.len()
     }
 
-    fn process(&mut self, fin: bool, out: &mut Vec<u8>) {
+    /// Decides as much of `p` (the undecided bytes) as possible; returns how
+    /// many bytes were decided.
+    fn process(&mut self, p: &[u8], fin: bool, out: &mut Vec<u8>) -> usize {
+        let mut at = 0;
         loop {
-            let (r, forced) = self.ready_end(fin);
+            let (r, forced) = self.ready_end(&p[at..], fin);
             if r == 0 && !(fin && self.region.is_some()) {
-                return;
+                return at;
             }
-            self.round(r, forced, fin, out);
-            self.pending.drain(..r);
+            self.round(&p[at..], r, forced, fin, out);
+            at += r;
             self.base += r as u64;
-            if !forced {
-                return;
+            if !forced || fin {
+                return at;
             }
         }
     }
 
-    /// How many bytes of `pending` can be decided now, and whether that is a
+    /// How many bytes of `p` can be decided now, and whether that is a
     /// forced segment cut.
-    fn ready_end(&self, fin: bool) -> (usize, bool) {
-        let p = &self.pending[..];
+    fn ready_end(&self, p: &[u8], fin: bool) -> (usize, bool) {
         if fin {
             return (p.len(), false);
         }
@@ -420,15 +445,14 @@ impl RedactStream {
         }
         let mut r = last_line_start;
         if self.r.inner.multi_ac.is_some() && r > 0 {
-            r = self.multi_holdback(r);
+            r = self.multi_holdback(p, r);
         }
         (r, false)
     }
 
     /// Moves `r` back to the start of the line where a multi-line secret could
     /// still be in progress.
-    fn multi_holdback(&self, mut r: usize) -> usize {
-        let p = &self.pending[..];
+    fn multi_holdback(&self, p: &[u8], mut r: usize) -> usize {
         let inner = &self.r.inner;
         let line_start = |s: usize| memchr::memrchr2(b'\n', b'\r', &p[..s]).map_or(0, |i| i + 1);
         // Tails of the ready part that are prefixes of a multi-line form.
@@ -461,11 +485,10 @@ impl RedactStream {
     }
 
     /// Decides `pending[..r]`.
-    fn round(&mut self, r: usize, forced: bool, fin: bool, out: &mut Vec<u8>) {
+    fn round(&mut self, p: &[u8], r: usize, forced: bool, fin: bool, out: &mut Vec<u8>) {
         let inner = Arc::clone(&self.r.inner);
         let mut spans = std::mem::take(&mut self.spans);
         spans.clear();
-        let p = &self.pending[..];
 
         // Registered single-line forms, with look-ahead past a forced cut.
         let hay_end = if forced {
@@ -538,27 +561,14 @@ impl RedactStream {
                     }
                 }
             }
-            // Line rules, only on lines the prefilter hits, per segment.
-            let hay = &p[..r];
-            let mut from = 0;
+            // Line rules, keyword-first, per segment.
             let mut found = Vec::new();
-            while from < r {
-                let Some(hit) = set.prefilter(hay, from) else {
-                    break;
-                };
-                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..hit]).map_or(0, |i| i + 1);
-                let le = memchr::memchr2(b'\n', b'\r', &hay[hit..]).map_or(r, |i| hit + i);
-                let seg_start = ls + (hit - ls) / SEGMENT * SEGMENT;
-                let seg_end = le.min(seg_start + SEGMENT);
-                found.clear();
-                set.line_matches(&hay[seg_start..seg_end], seg_start, &mut found);
-                spans.extend(found.iter().map(|m| Span {
-                    start: m.range.start,
-                    end: m.range.end,
-                    label: Label::Rule(rule_index(m.rule)),
-                }));
-                from = if seg_end == le { le + 1 } else { seg_end };
-            }
+            set.scan_lines(&p[..r], r, SEGMENT, &mut found);
+            spans.extend(found.iter().map(|m| Span {
+                start: m.range.start,
+                end: m.range.end,
+                label: Label::Rule(rule_index(m.rule)),
+            }));
         }
 
         spans.sort_unstable_by_key(|s| (s.start, s.label, std::cmp::Reverse(s.end)));

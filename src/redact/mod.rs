@@ -34,6 +34,7 @@ pub mod forms;
 pub mod io;
 pub mod literal;
 pub mod rules;
+pub mod synth;
 
 pub use engine::{
     DEFAULT_MIN_SECRET_LENGTH, DEFAULT_REPLACEMENT, RedactError, RedactStream, Redactor,
