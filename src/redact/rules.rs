@@ -33,7 +33,10 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use regex::Regex;
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, PatternID, meta};
 
 /// How a rule matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +71,10 @@ pub struct Rule {
     pub description: &'static str,
     /// How it finds it.
     pub kind: RuleKind,
+    /// Every match of a line rule starts with one of these: exactly, or for a
+    /// case-insensitive rule in lower, Capitalised or UPPER case. The scanner
+    /// looks for keywords first and tries the rule only where one starts.
+    pub keywords: &'static [&'static str],
 }
 
 /// The rule table, in priority order (when two rules' matches start at the
@@ -77,36 +84,43 @@ static RULES: &[Rule] = &[
         id: "github-pat",
         description: "GitHub classic personal access token (ghp_ + 36 or more alphanumerics)",
         kind: RuleKind::Line(r"ghp_[A-Za-z0-9]{36,}"),
+        keywords: &["ghp_"],
     },
     Rule {
         id: "github-oauth",
         description: "GitHub OAuth access token (gho_)",
         kind: RuleKind::Line(r"gho_[A-Za-z0-9]{36,}"),
+        keywords: &["gho_"],
     },
     Rule {
         id: "github-user-to-server",
         description: "GitHub App user-to-server token (ghu_)",
         kind: RuleKind::Line(r"ghu_[A-Za-z0-9]{36,}"),
+        keywords: &["ghu_"],
     },
     Rule {
         id: "github-server-to-server",
         description: "GitHub App installation token (ghs_)",
         kind: RuleKind::Line(r"ghs_[A-Za-z0-9]{36,}"),
+        keywords: &["ghs_"],
     },
     Rule {
         id: "github-refresh",
         description: "GitHub refresh token (ghr_)",
         kind: RuleKind::Line(r"ghr_[A-Za-z0-9]{36,}"),
+        keywords: &["ghr_"],
     },
     Rule {
         id: "github-fine-grained-pat",
         description: "GitHub fine-grained personal access token (github_pat_ + 82 or more word characters)",
         kind: RuleKind::Line(r"github_pat_[A-Za-z0-9_]{82,}"),
+        keywords: &["github_pat_"],
     },
     Rule {
         id: "vault-token",
         description: "HashiCorp Vault 1.10+ service, batch or recovery token (hvs. hvb. hvr.)",
         kind: RuleKind::Line(r"hv[sbr]\.[A-Za-z0-9_-]{24,}"),
+        keywords: &["hvs.", "hvb.", "hvr."],
     },
     Rule {
         id: "vault-legacy-token",
@@ -114,26 +128,31 @@ static RULES: &[Rule] = &[
         kind: RuleKind::Line(
             r"(?-u:\b)[sr]\.[A-Za-z0-9]{24}(?-u:\b)|(?-u:\b)b\.[A-Za-z0-9_-]{80,}",
         ),
+        keywords: &["s.", "r.", "b."],
     },
     Rule {
         id: "aws-access-key-id",
         description: "AWS access key id (AKIA, ASIA, ABIA, ACCA, A3T. + 16 upper-case alphanumerics)",
         kind: RuleKind::Line(r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?-u:\b)"),
+        keywords: &["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
     },
     Rule {
         id: "gitlab-pat",
         description: "GitLab personal access token (glpat- + 20 or more)",
         kind: RuleKind::Line(r"glpat-[A-Za-z0-9_-]{20,}"),
+        keywords: &["glpat-"],
     },
     Rule {
         id: "google-api-key",
         description: "Google API key (AIza + 35)",
         kind: RuleKind::Line(r"AIza[A-Za-z0-9_-]{35}"),
+        keywords: &["AIza"],
     },
     Rule {
         id: "jwt",
         description: "JSON Web Token: eyJ header . eyJ payload . optional signature",
         kind: RuleKind::Line(r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+        keywords: &["eyJ"],
     },
     Rule {
         id: "private-key",
@@ -142,6 +161,7 @@ static RULES: &[Rule] = &[
             begin: r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
             end: r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
         },
+        keywords: &["-----BEGIN"],
     },
     Rule {
         id: "authorization-header",
@@ -149,28 +169,42 @@ static RULES: &[Rule] = &[
         kind: RuleKind::Line(
             r#"(?i:authorization)["']?[ \t]*[:=][ \t]*["']?(?i:bearer|basic|token)[ \t]+(?P<s>[^ \t\r\n"',;]+)"#,
         ),
+        keywords: &["authorization"],
     },
     Rule {
         id: "bearer-token",
         description: "A bare `Bearer <token>` of 16 or more token characters",
         kind: RuleKind::Line(r"(?-u:\b)(?i:bearer)[ \t]+(?P<s>[A-Za-z0-9._~+/-]{16,}=*)"),
+        keywords: &["bearer"],
     },
     Rule {
         id: "url-password",
         description: "The password part of URL user-info (scheme://user:PASSWORD@host)",
         kind: RuleKind::Line(r"://[^ \t\r\n:/?#@]*:(?P<s>[^ \t\r\n/?#@]+)@"),
+        keywords: &["://"],
     },
     Rule {
         id: "git-credential-password",
         description: "A git credential-helper `password=` line (the whole rest of the line)",
-        kind: RuleKind::Line(r"(?m:^)password=(?P<s>[^\r\n]+)"),
+        kind: RuleKind::Line(r"(?mR:^)password=(?P<s>[^\r\n]+)"),
+        keywords: &["password="],
     },
     Rule {
         id: "secret-assignment",
-        description: "A token=, password=, secret=, api_key=, access_key=, credential= style assignment (`=` or `:`) of 8 or more characters",
+        description: "A token=, password=, secret=, api_key=, access_key=, credential= style assignment of 8 or more characters (`:` needs a space or quote after it, so `user:token@host` is left to url-password)",
         kind: RuleKind::Line(
-            r#"(?i:token|passw(?:or)?d|secret|api_?key|access_?key|credentials?)["']?[ \t]*[:=][ \t]*["']?(?P<s>[^ \t\r\n"'`,;&]{8,})"#,
+            r#"(?i:token|passw(?:or)?d|secret|api_?key|access_?key|credentials?)["']?[ \t]*(?:=[ \t]*["']?|:[ \t]*["']|:[ \t]+)(?P<s>[^ \t\r\n"'`,;&]{8,})"#,
         ),
+        keywords: &[
+            "token",
+            "passw",
+            "secret",
+            "api_key",
+            "apikey",
+            "access_key",
+            "accesskey",
+            "credential",
+        ],
     },
 ];
 
@@ -204,14 +238,59 @@ impl TokenMatch {
 ///
 /// Compiling is done once per process ([`RuleSet::get`]); the set is
 /// immutable and shared across threads.
+///
+/// Line rules are found keyword-first: one Aho-Corasick pass (SIMD prefilter,
+/// fewer than 64 keywords) over a whole buffer finds where a keyword starts,
+/// and only there is the rule's regex run, anchored. Because every match of a
+/// rule starts with one of its keywords, this finds exactly the leftmost-first
+/// non-overlapping matches a per-line `find_iter` would, at a fraction of the
+/// cost of a DFA over the alternation of all rules.
 #[derive(Debug)]
 pub struct RuleSet {
-    /// Line rules: index into [`RULES`] and compiled regex.
-    line: Vec<(usize, Regex)>,
-    /// Alternation of every line rule, without captures: the prefilter.
-    any_line: Regex,
+    /// Line rules: table index, anchored-capable regex, slot of group `s`.
+    line: Vec<LineRule>,
+    /// Every keyword of every line rule (case-insensitive ones in 3 casings).
+    keywords: AhoCorasick,
+    /// Per keyword: which line rules to try, at which offset inside it.
+    triggers: Vec<Vec<(usize, usize)>>,
     /// PEM block rule: index, BEGIN and END regexes.
     pem: Option<(usize, Regex, Regex)>,
+}
+
+#[derive(Debug)]
+struct LineRule {
+    index: usize,
+    re: meta::Regex,
+    group: Option<usize>,
+}
+
+/// Keywords of the line rules with the line-rule slot of each. Keywords of
+/// a case-insensitive rule (one whose pattern has `(?i:`) are searched in
+/// three casings, `token`, `Token`, `TOKEN`: a case-sensitive search keeps
+/// the SIMD prefilter, and mixed casings (`tOkEn`) do not occur in logs.
+fn line_keywords(rules: &[Rule]) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let mut slot = 0;
+    for r in rules {
+        if let RuleKind::Line(p) = r.kind {
+            for k in r.keywords {
+                if p.contains("(?i:") {
+                    let lower = k.to_ascii_lowercase();
+                    let mut cap = lower.clone();
+                    cap[..1].make_ascii_uppercase();
+                    for v in [lower, cap, k.to_ascii_uppercase()] {
+                        if !out.contains(&(v.clone(), slot)) {
+                            out.push((v, slot));
+                        }
+                    }
+                } else {
+                    out.push((k.to_string(), slot));
+                }
+            }
+            slot += 1;
+        }
+    }
+    out
 }
 
 impl RuleSet {
@@ -223,55 +302,106 @@ impl RuleSet {
 
     fn compile(rules: &'static [Rule]) -> RuleSet {
         let mut line = Vec::new();
-        let mut alternation = Vec::new();
         let mut pem = None;
         for (i, r) in rules.iter().enumerate() {
             match r.kind {
                 RuleKind::Line(p) => {
-                    // The table is static and covered by tests: a bad pattern is
-                    // a programming error, not input.
-                    line.push((i, Regex::new(p).expect("rule table regex")));
-                    // Group names must be unique in one regex; the prefilter
-                    // needs no groups at all.
-                    alternation.push(format!("(?:{})", p.replace("(?P<s>", "(?:")));
+                    let re = meta::Regex::builder()
+                        .syntax(syntax::Config::new().unicode(false).utf8(false))
+                        .build(p)
+                        .expect("rule table regex");
+                    let group = re.group_info().to_index(PatternID::ZERO, "s");
+                    line.push(LineRule {
+                        index: i,
+                        re,
+                        group,
+                    });
                 }
                 RuleKind::PemBlock { begin, end } => {
-                    pem = Some((
-                        i,
-                        Regex::new(begin).expect("rule table regex"),
-                        Regex::new(end).expect("rule table regex"),
-                    ));
+                    pem = Some((i, compile(begin), compile(end)));
                 }
             }
         }
-        let any_line = Regex::new(&alternation.join("|")).expect("rule table alternation");
+        let kws = line_keywords(rules);
+        let mut uniq: Vec<String> = kws.iter().map(|(k, _)| k.clone()).collect();
+        uniq.sort();
+        uniq.dedup();
+        // A hit reports the longest keyword starting there, and the search
+        // resumes after it. So at each offset inside it, try the rules of
+        // every keyword that starts there: one inside it (`hvs.` holds `s.`)
+        // or one running past its end (`AKIA` then `AIza`). Trying too much is
+        // harmless, the anchored regex decides.
+        let triggers = uniq
+            .iter()
+            .map(|k| {
+                let mut t: Vec<(usize, usize)> = Vec::new();
+                for i in 0..k.len() {
+                    for (k2, slot) in &kws {
+                        let tail = &k[i..];
+                        if (tail.starts_with(k2.as_str()) || k2.starts_with(tail))
+                            && !t.contains(&(i, *slot))
+                        {
+                            t.push((i, *slot));
+                        }
+                    }
+                }
+                t.sort_unstable();
+                t
+            })
+            .collect();
+        let keywords = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&uniq)
+            .expect("rule keywords");
         RuleSet {
             line,
-            any_line,
+            keywords,
+            triggers,
             pem,
         }
     }
 
-    /// Where the next line-rule match at or after `from` starts, if any.
+    /// Every line-rule match lying in `hay[..limit]`, in no particular order.
     ///
-    /// This is the fast "is there anything at all" pass; matches it reports
-    /// are a superset, by line, of what [`RuleSet::line_matches`] finds.
-    pub fn prefilter(&self, text: &str, from: usize) -> Option<usize> {
-        self.any_line.find_at(text, from).map(|m| m.start())
-    }
-
-    /// Every line-rule match in one line (`line` holds no `\n` or `\r`),
-    /// offset by `base`, in rule order then position order.
-    pub fn line_matches(&self, line: &str, base: usize, out: &mut Vec<TokenMatch>) {
-        for (i, re) in &self.line {
-            for caps in re.captures_iter(line) {
-                let m = caps
-                    .name("s")
-                    .unwrap_or_else(|| caps.get(0).expect("group 0 is always present in a match"));
-                if m.start() < m.end() {
+    /// `hay` is raw bytes: logs need not be UTF-8, and every rule is ASCII.
+    /// Bytes of `hay` past `limit` are only context. Lines longer than
+    /// `segment` bytes are searched in segments of that many bytes from the
+    /// line start; a match never crosses a segment boundary.
+    pub fn scan_lines(&self, hay: &[u8], limit: usize, segment: usize, out: &mut Vec<TokenMatch>) {
+        // Captures per line rule, made on first use.
+        let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
+            (0..self.line.len()).map(|_| None).collect();
+        // Per line rule: no match of it may start before this (non-overlap).
+        let mut next_ok = vec![0usize; self.line.len()];
+        let mut seg_end = 0usize;
+        for hit in self.keywords.find_iter(&hay[..limit]) {
+            let p = hit.start();
+            if p >= seg_end {
+                // Entering a new line or segment: its bounds, fresh state.
+                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..p]).map_or(0, |i| i + 1);
+                let le = memchr::memchr2(b'\n', b'\r', &hay[p..limit]).map_or(limit, |i| p + i);
+                let seg_start = ls + (p - ls) / segment * segment;
+                seg_end = le.min(seg_start.saturating_add(segment));
+                next_ok.iter_mut().for_each(|n| *n = seg_start);
+            }
+            for &(off, slot) in &self.triggers[hit.pattern().as_usize()] {
+                let at = p + off;
+                if at < next_ok[slot] || at >= seg_end {
+                    continue;
+                }
+                let rule = &self.line[slot];
+                let c = caps[slot].get_or_insert_with(|| rule.re.create_captures());
+                let input = Input::new(&hay[..seg_end])
+                    .range(at..seg_end)
+                    .anchored(Anchored::Yes);
+                rule.re.search_captures(&input, c);
+                let Some(m) = c.get_match() else { continue };
+                next_ok[slot] = m.end();
+                let part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
+                if part.start < part.end {
                     out.push(TokenMatch {
-                        rule: &RULES[*i],
-                        range: base + m.start()..base + m.end(),
+                        rule: &RULES[rule.index],
+                        range: part.start..part.end,
                     });
                 }
             }
@@ -291,20 +421,9 @@ impl RuleSet {
     /// Every rule match in `text` (one-shot), sorted by start, then by rule
     /// order. Matches of different rules may overlap.
     pub fn find_all(&self, text: &str) -> Vec<TokenMatch> {
+        let text = text.as_bytes();
         let mut out = Vec::new();
-        // Line rules: only lines the prefilter hits are searched rule by rule.
-        let mut from = 0;
-        while let Some(hit) = self.prefilter(text, from) {
-            let start = text[..hit].rfind(['\n', '\r']).map_or(0, |i| i + 1);
-            let end = text[hit..]
-                .find(['\n', '\r'])
-                .map_or(text.len(), |i| hit + i);
-            self.line_matches(&text[start..end], start, &mut out);
-            if end >= text.len() {
-                break;
-            }
-            from = end + 1;
-        }
+        self.scan_lines(text, text.len(), usize::MAX, &mut out);
         // The PEM block rule.
         if let Some((rule, begin)) = self.pem_begin() {
             let mut from = 0;
@@ -326,28 +445,31 @@ impl RuleSet {
 }
 
 /// Where a PEM block whose BEGIN marker ends at `after_begin` ends: the end of
-/// the next END marker within [`PEM_MAX_LINES`] line feeds, else the end of
-/// the line holding the last allowed line feed's predecessor (or of the text).
-pub(crate) fn pem_block_end(set: &RuleSet, text: &str, after_begin: usize) -> usize {
-    // The search window: up to PEM_MAX_LINES line feeds, then to the end of
-    // that line.
+/// the next END marker within [`PEM_MAX_LINES`] line feeds, else just before
+/// the line feed after that many (or the end of the text).
+pub(crate) fn pem_block_end(set: &RuleSet, text: &[u8], after_begin: usize) -> usize {
     let rest = &text[after_begin..];
-    let mut window_end = rest.len();
-    let mut seen = 0;
-    for (i, b) in rest.bytes().enumerate() {
-        if b == b'\n' {
-            seen += 1;
-            if seen > PEM_MAX_LINES {
-                window_end = i;
-                break;
-            }
-        }
-    }
+    let window_end = memchr::memchr_iter(b'\n', rest)
+        .nth(PEM_MAX_LINES)
+        .unwrap_or(rest.len());
     let window = &rest[..window_end];
     match set.pem_end().and_then(|e| e.find(window)) {
         Some(m) => after_begin + m.end(),
         None => after_begin + window_end,
     }
+}
+
+/// Compiles a table pattern for byte haystacks. Unicode is off: every rule is
+/// ASCII, negated classes then also match bytes that are not UTF-8, and the
+/// DFA stays small. Because every delimiter a rule uses is ASCII, match
+/// boundaries in UTF-8 text always fall on character boundaries.
+fn compile(pattern: &str) -> Regex {
+    // The table is static and covered by tests: a bad pattern is a
+    // programming error, not input.
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .expect("rule table regex")
 }
 
 /// Position of a rule in the table (its priority).
@@ -405,10 +527,11 @@ mod tests {
     fn line_rules_never_match_a_line_terminator() {
         for r in rules() {
             if let RuleKind::Line(p) = r.kind {
-                let re = Regex::new(p).unwrap();
+                let re = compile(p);
                 for probe in ["\n", "\r", "password=\n", "password=a\nb"] {
-                    for m in re.find_iter(probe) {
-                        assert!(!m.as_str().contains(['\n', '\r']), "{}", r.id);
+                    for m in re.find_iter(probe.as_bytes()) {
+                        assert!(!m.as_bytes().contains(&b'\n'), "{}", r.id);
+                        assert!(!m.as_bytes().contains(&b'\r'), "{}", r.id);
                     }
                 }
             }
@@ -501,12 +624,51 @@ mod tests {
     }
 
     #[test]
-    fn prefilter_is_a_superset_of_line_rules() {
-        let set = RuleSet::get();
-        for line in [GHP, "password=x", "AKIAFAKEFAKEFAKE1234", "nothing here"] {
-            let mut out = Vec::new();
-            set.line_matches(line, 0, &mut out);
-            assert_eq!(!out.is_empty(), set.prefilter(line, 0).is_some(), "{line}");
+    fn keyword_scan_equals_per_line_find_iter() {
+        // The anchored keyword scan must agree with plain leftmost-first
+        // searching, rule by rule and line by line.
+        let text = format!(
+            "a hvs.{} s.FAKEfake0123456789ABCDEF\npassword=FAKEpass1 token: FAKEFAKE99 PASSWORD=FAKEpass2\r\
+             Authorization: Bearer {GHP} bearer abcdefghijklmnop1234 https://u:p@h ://x:y@z\n\
+             token=aaaaaaaa token=bbbbbbbbtoken=cccccccc AKIAFAKEFAKEFAKE1234AKIA",
+            "CAESIFAKE".repeat(4)
+        );
+        let mut scanned: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+        let mut v = Vec::new();
+        RuleSet::get().scan_lines(text.as_bytes(), text.len(), usize::MAX, &mut v);
+        scanned.extend(v.iter().map(|m| (m.rule_id(), m.range.clone())));
+        scanned.sort_by_key(|(id, r)| (r.start, *id));
+        let mut naive = Vec::new();
+        let mut base = 0;
+        for line in text.split(['\n', '\r']) {
+            for r in rules() {
+                if let RuleKind::Line(p) = r.kind {
+                    let re = compile(p);
+                    for c in re.captures_iter(line.as_bytes()) {
+                        let m = c.name("s").unwrap_or_else(|| c.get(0).unwrap());
+                        naive.push((r.id, base + m.start()..base + m.end()));
+                    }
+                }
+            }
+            base += line.len() + 1;
         }
+        naive.sort_by_key(|(id, r)| (r.start, *id));
+        assert_eq!(scanned, naive);
+        assert!(scanned.len() >= 12, "{scanned:?}");
+    }
+
+    #[test]
+    fn keywords_starting_inside_a_hit_are_tried() {
+        let set = RuleSet::get();
+        let mut v = Vec::new();
+        // `AKIA` is the leftmost-longest hit; `AIza` starts at its last byte.
+        let text = format!("AKIAIza{}", "F".repeat(35));
+        set.scan_lines(text.as_bytes(), text.len(), usize::MAX, &mut v);
+        assert!(v.iter().any(|m| m.rule_id() == "google-api-key"), "{v:?}");
+        let kws = line_keywords(rules());
+        assert!(
+            kws.len() < 64,
+            "keep the keyword set small for the SIMD prefilter"
+        );
     }
 }

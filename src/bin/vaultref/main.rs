@@ -5,6 +5,7 @@
 //! error.
 
 mod payload_cmd;
+mod redact_cmd;
 mod ref_cmd;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     /// Work with `codex_exec` job payloads.
     #[command(subcommand)]
     Payload(payload_cmd::PayloadCommand),
+    /// Mask secrets in a stream: stdin to stdout.
+    Redact(redact_cmd::RedactArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -47,5 +50,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
         Command::Payload(cmd) => payload_cmd::run(cmd),
+        Command::Redact(args) => redact_cmd::run(args),
     }
 }
