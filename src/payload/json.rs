@@ -111,6 +111,18 @@ mod tests {
         assert_eq!(ours, theirs);
     }
 
+    /// spec §5 step 1: nesting up to 64 levels MUST be accepted.
+    #[test]
+    fn sixty_four_levels_of_nesting_parse() {
+        let deep = format!("{}1{}", "[".repeat(64), "]".repeat(64));
+        assert!(parse(deep.as_bytes()).is_ok());
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(64), "}".repeat(64));
+        assert!(parse(objects.as_bytes()).is_ok());
+        // Far deeper input is refused, not a stack overflow.
+        let too_deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(too_deep.as_bytes()).is_err());
+    }
+
     #[test]
     fn syntax_errors_and_lone_surrogates_are_errors() {
         assert!(parse(b"{").is_err());

@@ -9,14 +9,14 @@
 //!
 //! There is one entry point, [`validate`], a pipeline of five steps:
 //!
-//! 1. [`json`]: strict parsing (duplicate member names refused) of a JSON
+//! 1. `json`: strict parsing (duplicate member names refused) of a JSON
 //!    object, else `payload_not_json` and nothing else runs;
 //! 2. [`schema`]: the shipped JSON Schema, every violation reported;
 //! 3. auth refs: `repoAuthRef` and `publishAuthRef`, when they are strings,
 //!    checked with the [`RefPolicy`], scopes bound to this job's repository
 //!    ([`repository_slug`]) and the worker's id;
 //! 4. the [`QueuePolicy`], when given;
-//! 5. [`lint`]: every string and member name against the token rule table.
+//! 5. `lint`: every string and member name against the token rule table.
 //!
 //! Steps 2 to 5 all run on every JSON object, even when an earlier one found
 //! errors: a producer fixing a job wants the whole list at once, and a secret
@@ -30,8 +30,8 @@
 //! quote input in the first place; the scrub is the second line, so that no
 //! code path (a ref error naming a path, say) can echo a token.
 
-pub mod json;
-pub mod lint;
+mod json;
+mod lint;
 pub mod model;
 pub mod queue;
 pub mod repository;

@@ -119,6 +119,38 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_is_a_valid_2020_12_schema() {
+        assert!(jsonschema::draft202012::meta::is_valid(schema()));
+    }
+
+    /// The spec promises patterns in the common subset of ECMA-262, RE2 and
+    /// PCRE: no look-around, no backreferences. The `regex` crate (RE2-like)
+    /// refuses both, so every pattern compiling there is the check.
+    #[test]
+    fn every_pattern_is_portable() {
+        fn walk(v: &Value, found: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        match (k.as_str(), x) {
+                            ("pattern", Value::String(p)) => found.push(p.clone()),
+                            _ => walk(x, found),
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, found)),
+                _ => {}
+            }
+        }
+        let mut patterns = Vec::new();
+        walk(schema(), &mut patterns);
+        assert!(patterns.len() >= 5, "{patterns:?}");
+        for p in patterns {
+            assert!(regex::Regex::new(&p).is_ok(), "not portable: {p}");
+        }
+    }
+
+    #[test]
     fn every_violation_is_reported_with_what_was_expected() {
         let job = json!({
             "type": "x",
