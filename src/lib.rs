@@ -8,8 +8,9 @@
 //! - [`secret_ref`]: the ref grammar, a canonical `nom` parser ([`SecretRef`]);
 //! - [`policy`]: what a given job may name ([`RefPolicy`]: mounts, length, scopes);
 //! - [`payload`]: the `codex_exec` job: schema, typed model, raw-secret lint ([`payload::validate`]);
-//! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module;
+//! - [`redact`]: the streaming redactor and the token rule table;
 //! - [`vault`]: the resolver on Vault/OpenBao ([`vault::Resolver`]);
+//! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module;
 //! - [`git`]: git with transient credentials (helper over a per-job socket);
 //! - [`worker`]: the worker runtime (queue policy, degraded mode, outcomes);
 //! - `testing` (feature `testing`): real OpenBao and git HTTP servers for tests.

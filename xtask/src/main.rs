@@ -11,12 +11,12 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("help") | None => {
             println!(
-                "usage: cargo xtask <command>\n\ncommands:\n  help\n  bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher\n  vault [--persistent]   run OpenBao for a person until Ctrl-C"
+                "usage: cargo xtask <command>\n\ncommands:\n  help\n  vault [--persistent]   run OpenBao for a person until Ctrl-C\n  bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher"
             );
             ExitCode::SUCCESS
         }
-        Some("bench-compare") => bench_compare::run(&args[1..]),
         Some("vault") => vault::run(&args[1..]),
+        Some("bench-compare") => bench_compare::run(&args[1..]),
         Some(other) => {
             eprintln!("unknown xtask command `{other}`; run `cargo xtask help`");
             ExitCode::from(2)

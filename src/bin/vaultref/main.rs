@@ -31,18 +31,18 @@ enum Command {
     /// Work with secret references (`vault://mount/path#field`).
     #[command(subcommand)]
     Ref(ref_cmd::RefCommand),
-    /// git's credential helper protocol (run by git under a worker, not by hand).
-    GitCredential(git_credential_cmd::GitCredentialArgs),
-    /// Resolve a ref with the Vault settings from the environment and print
-    /// `hmac-sha256:<hex>` of the value (never the value).
-    Resolve(resolve_cmd::ResolveArgs),
-    /// Resolve refs into a command's environment and redact its output (like `op run`).
-    Run(run_cmd::RunArgs),
-    /// Mask secrets in a stream: stdin to stdout.
-    Redact(redact_cmd::RedactArgs),
     /// Work with `codex_exec` job payloads.
     #[command(subcommand)]
     Payload(payload_cmd::PayloadCommand),
+    /// Mask secrets in a stream: stdin to stdout.
+    Redact(redact_cmd::RedactArgs),
+    /// Resolve a ref with the Vault settings from the environment and print
+    /// `hmac-sha256:<hex>` of the value (never the value).
+    Resolve(resolve_cmd::ResolveArgs),
+    /// git's credential helper protocol (run by git under a worker, not by hand).
+    GitCredential(git_credential_cmd::GitCredentialArgs),
+    /// Resolve refs into a command's environment and redact its output (like `op run`).
+    Run(run_cmd::RunArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -59,10 +59,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
-        Command::GitCredential(args) => git_credential_cmd::run(args),
-        Command::Resolve(args) => resolve_cmd::run(args),
-        Command::Run(args) => run_cmd::run(args),
-        Command::Redact(args) => redact_cmd::run(args),
         Command::Payload(cmd) => payload_cmd::run(cmd),
+        Command::Redact(args) => redact_cmd::run(args),
+        Command::Resolve(args) => resolve_cmd::run(args),
+        Command::GitCredential(args) => git_credential_cmd::run(args),
+        Command::Run(args) => run_cmd::run(args),
     }
 }
