@@ -523,6 +523,33 @@ mod tests {
         assert_eq!(set.line.len() + 1, rules().len());
     }
 
+    /// `spec/redaction.md` §3 lists exactly these rules, in this order, with
+    /// these keywords.
+    #[test]
+    fn spec_table_mirrors_the_rules() {
+        let spec = include_str!("../../spec/redaction.md");
+        let rows: Vec<(&str, &str)> = spec
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| {
+                let mut cols = l.split(" | ");
+                Some((cols.next()?.trim_end_matches('`'), cols.next()?))
+            })
+            .collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let want: Vec<&str> = rules().iter().map(|r| r.id).collect();
+        assert_eq!(ids, want, "spec/redaction.md §3 and the rule table differ");
+        for ((_, kws), r) in rows.iter().zip(rules()) {
+            for k in r.keywords {
+                assert!(
+                    kws.contains(&format!("`{k}`")),
+                    "{}: keyword {k} not in spec",
+                    r.id
+                );
+            }
+        }
+    }
+
     #[test]
     fn line_rules_never_match_a_line_terminator() {
         for r in rules() {
