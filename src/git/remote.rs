@@ -80,9 +80,9 @@ impl Remote {
                 "the remote URL's host is not a plain host name".into(),
             ));
         }
-        if let Some(p) = port
-            && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
-        {
+        let port_ok = port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+        if !port_ok {
             return Err(RemoteError("the remote URL's port is not a number".into()));
         }
         if path.contains(['?', '#']) {
