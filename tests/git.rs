@@ -363,3 +363,37 @@ fn git_stderr_reaches_messages_only_through_the_filter() {
     drop(job);
     w.assert_no_leak(&[&good, &wrong]);
 }
+
+#[test]
+fn the_helper_outside_a_worker_fails_clearly_and_store_is_a_no_op() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let run = |op: &str, input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vaultref"))
+            .args(["git-credential", op])
+            .env_remove("VAULTREF_GIT_CREDENTIAL_SOCKET")
+            .env_remove("VAULTREF_GIT_CREDENTIAL_NONCE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("get", "protocol=https\nhost=github.com\n\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VAULTREF_GIT_CREDENTIAL_SOCKET"));
+    let out = run(
+        "store",
+        "protocol=https\nhost=github.com\nusername=u\npassword=ghp_FAKEFAKEFAKEFAKE\n\n",
+    );
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
