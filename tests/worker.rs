@@ -681,3 +681,67 @@ async fn an_action_cannot_reconfigure_git_for_the_push() {
     );
     w.assert_no_leak(&[&t]);
 }
+
+/// Vault that accepts connections and never answers (a hung server or a
+/// black-holed network): the job must still end, failed with
+/// `vault_unavailable`, within the worker's resolve timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_vault_fails_the_job_within_the_resolve_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accept and hold every connection, never writing a byte.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let token_file = root.path().join("token");
+    std::fs::write(&token_file, "s.FAKEFAKEFAKEFAKEFAKEFAKE").unwrap();
+    let config = VaultConfig::new(
+        format!("http://{addr}"),
+        AuthConfig::TokenFile { path: token_file },
+    )
+    .unwrap();
+    let resolver = Arc::new(Resolver::new(config).await.unwrap());
+    let server = GitServer::start().unwrap();
+    server.create_repo(REPO).unwrap();
+    let mut git = GitSettings::new(env!("CARGO_BIN_EXE_vaultref"));
+    git.allow_http = true;
+    git.tmp_dir = Some(root.path().to_owned());
+    let mut settings = WorkerSettings::new("executor-03", root.path().join("work"), git);
+    settings.git_base_url = format!("http://{}", server.addr());
+    settings.resolve_timeout = Duration::from_millis(1500);
+    settings.backoff = Backoff {
+        initial: Duration::from_secs(60),
+        max: Duration::from_secs(60),
+    };
+    let worker = Worker::new(
+        settings,
+        Some(resolver),
+        Arc::new(Mutex::new(Captured::default())),
+    );
+    let started = Instant::now();
+    let o = worker
+        .run_job(
+            &job(
+                "hang-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                }),
+            ),
+            None,
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(o.code(), Some(ErrorCode::VaultUnavailable), "{o:?}");
+    assert!(
+        took < Duration::from_millis(1500) + Duration::from_secs(1),
+        "took {took:?}"
+    );
+    assert!(worker.health().degraded);
+    assert!(server.requests().is_empty(), "git was contacted");
+}
