@@ -20,7 +20,9 @@
 //!    redactor before anything else happens.
 //! 5. **Prepare**: clone (or fetch, for `workdirMode: reuse`) and check out
 //!    `ref`, detached ([`crate::git`]).
-//! 6. **Job action** ([`JobAction`]), if any: edits the checkout.
+//! 6. **Job action** ([`JobAction`]), if any: edits the checkout. The
+//!    worker's `.git/config` is put back afterwards, so nothing the action
+//!    wrote there (a proxy, a filter, a helper) applies to the push.
 //! 7. **Publish** (`publish.mode` `branch` or `pr`): commit every change on
 //!    `<branch_prefix><job id>`, resolve `publishAuthRef` (falling back to
 //!    `repoAuthRef`, read again so a rotation in between is honoured; the same
