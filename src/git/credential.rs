@@ -472,6 +472,25 @@ mod tests {
             let _ = Description::parse(&s);
         }
 
+        /// A session answers only when protocol, host and path are exactly
+        /// its remote's (up to a trailing `/` on the path).
+        #[test]
+        fn answers_only_the_exact_remote(
+            protocol in "(https|http|ftp)",
+            host in "(git\\.example\\.com|git\\.example\\.com:8443|evil\\.example|GIT\\.example\\.com)",
+            path in "(Owner/Repo\\.git|Owner/Repo\\.git/|Owner/Repo|owner/repo\\.git|Owner/Repo\\.git\\.x)",
+        ) {
+            let remote = Remote::parse("https://git.example.com/Owner/Repo.git", false).unwrap();
+            let mut d = Description::default();
+            d.push("protocol", &protocol);
+            d.push("host", &host);
+            d.push("path", &path);
+            let exact = protocol == "https"
+                && host == "git.example.com"
+                && path.trim_end_matches('/') == "Owner/Repo.git";
+            prop_assert_eq!(request_matches(&remote, &d), exact);
+        }
+
         #[test]
         fn wire_round_trips(entries in proptest::collection::vec(
             ("[a-z\\[\\]]{1,12}", "[^\n\0]{0,40}"), 0..8)) {
