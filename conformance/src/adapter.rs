@@ -1,0 +1,187 @@
+//! The reference adapter: protocol plumbing over the vaultref library, and
+//! nothing else (like rustls' BoGo shim). Every verdict comes from the
+//! library; this module only translates JSON lines to calls and back.
+//!
+//! The same loop, given a [`Fault`], becomes one of the deliberately broken
+//! implementations that prove the suite can fail (binary
+//! `vaultref-broken-adapter --fault NAME`). Each fault is one small, named
+//! deviation at the boundary, so the test can say exactly which scenarios it
+//! must fail.
+//!
+//! Operations the library does not offer yet (resolve, run_job) are answered
+//! `unsupported`, and their profiles are not claimed in `hello`.
+
+use std::io::{BufRead, Write};
+
+use serde_json::{Map, Value, json};
+use vaultref::policy::PolicySettings;
+use vaultref::{RefPolicy, ScopeContext};
+
+/// A deliberate defect, for the broken implementations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Checks refs without the mount allow-list.
+    SkipMountCheck,
+    /// Accepts `.` and `..` segments as names.
+    AcceptTraversal,
+    /// Reports offsets one byte late.
+    OffByOne,
+    /// Answers unknown operations with `error` instead of `unsupported`.
+    NoUnsupported,
+    /// Never answers `check_ref` for refs containing `version=`.
+    HangOnQuery,
+}
+
+impl Fault {
+    /// Every fault, with its command-line name.
+    pub const ALL: &'static [(&'static str, Fault)] = &[
+        ("skip-mount-check", Fault::SkipMountCheck),
+        ("accept-traversal", Fault::AcceptTraversal),
+        ("off-by-one", Fault::OffByOne),
+        ("no-unsupported", Fault::NoUnsupported),
+        ("hang-on-query", Fault::HangOnQuery),
+    ];
+
+    /// Looks a fault up by name.
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+}
+
+/// Serves the protocol on stdin/stdout until `shutdown` or end of input.
+pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (reply, last) = handle(&line, fault);
+        serde_json::to_writer(&mut stdout, &reply)?;
+        stdout.write_all(b"\n")?;
+        stdout.flush()?;
+        if last {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn handle(line: &str, fault: Option<Fault>) -> (Value, bool) {
+    let req: Map<String, Value> = match serde_json::from_str(line) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return (
+                json!({"id": 0, "reply": "error", "message": "the request is not a JSON object"}),
+                false,
+            );
+        }
+    };
+    let id = req.get("id").cloned().unwrap_or(json!(0));
+    let op = req.get("op").and_then(Value::as_str).unwrap_or("");
+    let mut reply = match op {
+        "hello" => json!({
+            "reply": "hello",
+            "protocol": 1,
+            "implementation": {
+                "name": if fault.is_some() { "vaultref-broken-adapter" } else { "vaultref-adapter" },
+                "version": env!("CARGO_PKG_VERSION"),
+                "language": "rust",
+                "notes": "reference adapter over the vaultref library",
+            },
+            "profiles": ["refs"],
+        }),
+        "check_ref" => check_ref(&req, fault),
+        "shutdown" => json!({"reply": "shutdown"}),
+        other if fault == Some(Fault::NoUnsupported) => {
+            json!({"reply": "error", "message": format!("unknown op `{other}`")})
+        }
+        other => json!({"reply": "unsupported", "op": other,
+                        "message": "the vaultref library does not offer this operation yet"}),
+    };
+    reply["id"] = id;
+    (reply, op == "shutdown")
+}
+
+fn check_ref(req: &Map<String, Value>, fault: Option<Fault>) -> Value {
+    let input: Vec<u8> = match (req.get("input"), req.get("input_hex")) {
+        (Some(Value::String(s)), _) => s.clone().into_bytes(),
+        (None, Some(Value::String(h))) => match hex::decode(h) {
+            Ok(b) => b,
+            Err(_) => return json!({"reply": "error", "message": "input_hex is not hex"}),
+        },
+        _ => return json!({"reply": "error", "message": "check_ref needs input or input_hex"}),
+    };
+    if fault == Some(Fault::HangOnQuery) && input.windows(8).any(|w| w == b"version=") {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+    let settings: PolicySettings = match req.get("policy") {
+        None | Some(Value::Null) => PolicySettings::default(),
+        Some(p) => match serde_json::from_value(p.clone()) {
+            Ok(s) => s,
+            Err(e) => return invalid("config_invalid", None, &format!("policy: {e}")),
+        },
+    };
+    let mut policy = match RefPolicy::try_from(settings) {
+        Ok(p) => p,
+        Err(e) => return invalid(e.code().as_str(), None, e.message()),
+    };
+    let context: ScopeContext = match req.get("context") {
+        None | Some(Value::Null) => ScopeContext::default(),
+        Some(c) => match serde_json::from_value(c.clone()) {
+            Ok(c) => c,
+            Err(e) => return json!({"reply": "error", "message": format!("context: {e}")}),
+        },
+    };
+    let input = match fault {
+        Some(Fault::AcceptTraversal) => disguise_dots(&input),
+        _ => input,
+    };
+    if fault == Some(Fault::SkipMountCheck)
+        && let Ok(parsed) = vaultref::SecretRef::parse_bytes(&input, policy.max_length())
+    {
+        policy = policy.with_allowed_mounts([parsed.mount().to_string()]);
+    }
+    match policy.check_bytes(&input, &context) {
+        Ok(r) => json!({
+            "reply": "check_ref", "valid": true,
+            "ref": {"mount": r.mount(), "path": r.path(), "version": r.version(), "field": r.field()},
+        }),
+        Err(e) => {
+            let offset = e.offset().map(|o| {
+                if fault == Some(Fault::OffByOne) {
+                    o + 1
+                } else {
+                    o
+                }
+            });
+            invalid(e.code().as_str(), offset, e.message())
+        }
+    }
+}
+
+/// For [`Fault::AcceptTraversal`]: turns `.`/`..` segments into `_`/`__` so the
+/// parser accepts them (and then reports the disguised path).
+fn disguise_dots(input: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(input).into_owned();
+    let parts: Vec<String> = text
+        .split('/')
+        .map(|seg| {
+            let (name, rest) = match seg.find(['?', '#']) {
+                Some(i) => seg.split_at(i),
+                None => (seg, ""),
+            };
+            match name {
+                "." => format!("_{rest}"),
+                ".." => format!("__{rest}"),
+                _ => seg.to_string(),
+            }
+        })
+        .collect();
+    parts.join("/").into_bytes()
+}
+
+fn invalid(code: &str, offset: Option<usize>, message: &str) -> Value {
+    json!({"reply": "check_ref", "valid": false, "code": code, "offset": offset, "message": message})
+}
