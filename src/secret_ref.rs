@@ -269,10 +269,10 @@ impl Fail {
             ErrorCode::RefInvalidChar => return invalid_char(input[at], at),
             ErrorCode::RefMissingMount => "no mount after `vault://`".to_string(),
             ErrorCode::RefMissingPath => "no secret path after the mount".to_string(),
-            ErrorCode::RefMissingField if at == input.len() => {
-                "no `#field` at the end of the ref".to_string()
+            ErrorCode::RefMissingField if at > 0 && input[at - 1] == b'#' => {
+                "the field after `#` is empty".to_string()
             }
-            ErrorCode::RefMissingField => "the field after `#` is empty".to_string(),
+            ErrorCode::RefMissingField => "no `#field` at the end of the ref".to_string(),
             ErrorCode::RefEmptySegment => {
                 "empty path segment (`//`, or a leading or trailing `/`)".to_string()
             }
@@ -372,11 +372,11 @@ fn structure(input: &[u8]) -> Res<'_, SecretRef> {
         _ => return Err(Fail::at(ErrorCode::RefMissingField, rest)),
     };
     let (tail, field) = take_while(is_segchar).parse(rest)?;
-    if field.is_empty() {
-        return Err(Fail::at(ErrorCode::RefMissingField, rest));
-    }
     if !tail.is_empty() {
         return Err(Fail::at(ErrorCode::RefInvalidChar, tail));
+    }
+    if field.is_empty() {
+        return Err(Fail::at(ErrorCode::RefMissingField, rest));
     }
 
     // Every byte here passed `is_alphabet`, so it is ASCII.
@@ -404,18 +404,18 @@ fn query(input: &[u8]) -> Res<'_, u32> {
         return Err(Fail::at(ErrorCode::RefBadQuery, digits_at));
     }
     let (rest, digits) = take_while1(|b: u8| b.is_ascii_digit()).parse(digits_at)?;
-    if !matches!(rest.first(), None | Some(b'#')) {
-        return Err(Fail::at(ErrorCode::RefBadQuery, rest));
-    }
-    // At most 512 digits, so parse by hand with overflow checks rather than
-    // through a str.
+    // Up to 512 digits, so parse by hand with overflow checks. The range is
+    // checked before the byte after the digits: the earlier offset wins.
     let version = digits.iter().try_fold(0u32, |acc, &d| {
         acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
     });
-    match version {
-        Some(v) => Ok((rest, v)),
-        None => Err(Fail::at(ErrorCode::RefBadQuery, digits_at)),
+    let Some(version) = version else {
+        return Err(Fail::at(ErrorCode::RefBadQuery, digits_at));
+    };
+    if !matches!(rest.first(), None | Some(b'#')) {
+        return Err(Fail::at(ErrorCode::RefBadQuery, rest));
     }
+    Ok((rest, version))
 }
 
 #[cfg(test)]
