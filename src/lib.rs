@@ -7,12 +7,15 @@
 //!
 //! - [`secret_ref`]: the ref grammar, a canonical `nom` parser ([`SecretRef`]);
 //! - [`policy`]: what a given job may name ([`RefPolicy`]: mounts, length, scopes);
+//! - [`payload`]: the `codex_exec` job: schema, typed model, raw-secret lint ([`payload::validate`]);
 //! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module.
 //!
 //! See `ARCHITECTURE.md` for the map of the whole project.
 
 pub mod error;
+pub mod payload;
 pub mod policy;
+pub mod redact;
 pub mod secret_ref;
 
 pub use error::ErrorCode;
