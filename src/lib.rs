@@ -8,7 +8,9 @@
 //! - [`secret_ref`]: the ref grammar, a canonical `nom` parser ([`SecretRef`]);
 //! - [`policy`]: what a given job may name ([`RefPolicy`]: mounts, length, scopes);
 //! - [`payload`]: the `codex_exec` job: schema, typed model, raw-secret lint ([`payload::validate`]);
-//! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module.
+//! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module;
+//! - [`vault`]: the resolver on Vault/OpenBao ([`vault::Resolver`]);
+//! - `testing` (feature `testing`): real OpenBao servers for tests.
 //!
 //! See `ARCHITECTURE.md` for the map of the whole project.
 
@@ -17,6 +19,9 @@ pub mod payload;
 pub mod policy;
 pub mod redact;
 pub mod secret_ref;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod vault;
 
 pub use error::ErrorCode;
 pub use policy::{RefPolicy, ScopeContext};
