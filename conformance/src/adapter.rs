@@ -8,13 +8,18 @@
 //! deviation at the boundary, so the test can say exactly which scenarios it
 //! must fail.
 //!
-//! Operations the library does not offer yet (resolve, run_job) are answered
-//! `unsupported`, and their profiles are not claimed in `hello`.
+//! `check_ref` is [`RefPolicy::check_bytes`], `check_payload` is
+//! [`vaultref::payload::validate`], `resolve` is the ref policy then
+//! [`vaultref::vault::Resolver::resolve`] and a [`FingerprintKey`]. `run_job`
+//! (the worker) is answered `unsupported` until the library offers it, and the
+//! `worker` and `degraded` profiles are not claimed.
 
 use std::io::{BufRead, Write};
 
 use serde_json::{Map, Value, json};
+use vaultref::payload::{ValidationOptions, validate};
 use vaultref::policy::PolicySettings;
+use vaultref::vault::{FingerprintKey, Resolver, VaultConfig};
 use vaultref::{RefPolicy, ScopeContext};
 
 /// A deliberate defect, for the broken implementations.
@@ -48,8 +53,27 @@ impl Fault {
     }
 }
 
+/// What `configure` set up.
+struct State {
+    rt: tokio::runtime::Runtime,
+    resolver: Option<Resolver>,
+    key: Option<FingerprintKey>,
+    policy: RefPolicy,
+    worker_id: Option<String>,
+}
+
 /// Serves the protocol on stdin/stdout until `shutdown` or end of input.
 pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
+    let mut state = State {
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?,
+        resolver: None,
+        key: None,
+        policy: RefPolicy::default(),
+        worker_id: None,
+    };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
@@ -57,7 +81,7 @@ pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let (reply, last) = handle(&line, fault);
+        let (reply, last) = handle(&line, fault, &mut state);
         serde_json::to_writer(&mut stdout, &reply)?;
         stdout.write_all(b"\n")?;
         stdout.flush()?;
@@ -65,10 +89,13 @@ pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
             break;
         }
     }
+    if let Some(r) = state.resolver.take() {
+        state.rt.block_on(r.shutdown());
+    }
     Ok(())
 }
 
-fn handle(line: &str, fault: Option<Fault>) -> (Value, bool) {
+fn handle(line: &str, fault: Option<Fault>, state: &mut State) -> (Value, bool) {
     let req: Map<String, Value> = match serde_json::from_str(line) {
         Ok(Value::Object(m)) => m,
         _ => {
@@ -90,9 +117,12 @@ fn handle(line: &str, fault: Option<Fault>) -> (Value, bool) {
                 "language": "rust",
                 "notes": "reference adapter over the vaultref library",
             },
-            "profiles": ["refs"],
+            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle"],
         }),
         "check_ref" => check_ref(&req, fault),
+        "check_payload" => check_payload(&req),
+        "configure" => configure(&req, state),
+        "resolve" => resolve(&req, state),
         "shutdown" => json!({"reply": "shutdown"}),
         other if fault == Some(Fault::NoUnsupported) => {
             json!({"reply": "error", "message": format!("unknown op `{other}`")})
@@ -184,4 +214,103 @@ fn disguise_dots(input: &[u8]) -> Vec<u8> {
 
 fn invalid(code: &str, offset: Option<usize>, message: &str) -> Value {
     json!({"reply": "check_ref", "valid": false, "code": code, "offset": offset, "message": message})
+}
+
+fn check_payload(req: &Map<String, Value>) -> Value {
+    let bytes = match (req.get("job"), req.get("job_text")) {
+        (Some(j), _) => serde_json::to_vec(j).expect("JSON"),
+        (None, Some(Value::String(t))) => t.clone().into_bytes(),
+        _ => return json!({"reply": "error", "message": "check_payload needs job or job_text"}),
+    };
+    let options: ValidationOptions = match req.get("options") {
+        None | Some(Value::Null) => ValidationOptions::default(),
+        Some(o) => match serde_json::from_value(o.clone()) {
+            Ok(o) => o,
+            Err(e) => {
+                return json!({"reply": "check_payload", "valid": false,
+                    "errors": [{"code": "config_invalid", "pointer": "", "message": format!("options: {e}")}]});
+            }
+        },
+    };
+    match validate(&bytes, &options) {
+        Ok(_) => json!({"reply": "check_payload", "valid": true}),
+        Err(errors) => json!({
+            "reply": "check_payload", "valid": false,
+            "errors": errors.iter().map(|e| json!({"code": e.code, "pointer": e.pointer, "message": e.message})).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+fn failed(op: &str, code: &str, message: &str) -> Value {
+    json!({"reply": op, "outcome": "failed", "code": code, "message": message})
+}
+
+fn configure(req: &Map<String, Value>, state: &mut State) -> Value {
+    if let Some(p) = req.get("ref_policy").filter(|p| !p.is_null()) {
+        let built = serde_json::from_value::<PolicySettings>(p.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|s| RefPolicy::try_from(s).map_err(|e| e.message().to_string()));
+        match built {
+            Ok(p) => state.policy = p,
+            Err(m) => return failed("configure", "config_invalid", &format!("ref_policy: {m}")),
+        }
+    }
+    state.worker_id = req
+        .get("worker_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(k) = req.get("fingerprint_key").and_then(Value::as_str) {
+        match FingerprintKey::from_hex(k) {
+            Ok(k) => state.key = Some(k),
+            Err(e) => return failed("configure", e.code().as_str(), e.message()),
+        }
+    }
+    if let Some(Value::Object(vault)) = req.get("vault") {
+        let mut vault = vault.clone();
+        vault
+            .entry("allowed_mounts")
+            .or_insert_with(|| json!(state.policy.allowed_mounts()));
+        let config = match VaultConfig::from_json(&Value::Object(vault).to_string()) {
+            Ok(c) => c,
+            Err(e) => return failed("configure", e.code().as_str(), e.message()),
+        };
+        match state.rt.block_on(Resolver::new(config)) {
+            Ok(r) => state.resolver = Some(r),
+            Err(e) => return failed("configure", e.code().as_str(), e.message()),
+        }
+    }
+    json!({"reply": "configure", "outcome": "configured"})
+}
+
+fn resolve(req: &Map<String, Value>, state: &mut State) -> Value {
+    let (Some(input), Some(job_id)) = (
+        req.get("ref").and_then(Value::as_str),
+        req.get("job_id").and_then(Value::as_str),
+    ) else {
+        return json!({"reply": "error", "message": "resolve needs ref and job_id"});
+    };
+    let ctx = ScopeContext {
+        repository: req
+            .get("repository")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        worker_id: state.worker_id.clone(),
+    };
+    let parsed = match state.policy.check(input, &ctx) {
+        Ok(p) => p,
+        Err(e) => return failed("resolve", e.code().as_str(), e.message()),
+    };
+    let (Some(resolver), Some(key)) = (&state.resolver, &state.key) else {
+        return failed(
+            "resolve",
+            "vault_not_configured",
+            "configure gave no Vault settings or no fingerprint key",
+        );
+    };
+    match state.rt.block_on(resolver.resolve(&parsed, job_id)) {
+        Ok(value) => {
+            json!({"reply": "resolve", "outcome": "resolved", "fingerprint": key.fingerprint(&value)})
+        }
+        Err(e) => failed("resolve", e.code().as_str(), e.message()),
+    }
 }

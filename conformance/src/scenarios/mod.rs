@@ -1,7 +1,7 @@
 //! The scenario catalogue.
 //!
 //! - [`vectors`]: one scenario per vector of `fixtures/refs/` (and
-//!   `fixtures/payload/` when present), id = the vector's id;
+//!   `fixtures/payloads/` when present), id = the vector's id;
 //! - [`resolve`]: `resolve`, `auth` and `lifecycle` scenarios against a real Vault.
 
 pub mod resolve;
@@ -19,7 +19,7 @@ pub fn default_fixtures() -> PathBuf {
 /// Every scenario, in catalogue order. Fails if the fixtures cannot be read.
 pub fn catalogue(fixtures: &Path) -> Result<Vec<Scenario>, String> {
     let mut all = vectors::ref_vectors(&fixtures.join("refs"))?;
-    all.extend(vectors::payload_vectors(&fixtures.join("payload"))?);
+    all.extend(vectors::payload_vectors(&fixtures.join("payloads"))?);
     all.extend(resolve::scenarios());
     all.push(protocol_unknown_op());
     Ok(all)

@@ -211,7 +211,15 @@ fn expect_no_vault_request(cx: &Cx, spec: &str) -> Verdict {
     let Ok(vault) = cx.vault() else {
         return Verdict::Pass;
     };
-    match vault.audit_entries(&cx.prefix()) {
+    // Only reads: the harness's own provisioning writes are in the log too.
+    let reads = vault.audit_entries(&cx.prefix()).map(|all| {
+        all.into_iter()
+            .filter(|e| {
+                e["request"]["operation"] != "create" && e["request"]["operation"] != "update"
+            })
+            .collect::<Vec<_>>()
+    });
+    match reads {
         Some(entries) if !entries.is_empty() => Verdict::Fail(Failure::new(
             spec,
             "the ref is rejected before any Vault request",

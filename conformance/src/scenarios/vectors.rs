@@ -139,10 +139,10 @@ fn check_ref_reply(spec: &str, expect: &Value, reply: &Map<String, Value>) -> Ve
     }
 }
 
-/// One `check_payload` scenario per vector in `dir` (`fixtures/payload/`), if
-/// that directory exists. Format: as `fixtures/refs/`, with `job` (or
-/// `job_text`), optional `queue_policy`, and `expect` either `{"valid": true}`
-/// or `{"invalid": [{"code", "pointer"}...]}`.
+/// One `check_payload` scenario per vector in `dir` (`fixtures/payloads/`), if
+/// that directory exists. Format: `fixtures/payloads/vectors.schema.json`:
+/// `job` (or `job_text`), optional `options`, and `expect` either
+/// `{"valid": {...}}` or `{"invalid": [{"code", "pointer"}...]}`.
 pub fn payload_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
     if !dir.is_dir() {
         return Ok(Vec::new());
@@ -157,7 +157,7 @@ pub fn payload_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
                 .as_str()
                 .ok_or_else(|| format!("{file}: a vector without id"))?;
             let mut request = Map::new();
-            for key in ["job", "job_text", "queue_policy"] {
+            for key in ["job", "job_text", "options"] {
                 if let Some(x) = v.get(key) {
                     request.insert(key.into(), x.clone());
                 }
@@ -168,7 +168,7 @@ pub fn payload_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
                     id: id.to_string(),
                     profile: Profile::Payload,
                     level: Level::Must,
-                    spec: format!("codex-exec.md {}", v["requirement"].as_str().unwrap_or("")),
+                    spec: format!("codex-exec.md {}", v["section"].as_str().unwrap_or("")),
                     title: v["comment"]
                         .as_str()
                         .unwrap_or("payload vector")
