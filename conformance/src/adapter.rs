@@ -35,6 +35,11 @@ pub enum Fault {
     NoUnsupported,
     /// Never answers `check_ref` for refs containing `version=`.
     HangOnQuery,
+    /// Writes the base64 of every resolved value to stderr ("debug logging").
+    LeakBase64,
+    /// Resolves without the ref policy's mount and scope checks (only the
+    /// resolver's own mount re-check is left).
+    SkipResolvePolicy,
 }
 
 impl Fault {
@@ -45,6 +50,8 @@ impl Fault {
         ("off-by-one", Fault::OffByOne),
         ("no-unsupported", Fault::NoUnsupported),
         ("hang-on-query", Fault::HangOnQuery),
+        ("leak-base64", Fault::LeakBase64),
+        ("skip-resolve-policy", Fault::SkipResolvePolicy),
     ];
 
     /// Looks a fault up by name.
@@ -122,7 +129,7 @@ fn handle(line: &str, fault: Option<Fault>, state: &mut State) -> (Value, bool) 
         "check_ref" => check_ref(&req, fault),
         "check_payload" => check_payload(&req),
         "configure" => configure(&req, state),
-        "resolve" => resolve(&req, state),
+        "resolve" => resolve(&req, state, fault),
         "shutdown" => json!({"reply": "shutdown"}),
         other if fault == Some(Fault::NoUnsupported) => {
             json!({"reply": "error", "message": format!("unknown op `{other}`")})
@@ -282,7 +289,7 @@ fn configure(req: &Map<String, Value>, state: &mut State) -> Value {
     json!({"reply": "configure", "outcome": "configured"})
 }
 
-fn resolve(req: &Map<String, Value>, state: &mut State) -> Value {
+fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) -> Value {
     let (Some(input), Some(job_id)) = (
         req.get("ref").and_then(Value::as_str),
         req.get("job_id").and_then(Value::as_str),
@@ -296,7 +303,11 @@ fn resolve(req: &Map<String, Value>, state: &mut State) -> Value {
             .map(str::to_string),
         worker_id: state.worker_id.clone(),
     };
-    let parsed = match state.policy.check(input, &ctx) {
+    let checked = match fault {
+        Some(Fault::SkipResolvePolicy) => vaultref::SecretRef::parse(input),
+        _ => state.policy.check(input, &ctx),
+    };
+    let parsed = match checked {
         Ok(p) => p,
         Err(e) => return failed("resolve", e.code().as_str(), e.message()),
     };
@@ -309,6 +320,13 @@ fn resolve(req: &Map<String, Value>, state: &mut State) -> Value {
     };
     match state.rt.block_on(resolver.resolve(&parsed, job_id)) {
         Ok(value) => {
+            if fault == Some(Fault::LeakBase64) {
+                use base64::Engine;
+                use secrecy::ExposeSecret;
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(value.expose_secret());
+                eprintln!("debug: resolved {encoded}");
+            }
             json!({"reply": "resolve", "outcome": "resolved", "fingerprint": key.fingerprint(&value)})
         }
         Err(e) => failed("resolve", e.code().as_str(), e.message()),

@@ -115,6 +115,16 @@ fn main() -> ExitCode {
     let Some(program) = cli.implementation.clone().or_else(default_impl) else {
         return fail("no --impl given and no vaultref-adapter next to this binary");
     };
+    // The implementation runs in a temporary directory: resolve a relative
+    // path (one with a `/`) now; a bare name is looked up on PATH.
+    let program = if program.components().count() > 1 && program.is_relative() {
+        match std::env::current_dir() {
+            Ok(d) => d.join(program),
+            Err(e) => return fail(e),
+        }
+    } else {
+        program
+    };
     let expectations = match &cli.expect {
         None => Expectations::default(),
         Some(f) => match std::fs::read_to_string(f)

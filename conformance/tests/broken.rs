@@ -167,3 +167,54 @@ fn a_hanging_implementation_fails_by_timeout_and_the_rest_still_runs() {
         "{timed_out:?}"
     );
 }
+
+/// Ids of the live scenarios in which the reference resolves a value.
+const RESOLVING: &[&str] = &[
+    "resolve.latest",
+    "resolve.pinned-version",
+    "resolve.job-id-header",
+    "auth.token-file",
+    "auth.approle",
+    "auth.token-file-refreshed",
+];
+
+#[test]
+fn leaking_base64_to_stderr_fails_every_scenario_that_resolved_and_the_run_scan() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "leak-base64"],
+        &[Profile::Resolve, Profile::Auth, Profile::Suite],
+        &[],
+        20,
+    );
+    let mut want: BTreeSet<String> = RESOLVING.iter().map(|s| s.to_string()).collect();
+    want.insert("hygiene.all-output".into());
+    assert_eq!(failing(&outcome), want);
+    let r = outcome
+        .results
+        .iter()
+        .find(|r| r.meta.id == "resolve.latest")
+        .unwrap();
+    let f = r.failure.as_ref().unwrap();
+    assert!(
+        f.actual.contains("base64") && f.actual.contains("stderr"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn skipping_the_policy_before_resolving_fails_the_policy_scenarios() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "skip-resolve-policy"],
+        &[Profile::Resolve, Profile::Suite],
+        &[],
+        20,
+    );
+    // Length, traversal and mount are still caught by the parser and the
+    // resolver's own mount re-check; scopes are not.
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["resolve.out-of-scope".to_string()])
+    );
+}
