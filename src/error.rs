@@ -102,6 +102,8 @@ error_codes! {
     ConfigInvalid => "config_invalid",
     /// A git operation failed.
     GitFailed => "git_failed",
+    /// The job action that edits the checkout failed or timed out.
+    ActionFailed => "action_failed",
 }
 
 impl fmt::Display for ErrorCode {

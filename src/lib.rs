@@ -10,11 +10,14 @@
 //! - [`payload`]: the `codex_exec` job: schema, typed model, raw-secret lint ([`payload::validate`]);
 //! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module;
 //! - [`vault`]: the resolver on Vault/OpenBao ([`vault::Resolver`]);
-//! - `testing` (feature `testing`): real OpenBao servers for tests.
+//! - [`git`]: git with transient credentials (helper over a per-job socket);
+//! - [`worker`]: the worker runtime (queue policy, degraded mode, outcomes);
+//! - `testing` (feature `testing`): real OpenBao and git HTTP servers for tests.
 //!
 //! See `ARCHITECTURE.md` for the map of the whole project.
 
 pub mod error;
+pub mod git;
 pub mod payload;
 pub mod policy;
 pub mod redact;
@@ -22,6 +25,7 @@ pub mod secret_ref;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vault;
+pub mod worker;
 
 pub use error::ErrorCode;
 pub use policy::{RefPolicy, ScopeContext};

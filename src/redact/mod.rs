@@ -1,5 +1,43 @@
 //! Secret redaction for worker logs (`spec/redaction.md`).
 //!
-//! [`rules`] is the token rule table shared with the payload lint.
+//! Worker logs must never carry secret material (design checklist item 5).
+//! This module masks two kinds of thing in a byte stream:
+//!
+//! - **registered secrets**, values the worker resolved at run time, in their
+//!   raw form and every derived form (base64 at three alignments, URL, JSON,
+//!   git's Basic header): [`forms`];
+//! - **token rules**, credential shapes recognised without being told the
+//!   value (GitHub, Vault/OpenBao, AWS, JWT, PEM keys, headers...): [`rules`],
+//!   the one table shared with the payload lint.
+//!
+//! # Design and trade-offs
+//!
+//! - *Semantics first, then streaming.* What is masked is defined on the whole
+//!   stream ([`engine`]): spans, merged when they overlap. Streaming only
+//!   decides *when* bytes may leave: complete lines leave at once, except a
+//!   line that may begin a registered multi-line secret. That is why the
+//!   output does not depend on how input is cut into writes (a proptest
+//!   property).
+//! - *Speed from the shape of secrets.* Registered forms are long and
+//!   high-entropy, so a sampled window filter ([`literal`]) replaces an
+//!   automaton over tens of thousands of literals; rules run as one DFA pass
+//!   over whole buffers, and per rule only on lines it hits.
+//! - *Over-masking is bounded.* Secrets shorter than the minimum length (8)
+//!   are refused (`secret_too_short`) instead of masking every short word.
+//!
+//! Entry points: [`redact`] (rules only, one shot), [`RedactorBuilder`] →
+//! [`Redactor`] (`redact`, `stream`), and the [`RedactWriter`] /
+//! [`AsyncRedactWriter`] wrappers.
 
+pub mod engine;
+pub mod forms;
+pub mod io;
+pub mod literal;
 pub mod rules;
+
+pub use engine::{
+    DEFAULT_MIN_SECRET_LENGTH, DEFAULT_REPLACEMENT, RedactError, RedactStream, Redactor,
+    RedactorBuilder, SEGMENT, redact,
+};
+pub use io::{AsyncRedactWriter, RedactWriter};
+pub use rules::{Rule, RuleKind, TokenMatch, find_tokens, rules};

@@ -33,7 +33,7 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 
 /// How a rule matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,9 +167,9 @@ static RULES: &[Rule] = &[
     },
     Rule {
         id: "secret-assignment",
-        description: "A token=, password=, secret=, api_key=, access_key=, credential= style assignment (`=` or `:`) of 8 or more characters",
+        description: "A token=, password=, secret=, api_key=, access_key=, credential= style assignment of 8 or more characters (`:` needs a space or quote after it, so `user:token@host` is left to url-password)",
         kind: RuleKind::Line(
-            r#"(?i:token|passw(?:or)?d|secret|api_?key|access_?key|credentials?)["']?[ \t]*[:=][ \t]*["']?(?P<s>[^ \t\r\n"'`,;&]{8,})"#,
+            r#"(?i:token|passw(?:or)?d|secret|api_?key|access_?key|credentials?)["']?[ \t]*(?:=[ \t]*["']?|:[ \t]*["']|:[ \t]+)(?P<s>[^ \t\r\n"'`,;&]{8,})"#,
         ),
     },
 ];
@@ -230,21 +230,17 @@ impl RuleSet {
                 RuleKind::Line(p) => {
                     // The table is static and covered by tests: a bad pattern is
                     // a programming error, not input.
-                    line.push((i, Regex::new(p).expect("rule table regex")));
+                    line.push((i, compile(p)));
                     // Group names must be unique in one regex; the prefilter
                     // needs no groups at all.
                     alternation.push(format!("(?:{})", p.replace("(?P<s>", "(?:")));
                 }
                 RuleKind::PemBlock { begin, end } => {
-                    pem = Some((
-                        i,
-                        Regex::new(begin).expect("rule table regex"),
-                        Regex::new(end).expect("rule table regex"),
-                    ));
+                    pem = Some((i, compile(begin), compile(end)));
                 }
             }
         }
-        let any_line = Regex::new(&alternation.join("|")).expect("rule table alternation");
+        let any_line = compile(&alternation.join("|"));
         RuleSet {
             line,
             any_line,
@@ -254,15 +250,17 @@ impl RuleSet {
 
     /// Where the next line-rule match at or after `from` starts, if any.
     ///
+    /// `text` is raw bytes: logs need not be UTF-8, and every rule is ASCII.
+    ///
     /// This is the fast "is there anything at all" pass; matches it reports
     /// are a superset, by line, of what [`RuleSet::line_matches`] finds.
-    pub fn prefilter(&self, text: &str, from: usize) -> Option<usize> {
+    pub fn prefilter(&self, text: &[u8], from: usize) -> Option<usize> {
         self.any_line.find_at(text, from).map(|m| m.start())
     }
 
     /// Every line-rule match in one line (`line` holds no `\n` or `\r`),
     /// offset by `base`, in rule order then position order.
-    pub fn line_matches(&self, line: &str, base: usize, out: &mut Vec<TokenMatch>) {
+    pub fn line_matches(&self, line: &[u8], base: usize, out: &mut Vec<TokenMatch>) {
         for (i, re) in &self.line {
             for caps in re.captures_iter(line) {
                 let m = caps
@@ -291,14 +289,13 @@ impl RuleSet {
     /// Every rule match in `text` (one-shot), sorted by start, then by rule
     /// order. Matches of different rules may overlap.
     pub fn find_all(&self, text: &str) -> Vec<TokenMatch> {
+        let text = text.as_bytes();
         let mut out = Vec::new();
         // Line rules: only lines the prefilter hits are searched rule by rule.
         let mut from = 0;
         while let Some(hit) = self.prefilter(text, from) {
-            let start = text[..hit].rfind(['\n', '\r']).map_or(0, |i| i + 1);
-            let end = text[hit..]
-                .find(['\n', '\r'])
-                .map_or(text.len(), |i| hit + i);
+            let start = memchr::memrchr2(b'\n', b'\r', &text[..hit]).map_or(0, |i| i + 1);
+            let end = memchr::memchr2(b'\n', b'\r', &text[hit..]).map_or(text.len(), |i| hit + i);
             self.line_matches(&text[start..end], start, &mut out);
             if end >= text.len() {
                 break;
@@ -328,13 +325,13 @@ impl RuleSet {
 /// Where a PEM block whose BEGIN marker ends at `after_begin` ends: the end of
 /// the next END marker within [`PEM_MAX_LINES`] line feeds, else the end of
 /// the line holding the last allowed line feed's predecessor (or of the text).
-pub(crate) fn pem_block_end(set: &RuleSet, text: &str, after_begin: usize) -> usize {
+pub(crate) fn pem_block_end(set: &RuleSet, text: &[u8], after_begin: usize) -> usize {
     // The search window: up to PEM_MAX_LINES line feeds, then to the end of
     // that line.
     let rest = &text[after_begin..];
     let mut window_end = rest.len();
     let mut seen = 0;
-    for (i, b) in rest.bytes().enumerate() {
+    for (i, &b) in rest.iter().enumerate() {
         if b == b'\n' {
             seen += 1;
             if seen > PEM_MAX_LINES {
@@ -348,6 +345,19 @@ pub(crate) fn pem_block_end(set: &RuleSet, text: &str, after_begin: usize) -> us
         Some(m) => after_begin + m.end(),
         None => after_begin + window_end,
     }
+}
+
+/// Compiles a table pattern for byte haystacks. Unicode is off: every rule is
+/// ASCII, negated classes then also match bytes that are not UTF-8, and the
+/// DFA stays small. Because every delimiter a rule uses is ASCII, match
+/// boundaries in UTF-8 text always fall on character boundaries.
+fn compile(pattern: &str) -> Regex {
+    // The table is static and covered by tests: a bad pattern is a
+    // programming error, not input.
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .expect("rule table regex")
 }
 
 /// Position of a rule in the table (its priority).
@@ -405,10 +415,11 @@ mod tests {
     fn line_rules_never_match_a_line_terminator() {
         for r in rules() {
             if let RuleKind::Line(p) = r.kind {
-                let re = Regex::new(p).unwrap();
+                let re = compile(p);
                 for probe in ["\n", "\r", "password=\n", "password=a\nb"] {
-                    for m in re.find_iter(probe) {
-                        assert!(!m.as_str().contains(['\n', '\r']), "{}", r.id);
+                    for m in re.find_iter(probe.as_bytes()) {
+                        assert!(!m.as_bytes().contains(&b'\n'), "{}", r.id);
+                        assert!(!m.as_bytes().contains(&b'\r'), "{}", r.id);
                     }
                 }
             }
@@ -505,8 +516,12 @@ mod tests {
         let set = RuleSet::get();
         for line in [GHP, "password=x", "AKIAFAKEFAKEFAKE1234", "nothing here"] {
             let mut out = Vec::new();
-            set.line_matches(line, 0, &mut out);
-            assert_eq!(!out.is_empty(), set.prefilter(line, 0).is_some(), "{line}");
+            set.line_matches(line.as_bytes(), 0, &mut out);
+            assert_eq!(
+                !out.is_empty(),
+                set.prefilter(line.as_bytes(), 0).is_some(),
+                "{line}"
+            );
         }
     }
 }

@@ -3,8 +3,10 @@
 //! (`vaultref = { features = ["testing"] }`) so neither copies the other.
 //!
 //! Nothing here is a mock. [`vault::TestVault`] runs a real OpenBao server
-//! process on a loopback port.
+//! process on a loopback port; [`git_server::GitServer`] runs `git
+//! http-backend` behind Basic auth.
 
+pub mod git_server;
 pub mod vault;
 
 pub use vault::{TestSupportError, TestVault};

@@ -4,8 +4,10 @@
 //! checked and found invalid (or a resolution failed), 2 usage or configuration
 //! error.
 
+mod git_credential_cmd;
 mod ref_cmd;
 mod resolve_cmd;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -27,9 +29,13 @@ enum Command {
     /// Work with secret references (`vault://mount/path#field`).
     #[command(subcommand)]
     Ref(ref_cmd::RefCommand),
+    /// git's credential helper protocol (run by git under a worker, not by hand).
+    GitCredential(git_credential_cmd::GitCredentialArgs),
     /// Resolve a ref with the Vault settings from the environment and print
     /// `hmac-sha256:<hex>` of the value (never the value).
     Resolve(resolve_cmd::ResolveArgs),
+    /// Resolve refs into a command's environment and redact its output (like `op run`).
+    Run(run_cmd::RunArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
+        Command::GitCredential(args) => git_credential_cmd::run(args),
         Command::Resolve(args) => resolve_cmd::run(args),
+        Command::Run(args) => run_cmd::run(args),
     }
 }

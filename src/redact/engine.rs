@@ -1,0 +1,774 @@
+//! The redaction engine: which bytes to hide, and when bytes may leave.
+//!
+//! # What is hidden
+//!
+//! The engine computes *spans* over the whole stream (`spec/redaction.md` §4):
+//! every occurrence of every registered form (overlapping included), every
+//! line-rule match (per line, per rule, leftmost-first), every PEM block. Spans
+//! that share a byte are merged into one *region*, replaced by one marker: the
+//! marker of the region's first span (registered secrets before rules when
+//! two start at the same byte, then table order). Merging is what makes the
+//! output independent of how spans overlap, and masking the union never
+//! reveals part of a match.
+//!
+//! # When bytes may leave
+//!
+//! Every span except two kinds lies inside one line (`\n` and `\r` both end
+//! a line), so a complete line can be decided as soon as its terminator
+//! arrives. The exceptions:
+//!
+//! - a PEM block runs from its BEGIN marker to its END marker. The engine does
+//!   not wait for the END: once BEGIN is seen the marker is emitted and input
+//!   is swallowed until END (or the line limit), so nothing is held back;
+//! - a registered secret that itself holds a line terminator. A complete line
+//!   is held back only while its tail could still be the start of one, i.e.
+//!   at most the length of the longest such secret.
+//!
+//! An incomplete line is held until its terminator, or until it reaches
+//! [`SEGMENT`] bytes plus the longest registered form; then its first
+//! segment is processed (rules never match across a segment boundary; the
+//! look-ahead means registered forms still do). So memory stays bounded by
+//! about `SEGMENT` + the longest form + the longest multi-line secret + one
+//! write, whatever the stream's length.
+
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::forms::{derived_forms, is_pem_armour};
+use super::literal::LiteralSet;
+use super::rules::{PEM_MAX_LINES, RuleSet, rule_index, rules};
+use crate::error::ErrorCode;
+
+/// Lines longer than this are processed in segments of this many bytes.
+pub const SEGMENT: usize = 256 * 1024;
+
+/// The default minimum length of a registered secret, in characters.
+pub const DEFAULT_MIN_SECRET_LENGTH: usize = 8;
+
+/// The default marker for registered secrets.
+pub const DEFAULT_REPLACEMENT: &str = "[REDACTED]";
+
+/// The user names whose git Basic header (`base64(user:secret)`) is masked
+/// whole by default: GitHub's and GitLab's conventions.
+pub const DEFAULT_BASIC_USERNAMES: &[&str] = &["x-access-token", "oauth2", "git"];
+
+/// A refused configuration (today only `secret_too_short`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedactError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl RedactError {
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// A message for people; it never holds the secret.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for RedactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for RedactError {}
+
+/// Collects secrets and settings, then builds a [`Redactor`].
+pub struct RedactorBuilder {
+    min_len: usize,
+    builtin_rules: bool,
+    replacement: String,
+    usernames: Vec<String>,
+    secrets: Vec<SecretString>,
+}
+
+impl Default for RedactorBuilder {
+    fn default() -> Self {
+        RedactorBuilder {
+            min_len: DEFAULT_MIN_SECRET_LENGTH,
+            builtin_rules: true,
+            replacement: DEFAULT_REPLACEMENT.to_string(),
+            usernames: DEFAULT_BASIC_USERNAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            secrets: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedactorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactorBuilder")
+            .field("min_len", &self.min_len)
+            .field("builtin_rules", &self.builtin_rules)
+            .field("secrets", &self.secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedactorBuilder {
+    /// Default settings: minimum length 8, rules on, `[REDACTED]`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the minimum secret length in characters (at least 1). Set it
+    /// before adding secrets; [`RedactorBuilder::build`] checks again.
+    pub fn min_secret_length(mut self, n: usize) -> Self {
+        self.min_len = n.max(1);
+        self
+    }
+
+    /// Turns the token rule table on or off (on by default).
+    pub fn builtin_rules(mut self, on: bool) -> Self {
+        self.builtin_rules = on;
+        self
+    }
+
+    /// Sets the marker for registered secrets (default `[REDACTED]`).
+    pub fn replacement(mut self, marker: impl Into<String>) -> Self {
+        self.replacement = marker.into();
+        self
+    }
+
+    /// Sets the user names whose `base64(user:secret)` is masked whole.
+    pub fn basic_auth_usernames<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.usernames = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Registers a secret. Refuses one shorter than the minimum length with
+    /// `secret_too_short` (masking it would hit ordinary text).
+    pub fn add_secret(&mut self, secret: &SecretString) -> Result<&mut Self, RedactError> {
+        check_len(secret, self.min_len)?;
+        self.secrets.push(secret.clone());
+        Ok(self)
+    }
+
+    /// Builds the redactor.
+    pub fn build(&self) -> Result<Redactor, RedactError> {
+        let mut single: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut multi: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        for s in &self.secrets {
+            check_len(s, self.min_len)?;
+            let value = s.expose_secret();
+            let mut parts: Vec<&str> = vec![value];
+            if value.contains(['\n', '\r']) {
+                // Lines of a multi-line secret are registered on their own too
+                // (spec §2.3), except short and armour lines.
+                parts.extend(
+                    value
+                        .split(['\n', '\r'])
+                        .map(str::trim)
+                        .filter(|l| l.chars().count() >= self.min_len && !is_pem_armour(l)),
+                );
+            }
+            for part in parts {
+                for form in derived_forms(part, &self.usernames) {
+                    let bucket = if form.contains(&b'\n') || form.contains(&b'\r') {
+                        &mut multi
+                    } else {
+                        &mut single
+                    };
+                    if !bucket.iter().any(|f| f[..] == form[..]) {
+                        bucket.push(form);
+                    }
+                }
+            }
+        }
+        let multi_ac = if multi.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build(multi.iter().map(|m| &m[..]))
+                    .map_err(|e| RedactError {
+                        code: ErrorCode::ConfigInvalid,
+                        message: format!("cannot index multi-line secrets: {e}"),
+                    })?,
+            )
+        };
+        let literals = LiteralSet::new(single);
+        let rule_markers = rules()
+            .iter()
+            .map(|r| format!("[REDACTED:{}]", r.id).into_bytes())
+            .collect();
+        Ok(Redactor {
+            inner: Arc::new(Inner {
+                rules: self.builtin_rules.then(RuleSet::get),
+                lookahead: literals.max_len().saturating_sub(1),
+                literals,
+                multi,
+                multi_ac,
+                secret_marker: self.replacement.clone().into_bytes(),
+                rule_markers,
+                secret_count: self.secrets.len(),
+            }),
+        })
+    }
+}
+
+fn check_len(secret: &SecretString, min_len: usize) -> Result<(), RedactError> {
+    let n = secret.expose_secret().chars().count();
+    if n < min_len {
+        return Err(RedactError {
+            code: ErrorCode::SecretTooShort,
+            message: format!(
+                "a registered secret is {n} characters long; the minimum is {min_len}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A compiled, immutable redactor; cheap to clone and share across threads.
+#[derive(Clone)]
+pub struct Redactor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rules: Option<&'static RuleSet>,
+    literals: LiteralSet,
+    lookahead: usize,
+    multi: Vec<Zeroizing<Vec<u8>>>,
+    multi_ac: Option<AhoCorasick>,
+    secret_marker: Vec<u8>,
+    rule_markers: Vec<Vec<u8>>,
+    secret_count: usize,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.inner.secret_count)
+            .field("builtin_rules", &self.inner.rules.is_some())
+            .field("literals", &self.inner.literals)
+            .field("multi_line_forms", &self.inner.multi.len())
+            .finish()
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        RedactorBuilder::new()
+            .build()
+            .expect("no secrets, nothing to refuse")
+    }
+}
+
+impl Redactor {
+    /// A redactor with no registered secrets and every rule on.
+    pub fn builtin() -> Redactor {
+        Redactor::default()
+    }
+
+    /// Starts a stream.
+    pub fn stream(&self) -> RedactStream {
+        RedactStream {
+            r: self.clone(),
+            pending: Zeroizing::new(Vec::new()),
+            base: 0,
+            line_pos: 0,
+            region: None,
+            pem_lf_seen: None,
+            spans: Vec::new(),
+        }
+    }
+
+    /// Redacts bytes in one go.
+    pub fn redact_bytes(&self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut s = self.stream();
+        s.push(input, &mut out);
+        s.finish(&mut out);
+        out
+    }
+
+    /// Redacts a string in one go.
+    pub fn redact(&self, input: &str) -> String {
+        let out = self.redact_bytes(input.as_bytes());
+        // Every span boundary falls on a character boundary of UTF-8 input
+        // (spec §4), so this never loses anything; lossy is a no-panic guard.
+        match String::from_utf8(out) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
+    }
+
+    /// How many secrets were registered.
+    pub fn secret_count(&self) -> usize {
+        self.inner.secret_count
+    }
+}
+
+/// What a span is: a registered secret, or a rule by table index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Label {
+    Secret,
+    Rule(usize),
+}
+
+/// A span in `pending` coordinates; `end == usize::MAX` is a PEM block whose
+/// end is not known yet.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+    label: Label,
+}
+
+/// The region being swallowed, in absolute stream offsets.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    /// Furthest known end of its spans.
+    end: u64,
+    /// A PEM block in it has not found its end yet.
+    pem_open: bool,
+}
+
+/// The state of one redacted stream. Feed it with [`RedactStream::push`],
+/// end it with [`RedactStream::finish`].
+pub struct RedactStream {
+    r: Redactor,
+    /// Bytes not yet decided, starting at absolute offset `base`.
+    pending: Zeroizing<Vec<u8>>,
+    base: u64,
+    /// Offset of `pending[0]` within its line (a multiple of SEGMENT).
+    line_pos: usize,
+    region: Option<Region>,
+    /// Line feeds seen since the open PEM block's BEGIN marker.
+    pem_lf_seen: Option<usize>,
+    spans: Vec<Span>,
+}
+
+impl std::fmt::Debug for RedactStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactStream")
+            .field("pending_bytes", &self.pending.len())
+            .field("offset", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_term(b: u8) -> bool {
+    b == b'\n' || b == b'\r'
+}
+
+impl RedactStream {
+    /// Feeds input; appends whatever can be decided to `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.pending.extend_from_slice(input);
+        self.process(false, out);
+    }
+
+    /// Ends the stream; appends everything still held to `out`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.process(true, out);
+        self.region = None;
+        self.pem_lf_seen = None;
+    }
+
+    /// Bytes currently held back.
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn process(&mut self, fin: bool, out: &mut Vec<u8>) {
+        loop {
+            let (r, forced) = self.ready_end(fin);
+            if r == 0 && !(fin && self.region.is_some()) {
+                return;
+            }
+            self.round(r, forced, fin, out);
+            self.pending.drain(..r);
+            self.base += r as u64;
+            if !forced {
+                return;
+            }
+        }
+    }
+
+    /// How many bytes of `pending` can be decided now, and whether that is a
+    /// forced segment cut.
+    fn ready_end(&self, fin: bool) -> (usize, bool) {
+        let p = &self.pending[..];
+        if fin {
+            return (p.len(), false);
+        }
+        let last_line_start = memchr::memrchr2(b'\n', b'\r', p).map_or(0, |i| i + 1);
+        // A long incomplete line: cut its first segment once the look-ahead
+        // for registered forms is there too.
+        let cut = last_line_start + SEGMENT;
+        if p.len() >= cut + self.r.inner.lookahead {
+            return (cut, true);
+        }
+        let mut r = last_line_start;
+        if self.r.inner.multi_ac.is_some() && r > 0 {
+            r = self.multi_holdback(r);
+        }
+        (r, false)
+    }
+
+    /// Moves `r` back to the start of the line where a multi-line secret could
+    /// still be in progress.
+    fn multi_holdback(&self, mut r: usize) -> usize {
+        let p = &self.pending[..];
+        let inner = &self.r.inner;
+        let line_start = |s: usize| memchr::memrchr2(b'\n', b'\r', &p[..s]).map_or(0, |i| i + 1);
+        // Tails of the ready part that are prefixes of a multi-line form.
+        for m in &inner.multi {
+            for (t, &b) in m.iter().enumerate() {
+                if is_term(b) && t + 1 < m.len() {
+                    let pre = &m[..=t];
+                    if r >= pre.len() && p[r - pre.len()..r] == pre[..] {
+                        r = r.min(line_start(r - pre.len()));
+                    }
+                }
+            }
+        }
+        // Complete occurrences crossing the cut: move before them, repeatedly.
+        if let Some(ac) = &inner.multi_ac {
+            loop {
+                let mut moved = r;
+                for m in ac.find_overlapping_iter(p) {
+                    if m.start() < moved && m.end() > moved {
+                        moved = line_start(m.start());
+                    }
+                }
+                if moved == r {
+                    break;
+                }
+                r = moved;
+            }
+        }
+        r
+    }
+
+    /// Decides `pending[..r]`.
+    fn round(&mut self, r: usize, forced: bool, fin: bool, out: &mut Vec<u8>) {
+        let inner = Arc::clone(&self.r.inner);
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
+        let p = &self.pending[..];
+
+        // Registered single-line forms, with look-ahead past a forced cut.
+        let hay_end = if forced {
+            (r + inner.lookahead).min(p.len())
+        } else {
+            r
+        };
+        let mut lits = Vec::new();
+        inner.literals.find(&p[..hay_end], r, &mut lits);
+        spans.extend(lits.into_iter().map(|(a, b)| Span {
+            start: a,
+            end: b,
+            label: Label::Secret,
+        }));
+        // Registered multi-line forms.
+        if let Some(ac) = &inner.multi_ac {
+            for m in ac.find_overlapping_iter(&p[..r]) {
+                spans.push(Span {
+                    start: m.start(),
+                    end: m.end(),
+                    label: Label::Secret,
+                });
+            }
+        }
+
+        if let Some(set) = inner.rules {
+            // An open PEM block first: find where it ends.
+            let mut pem_from = 0;
+            if let Some(seen) = self.pem_lf_seen {
+                match pem_end_in(set, &p[..r], 0, seen, fin) {
+                    PemEnd::At(e) => {
+                        self.pem_lf_seen = None;
+                        if let Some(reg) = &mut self.region {
+                            reg.pem_open = false;
+                            reg.end = reg.end.max(self.base + e as u64);
+                        }
+                        pem_from = e;
+                    }
+                    PemEnd::Open(seen) => {
+                        self.pem_lf_seen = Some(seen);
+                        pem_from = r;
+                    }
+                }
+            }
+            // New PEM blocks.
+            if let Some((rule, begin)) = set.pem_begin() {
+                let idx = rule_index(rule);
+                while pem_from < r {
+                    let Some(b) = begin.find_at(&p[..r], pem_from) else {
+                        break;
+                    };
+                    match pem_end_in(set, &p[..r], b.end(), 0, fin) {
+                        PemEnd::At(e) => {
+                            spans.push(Span {
+                                start: b.start(),
+                                end: e,
+                                label: Label::Rule(idx),
+                            });
+                            pem_from = e.max(b.end());
+                        }
+                        PemEnd::Open(seen) => {
+                            spans.push(Span {
+                                start: b.start(),
+                                end: usize::MAX,
+                                label: Label::Rule(idx),
+                            });
+                            self.pem_lf_seen = Some(seen);
+                            break;
+                        }
+                    }
+                }
+            }
+            // Line rules, only on lines the prefilter hits, per segment.
+            let hay = &p[..r];
+            let mut from = 0;
+            let mut found = Vec::new();
+            while from < r {
+                let Some(hit) = set.prefilter(hay, from) else {
+                    break;
+                };
+                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..hit]).map_or(0, |i| i + 1);
+                let le = memchr::memchr2(b'\n', b'\r', &hay[hit..]).map_or(r, |i| hit + i);
+                let seg_start = ls + (hit - ls) / SEGMENT * SEGMENT;
+                let seg_end = le.min(seg_start + SEGMENT);
+                found.clear();
+                set.line_matches(&hay[seg_start..seg_end], seg_start, &mut found);
+                spans.extend(found.iter().map(|m| Span {
+                    start: m.range.start,
+                    end: m.range.end,
+                    label: Label::Rule(rule_index(m.rule)),
+                }));
+                from = if seg_end == le { le + 1 } else { seg_end };
+            }
+        }
+
+        spans.sort_unstable_by_key(|s| (s.start, s.label, std::cmp::Reverse(s.end)));
+        spans.dedup_by_key(|s| (s.start, s.end, s.label));
+
+        // Merge and emit.
+        let mut cursor = 0usize;
+        let rel = |end: u64, base: u64| -> usize {
+            usize::try_from(end.saturating_sub(base)).unwrap_or(usize::MAX)
+        };
+        for s in &spans {
+            if let Some(reg) = &mut self.region {
+                let reg_end = if reg.pem_open {
+                    usize::MAX
+                } else {
+                    rel(reg.end, self.base)
+                };
+                if s.start < reg_end {
+                    if s.end == usize::MAX {
+                        reg.pem_open = true;
+                    } else {
+                        reg.end = reg.end.max(self.base + s.end as u64);
+                    }
+                    continue;
+                }
+                // The previous region ends before this span: swallow it.
+                cursor = cursor.max(reg_end);
+                self.region = None;
+            }
+            out.extend_from_slice(&p[cursor..s.start]);
+            out.extend_from_slice(match s.label {
+                Label::Secret => &inner.secret_marker,
+                Label::Rule(i) => &inner.rule_markers[i],
+            });
+            cursor = s.start;
+            self.region = Some(if s.end == usize::MAX {
+                Region {
+                    end: self.base + s.start as u64,
+                    pem_open: true,
+                }
+            } else {
+                Region {
+                    end: self.base + s.end as u64,
+                    pem_open: false,
+                }
+            });
+        }
+        if let Some(reg) = &self.region {
+            let reg_end = if reg.pem_open && !fin {
+                usize::MAX
+            } else {
+                rel(reg.end, self.base)
+            };
+            if reg_end >= r && !fin {
+                cursor = r;
+            } else {
+                cursor = cursor.max(reg_end.min(r));
+                if fin && reg.pem_open {
+                    cursor = r;
+                }
+                self.region = None;
+            }
+        }
+        out.extend_from_slice(&p[cursor.min(r)..r]);
+        self.line_pos = if forced {
+            if memchr::memrchr2(b'\n', b'\r', &p[..r]).is_some() {
+                SEGMENT
+            } else {
+                self.line_pos + SEGMENT
+            }
+        } else {
+            0
+        };
+        self.spans = spans;
+    }
+}
+
+enum PemEnd {
+    /// The block ends here (pending coordinates).
+    At(usize),
+    /// Not yet; this many line feeds seen since BEGIN.
+    Open(usize),
+}
+
+/// Looks for the end of a PEM block in `hay[from..]`, `seen` line feeds after
+/// its BEGIN marker already. At the end of the stream an open block ends there.
+fn pem_end_in(set: &RuleSet, hay: &[u8], from: usize, seen: usize, fin: bool) -> PemEnd {
+    let rest = &hay[from..];
+    let mut seen = seen;
+    let mut window_end = None;
+    for i in memchr::memchr_iter(b'\n', rest) {
+        seen += 1;
+        if seen > PEM_MAX_LINES {
+            window_end = Some(i);
+            break;
+        }
+    }
+    let window = &rest[..window_end.unwrap_or(rest.len())];
+    if let Some(m) = set.pem_end().and_then(|e| e.find(window)) {
+        return PemEnd::At(from + m.end());
+    }
+    match window_end {
+        Some(w) => PemEnd::At(from + w),
+        None if fin => PemEnd::At(hay.len()),
+        None => PemEnd::Open(seen),
+    }
+}
+
+/// Redacts `text` with the built-in rules only (no registered secrets).
+pub fn redact(text: &str) -> String {
+    static DEFAULT: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(Redactor::builtin).redact(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GHP: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000";
+
+    fn with(secrets: &[&str]) -> Redactor {
+        let mut b = RedactorBuilder::new();
+        for s in secrets {
+            b.add_secret(&SecretString::from(s.to_string())).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn chunked(r: &Redactor, input: &str, size: usize) -> String {
+        let mut out = Vec::new();
+        let mut s = r.stream();
+        for c in input.as_bytes().chunks(size.max(1)) {
+            s.push(c, &mut out);
+        }
+        s.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rules_and_secrets() {
+        let r = with(&["FAKE-s3cret-value"]);
+        assert_eq!(
+            r.redact(&format!("push with {GHP} and FAKE-s3cret-value ok\n")),
+            "push with [REDACTED:github-pat] and [REDACTED] ok\n"
+        );
+        assert_eq!(redact("plain text\n"), "plain text\n");
+    }
+
+    #[test]
+    fn too_short_is_refused() {
+        let mut b = RedactorBuilder::new();
+        let e = b.add_secret(&SecretString::from("short")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SecretTooShort);
+        assert!(!e.message().contains("short"));
+    }
+
+    #[test]
+    fn overlapping_spans_merge() {
+        let url = format!("https://x-access-token:{GHP}@github.com/o/r\n");
+        assert_eq!(
+            redact(&url),
+            "https://x-access-token:[REDACTED:github-pat]@github.com/o/r\n"
+        );
+        let r = with(&[GHP]);
+        assert_eq!(
+            r.redact(&url),
+            "https://x-access-token:[REDACTED]@github.com/o/r\n"
+        );
+    }
+
+    #[test]
+    fn pem_block_across_writes() {
+        let text =
+            "a\n-----BEGIN RSA PRIVATE KEY-----\nMIIFAKE\n-----END RSA PRIVATE KEY----- tail\nb\n";
+        let want = "a\n[REDACTED:private-key] tail\nb\n";
+        let r = Redactor::builtin();
+        for n in 1..20 {
+            assert_eq!(chunked(&r, text, n), want, "chunk {n}");
+        }
+    }
+
+    #[test]
+    fn multi_line_secret_whole_and_lines() {
+        let secret = "line-one-FAKE\n}\nline-three-FAKE";
+        let r = with(&[secret]);
+        let text = format!("x {secret} y\nlone line-three-FAKE\n");
+        let want = "x [REDACTED] y\nlone [REDACTED]\n";
+        for n in 1..30 {
+            assert_eq!(chunked(&r, &text, n), want, "chunk {n}");
+        }
+    }
+
+    #[test]
+    fn complete_lines_leave_at_once() {
+        let r = with(&["FAKE-s3cret-value"]);
+        let mut s = r.stream();
+        let mut out = Vec::new();
+        s.push(b"hello\nwor", &mut out);
+        assert_eq!(out, b"hello\n");
+        assert_eq!(s.held(), 3);
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_lookahead() {
+        let r = with(&["FAKE-s3cret-value"]);
+        let mut text = "x".repeat(SEGMENT - 5);
+        text.push_str("FAKE-s3cret-value");
+        text.push_str(&"y".repeat(SEGMENT));
+        let want = text.replace("FAKE-s3cret-value", "[REDACTED]");
+        assert_eq!(chunked(&r, &text, 4096), want);
+        assert_eq!(r.redact(&text), want);
+    }
+}

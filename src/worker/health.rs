@@ -1,0 +1,131 @@
+//! Degraded mode: whether the worker believes Vault is reachable, and the
+//! background prober that finds out when it is back.
+//!
+//! The runbook says: when Vault is degraded, stop claiming jobs that need a
+//! secret, keep processing the others, and take secret jobs again when Vault
+//! is back. The state is one flag. It is set by the first resolution that
+//! fails with `vault_unavailable` (that job itself ends failed: it was
+//! already taken) and cleared only by a successful probe, so a flapping Vault
+//! never lets a job through on a guess. While the flag is set, a single
+//! prober task calls `probe()` with exponential backoff (initial delay,
+//! doubled after each failure, capped).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::vault::Resolver;
+
+/// Probe timing for degraded mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay before the first probe.
+    pub initial: Duration,
+    /// Longest delay between probes.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after `delay`: doubled, capped at `max`.
+    pub fn next(&self, delay: Duration) -> Duration {
+        delay.saturating_mul(2).min(self.max).max(self.initial)
+    }
+}
+
+/// The worker's view of Vault's health. Cheap to clone and share.
+#[derive(Debug, Default)]
+pub struct Health {
+    degraded: AtomicBool,
+    prober_running: AtomicBool,
+    probes: AtomicU64,
+    failed_probes: AtomicU64,
+}
+
+/// A snapshot of [`Health`], for status reports and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthStatus {
+    /// Secret jobs are being declined.
+    pub degraded: bool,
+    /// Probes sent since the worker started.
+    pub probes: u64,
+    /// Probes that failed.
+    pub failed_probes: u64,
+}
+
+impl Health {
+    /// Whether secret jobs are declined right now.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::SeqCst)
+    }
+
+    /// A snapshot.
+    pub fn status(&self) -> HealthStatus {
+        HealthStatus {
+            degraded: self.is_degraded(),
+            probes: self.probes.load(Ordering::SeqCst),
+            failed_probes: self.failed_probes.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Marks Vault unavailable and makes sure one prober runs. Must be called
+    /// within a Tokio runtime.
+    pub fn mark_unavailable(self: &Arc<Self>, resolver: &Arc<Resolver>, backoff: Backoff) {
+        self.degraded.store(true, Ordering::SeqCst);
+        if self
+            .prober_running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let health = Arc::clone(self);
+            let resolver = Arc::clone(resolver);
+            tokio::spawn(async move { health.probe_until_up(&resolver, backoff).await });
+        }
+    }
+
+    async fn probe_until_up(&self, resolver: &Resolver, backoff: Backoff) {
+        let mut delay = backoff.initial;
+        loop {
+            tokio::time::sleep(delay).await;
+            self.probes.fetch_add(1, Ordering::SeqCst);
+            if resolver.probe().await.is_ok() {
+                // Clear `prober_running` first: a failure racing with this
+                // recovery then starts a fresh prober instead of being lost.
+                self.prober_running.store(false, Ordering::SeqCst);
+                self.degraded.store(false, Ordering::SeqCst);
+                return;
+            }
+            self.failed_probes.fetch_add(1, Ordering::SeqCst);
+            delay = backoff.next(delay);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(350),
+        };
+        let mut d = b.initial;
+        let mut seen = vec![d];
+        for _ in 0..4 {
+            d = b.next(d);
+            seen.push(d);
+        }
+        let ms: Vec<u128> = seen.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [100, 200, 350, 350, 350]);
+    }
+}

@@ -1,0 +1,567 @@
+//! The worker runtime: takes a validated `codex_exec` job, checks the queue
+//! policy before touching Vault, resolves the job's refs at the moment of use,
+//! runs git with transient credentials, and returns an [`Outcome`].
+//!
+//! # One job, step by step
+//!
+//! 1. **Queue policy** (job type, then repository, exact match). A refusal
+//!    ends the job `failed` with `job_type_not_allowed` or
+//!    `repository_not_allowed`, and *no Vault request is made*: the first half
+//!    of the design's defence in depth. The second half is Vault's own policy.
+//! 2. **Ref policy**: `repoAuthRef` and (when publishing) `publishAuthRef`
+//!    against the worker's [`RefPolicy`], with scopes bound to the job's
+//!    repository and the worker id (`ref_*` codes, still no Vault request).
+//! 3. **Degraded mode** ([`health`]): a job that needs a secret while Vault is
+//!    known to be down is `declined` (it stays queued). A job that needs none
+//!    runs anyway.
+//! 4. **Resolve `repoAuthRef`** (bounded by [`WorkerSettings::resolve_timeout`]);
+//!    a `vault_unavailable` failure ends this job `failed` and switches the
+//!    worker into degraded mode. The value is registered with the job's
+//!    redactor before anything else happens.
+//! 5. **Prepare**: clone (or fetch, for `workdirMode: reuse`) and check out
+//!    `ref`, detached ([`crate::git`]).
+//! 6. **Job action** ([`JobAction`]), if any: edits the checkout.
+//! 7. **Publish** (`publish.mode` `branch` or `pr`): commit every change on
+//!    `<branch_prefix><job id>`, resolve `publishAuthRef` (falling back to
+//!    `repoAuthRef`, read again so a rotation in between is honoured; the same
+//!    ref is not read twice), push. `pr` pushes the branch; opening the pull
+//!    request is out of scope and said so in the outcome.
+//! 8. **Outcome**: `completed`, `failed` with a code, or `declined`. Secrets
+//!    are dropped (zeroized by `secrecy`) when the job ends; the job's
+//!    private directory (git `HOME`, credential sockets) is removed.
+//!
+//! Everything the worker logs goes through the job's redactor ([`log`]),
+//! including git's stderr and the action's output.
+//!
+//! Trade-off: git and the action are blocking processes run on Tokio's
+//! blocking pool, so a job holds one blocking thread while git runs; Vault
+//! calls stay async so that degraded-mode timeouts are exact.
+
+pub mod action;
+pub mod health;
+pub mod log;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::error::ErrorCode;
+use crate::git::{Git, GitError, GitSettings, Published, Remote};
+use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
+use crate::vault::Resolver;
+use crate::{RefPolicy, ScopeContext, SecretRef};
+
+pub use action::{ActionContext, ActionFn, JobAction};
+pub use health::{Backoff, Health, HealthStatus};
+pub use log::{JobLog, LogSink, SinkWriter, stderr_sink};
+
+/// The `type` of the jobs this worker runs.
+pub const JOB_TYPE: &str = "codex_exec";
+
+/// Worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// The worker's id, bound to `{worker_id}` in ref scopes.
+    pub worker_id: String,
+    /// Which repositories and job types this worker may take.
+    pub queue_policy: QueuePolicy,
+    /// What refs a job may name (mounts, length, scopes).
+    pub ref_policy: RefPolicy,
+    /// Where work dirs are created: `jobs/<job id>` for fresh clones,
+    /// `repos/<owner>__<repo>` for `workdirMode: reuse`.
+    pub work_root: PathBuf,
+    /// The base URL for `owner/repo` slugs (default `https://github.com`).
+    pub git_base_url: String,
+    /// How git is run.
+    pub git: GitSettings,
+    /// Time limit for one resolution; past it the job fails with
+    /// `vault_unavailable` (default 30 s).
+    pub resolve_timeout: Duration,
+    /// Degraded-mode probing.
+    pub backoff: Backoff,
+    /// Prefix of published branches (default `vaultref/`).
+    pub branch_prefix: String,
+}
+
+impl WorkerSettings {
+    /// Settings with defaults for everything but the id, the work root and git.
+    pub fn new(worker_id: &str, work_root: impl Into<PathBuf>, git: GitSettings) -> WorkerSettings {
+        WorkerSettings {
+            worker_id: worker_id.to_owned(),
+            queue_policy: QueuePolicy::default(),
+            ref_policy: RefPolicy::default(),
+            work_root: work_root.into(),
+            git_base_url: "https://github.com".to_owned(),
+            git,
+            resolve_timeout: Duration::from_secs(30),
+            backoff: Backoff::default(),
+            branch_prefix: "vaultref/".to_owned(),
+        }
+    }
+}
+
+/// A job handed to the worker: the validated payload and the queue's job id.
+#[derive(Clone, Debug)]
+pub struct WorkerJob {
+    /// The queue's job id (logged, sent to Vault as a header, names the branch).
+    pub id: String,
+    /// The validated payload (`crate::payload::validate`).
+    pub job: CodexExecJob,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job ran to the end.
+    Completed(Completion),
+    /// The job failed; `code` says why. The message holds no secret.
+    Failed {
+        /// The error code.
+        code: ErrorCode,
+        /// A message for people.
+        message: String,
+    },
+    /// The worker did not take the job (Vault is down and the job needs a
+    /// secret); it stays queued.
+    Declined {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The error code of a failed job.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Outcome::Failed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// `completed`, `failed` or `declined`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Declined { .. } => "declined",
+        }
+    }
+}
+
+/// What a completed job did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The work dir.
+    pub work_dir: PathBuf,
+    /// The commit checked out before the action ran.
+    pub checked_out: String,
+    /// The branch pushed, if the job published and had changes.
+    pub published: Option<Published>,
+    /// Remarks (e.g. "nothing to publish", "pull request not opened").
+    pub notes: Vec<String>,
+}
+
+/// A failure inside a job, turned into [`Outcome::Failed`] at the end.
+struct Fail {
+    code: ErrorCode,
+    message: String,
+}
+
+impl From<GitError> for Fail {
+    fn from(e: GitError) -> Fail {
+        Fail {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn fail(code: ErrorCode, message: impl Into<String>) -> Fail {
+    Fail {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The worker. Share it with `Arc`; jobs may run concurrently.
+pub struct Worker {
+    settings: WorkerSettings,
+    resolver: Option<Arc<Resolver>>,
+    git: Git,
+    health: Arc<Health>,
+    sink: LogSink,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .field("vault", &self.resolver.is_some())
+            .field("health", &self.health.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker. `resolver` is `None` when no Vault is configured: jobs that
+    /// carry a ref then fail with `vault_not_configured`. `sink` receives the
+    /// (redacted) log.
+    pub fn new(settings: WorkerSettings, resolver: Option<Arc<Resolver>>, sink: LogSink) -> Worker {
+        Worker {
+            git: Git::new(settings.git.clone()),
+            settings,
+            resolver,
+            health: Arc::new(Health::default()),
+            sink,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &WorkerSettings {
+        &self.settings
+    }
+
+    /// Vault health as this worker sees it.
+    pub fn health(&self) -> HealthStatus {
+        self.health.status()
+    }
+
+    /// Whether a job needs a secret from Vault (and would be declined while
+    /// the worker is degraded).
+    pub fn needs_secret(job: &CodexExecJob) -> bool {
+        job.repo_auth_ref().is_some() || (publishes(job) && job.publish_auth_ref().is_some())
+    }
+
+    /// Runs one job to its outcome, with `action` editing the checkout.
+    pub async fn run_job(&self, job: &WorkerJob, action: Option<&JobAction>) -> Outcome {
+        let mut log = JobLog::new(
+            &job.id,
+            Arc::clone(&self.sink),
+            std::slice::from_ref(&self.settings.git.username),
+        );
+        log.line(&format!("taken: repository {}", job.job.repository()));
+        let outcome = match self.run_inner(job, action, &mut log).await {
+            Ok(done) => Ok(done),
+            Err(JobEnd::Declined(reason)) => {
+                log.line(&format!("declined: {reason}"));
+                return Outcome::Declined { reason };
+            }
+            Err(JobEnd::Failed(f)) => Err(f),
+        };
+        let redactor = log.redactor();
+        match outcome {
+            Ok(c) => {
+                log.line(&format!(
+                    "completed at {}{}",
+                    c.checked_out,
+                    c.published
+                        .as_ref()
+                        .map(|p| format!(", pushed {} to {}", p.commit, p.branch))
+                        .unwrap_or_default()
+                ));
+                Outcome::Completed(c)
+            }
+            Err(f) => {
+                // Messages are built without secrets; redact anyway (defence
+                // in depth: git stderr and action errors flow into them).
+                let message = redactor.redact(&f.message);
+                log.line(&format!("failed [{}]: {message}", f.code));
+                Outcome::Failed {
+                    code: f.code,
+                    message,
+                }
+            }
+        }
+    }
+
+    async fn run_inner(
+        &self,
+        wj: &WorkerJob,
+        action: Option<&JobAction>,
+        log: &mut JobLog,
+    ) -> Result<Completion, JobEnd> {
+        let job = &wj.job;
+        let s = &self.settings;
+
+        // 1. Queue policy, before anything touches Vault.
+        if !s.queue_policy.allows_job_type(JOB_TYPE) {
+            return Err(fail(
+                ErrorCode::JobTypeNotAllowed,
+                format!("job {}: this worker does not take {JOB_TYPE} jobs", wj.id),
+            )
+            .into());
+        }
+        if !s.queue_policy.allows_repository(job.repository()) {
+            return Err(fail(
+                ErrorCode::RepositoryNotAllowed,
+                format!(
+                    "job {}: repository {} is not in this worker's allowed repositories",
+                    wj.id,
+                    job.repository()
+                ),
+            )
+            .into());
+        }
+
+        // 2. Ref policy, scopes bound to this job.
+        let ctx = ScopeContext {
+            repository: job.repository_slug(),
+            worker_id: Some(s.worker_id.clone()),
+        };
+        let publishing = publishes(job);
+        let repo_ref = job.repo_auth_ref().cloned();
+        let publish_ref = if publishing {
+            job.publish_auth_ref().cloned()
+        } else {
+            None
+        };
+        for r in repo_ref.iter().chain(publish_ref.iter()) {
+            s.ref_policy
+                .check_parsed(r, &ctx)
+                .map_err(|e| fail(e.code(), format!("job {}: {r}: {}", wj.id, e.message())))?;
+        }
+
+        // 3. Degraded mode.
+        let needs_secret = repo_ref.is_some() || publish_ref.is_some();
+        if needs_secret {
+            if self.resolver.is_none() {
+                let r = repo_ref
+                    .as_ref()
+                    .or(publish_ref.as_ref())
+                    .expect("needs_secret");
+                return Err(fail(
+                    ErrorCode::VaultNotConfigured,
+                    crate::vault::ResolveError::not_configured(&r.to_string(), &wj.id).message(),
+                )
+                .into());
+            }
+            if self.health.is_degraded() {
+                return Err(JobEnd::Declined(
+                    "Vault is unavailable and this job needs a secret; it stays queued".into(),
+                ));
+            }
+        }
+
+        let remote = self
+            .remote_for(job)
+            .map_err(|m| fail(ErrorCode::GitFailed, m))?;
+
+        // 4. Resolve repoAuthRef at the moment of use.
+        let read_token = match &repo_ref {
+            Some(r) => Some(self.resolve(r, &wj.id, log).await?),
+            None => None,
+        };
+
+        // 5.-7a. Prepare, act, commit: blocking work on the blocking pool.
+        let work_dir = self.work_dir(wj)?;
+        let git_job = self.git.begin_job()?;
+        let redactor = log.redactor();
+        let git_job = git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
+        let branch = format!("{}{}", s.branch_prefix, sanitize(&wj.id));
+        let fresh = job.workdir_mode() != Some(WorkdirMode::Reuse);
+        let (git_job, checked_out, commit) = {
+            let remote = remote.clone();
+            let work_dir = work_dir.clone();
+            let action = action.cloned();
+            let id = wj.id.clone();
+            let instruction = job.instruction().to_owned();
+            let git_ref = job.git_ref().map(str::to_owned);
+            let token = read_token.clone();
+            let branch = branch.clone();
+            let action_log = log.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, Fail> {
+                if fresh && work_dir.exists() {
+                    std::fs::remove_dir_all(&work_dir).map_err(|e| {
+                        fail(
+                            ErrorCode::GitFailed,
+                            format!("cannot clear the work dir: {e}"),
+                        )
+                    })?;
+                }
+                let checkout =
+                    git_job.prepare(&remote, &work_dir, git_ref.as_deref(), token.as_ref())?;
+                action_log.line(&format!(
+                    "checked out {} ({})",
+                    checkout.head,
+                    if checkout.cloned { "cloned" } else { "fetched" }
+                ));
+                if let Some(action) = &action {
+                    let ctx = ActionContext {
+                        job_id: &id,
+                        instruction: &instruction,
+                        work_dir: &work_dir,
+                    };
+                    action
+                        .run(&ctx, &action_log)
+                        .map_err(|m| fail(ErrorCode::ActionFailed, m))?;
+                }
+                let commit = if publishing {
+                    git_job.commit_all(&work_dir, &branch, &format!("vaultref job {id}"))?
+                } else {
+                    None
+                };
+                Ok((git_job, checkout.head, commit))
+            })
+            .await
+            .map_err(|e| fail(ErrorCode::GitFailed, format!("the git task failed: {e}")))??
+        };
+        drop(read_token);
+
+        let mut notes = Vec::new();
+        let published = match (publishing, commit) {
+            (false, _) => None,
+            (true, None) => {
+                notes.push("nothing to publish: the job changed no file".to_owned());
+                None
+            }
+            (true, Some(_)) => {
+                // 7b. Resolve publishAuthRef (or repoAuthRef) now, at push time.
+                let push_token = match &publish_ref {
+                    Some(r) => Some(self.resolve(r, &wj.id, log).await?),
+                    None => None,
+                };
+                let redactor = log.redactor();
+                let git_job =
+                    git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
+                let remote = remote.clone();
+                let work_dir = work_dir.clone();
+                let branch = branch.clone();
+                let published = tokio::task::spawn_blocking(move || {
+                    git_job.push(&work_dir, &remote, &branch, push_token.as_ref())
+                })
+                .await
+                .map_err(|e| fail(ErrorCode::GitFailed, format!("the git task failed: {e}")))??;
+                if job.publish().mode() == PublishMode::Pr {
+                    notes.push(
+                        "publish.mode pr: branch pushed; opening the pull request is out of scope"
+                            .to_owned(),
+                    );
+                }
+                Some(published)
+            }
+        };
+        Ok(Completion {
+            work_dir,
+            checked_out,
+            published,
+            notes,
+        })
+    }
+
+    /// Resolves one ref with the timeout, registering the value with the
+    /// job's redactor. `vault_unavailable` switches on degraded mode.
+    async fn resolve(
+        &self,
+        r: &SecretRef,
+        job_id: &str,
+        log: &mut JobLog,
+    ) -> Result<SecretString, Fail> {
+        let resolver = self.resolver.as_ref().expect("checked by the caller");
+        let result =
+            tokio::time::timeout(self.settings.resolve_timeout, resolver.resolve(r, job_id)).await;
+        let value = match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                if e.code() == ErrorCode::VaultUnavailable {
+                    self.health
+                        .mark_unavailable(resolver, self.settings.backoff);
+                }
+                return Err(fail(e.code(), e.message()));
+            }
+            Err(_) => {
+                self.health
+                    .mark_unavailable(resolver, self.settings.backoff);
+                return Err(fail(
+                    ErrorCode::VaultUnavailable,
+                    format!(
+                        "job {job_id}: {r}: Vault did not answer within {:?}",
+                        self.settings.resolve_timeout
+                    ),
+                ));
+            }
+        };
+        log.register(&value)
+            .map_err(|(code, m)| fail(code, format!("job {job_id}: {r}: {m}")))?;
+        log.line(&format!("resolved {r}"));
+        Ok(value)
+    }
+
+    fn remote_for(&self, job: &CodexExecJob) -> Result<Remote, String> {
+        let repo = job.repository();
+        let allow_http = self.settings.git.allow_http;
+        let parsed = if repo.contains("://") {
+            Remote::parse(repo, allow_http)
+        } else {
+            Remote::from_slug(&self.settings.git_base_url, repo, allow_http)
+        };
+        parsed.map_err(|e| format!("cannot use repository {repo}: {e}"))
+    }
+
+    fn work_dir(&self, wj: &WorkerJob) -> Result<PathBuf, Fail> {
+        let s = &self.settings;
+        let dir = if wj.job.workdir_mode() == Some(WorkdirMode::Reuse) {
+            let slug = wj
+                .job
+                .repository_slug()
+                .unwrap_or_else(|| wj.job.repository().to_owned());
+            s.work_root
+                .join("repos")
+                .join(sanitize(&slug.replace('/', "__")))
+        } else {
+            s.work_root.join("jobs").join(sanitize(&wj.id))
+        };
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                fail(
+                    ErrorCode::GitFailed,
+                    format!("cannot create {}: {e}", parent.display()),
+                )
+            })?;
+        }
+        Ok(dir)
+    }
+}
+
+/// How `run_inner` ends early.
+enum JobEnd {
+    Failed(Fail),
+    Declined(String),
+}
+
+impl From<Fail> for JobEnd {
+    fn from(f: Fail) -> JobEnd {
+        JobEnd::Failed(f)
+    }
+}
+
+impl From<GitError> for JobEnd {
+    fn from(e: GitError) -> JobEnd {
+        JobEnd::Failed(e.into())
+    }
+}
+
+fn publishes(job: &CodexExecJob) -> bool {
+    job.publish().mode() != PublishMode::None
+}
+
+/// A job id or slug as one safe path segment / ref component:
+/// `[A-Za-z0-9_-]`, others replaced by `_` (so never `.` or `..`), at most 64 bytes.
+pub fn sanitize(id: &str) -> String {
+    let mut s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if s.is_empty() {
+        s.push_str("job");
+    }
+    s
+}

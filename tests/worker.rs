@@ -1,0 +1,558 @@
+//! The worker runtime against a real OpenBao (`vaultref::testing::vault`) and
+//! the real git HTTP server (`vaultref::testing::git_server`).
+//!
+//! Covers: rotation between two jobs, publish with `publishAuthRef` and with
+//! the fallback to `repoAuthRef`, defence in depth (a repository outside the
+//! queue policy fails without any Vault request, checked in the audit log),
+//! degraded mode down and back up, and redaction of everything logged. After
+//! each job the work root, the per-test TMPDIR and the log are scanned for
+//! every token and its base64 forms.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::json;
+use vaultref::ErrorCode;
+use vaultref::git::GitSettings;
+use vaultref::payload::{QueuePolicy, ValidationOptions, validate};
+use vaultref::testing::git_server::{
+    Access, AuthOutcome, GitServer, scan_for_needles, token_forms,
+};
+use vaultref::testing::vault::TestVault;
+use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
+use vaultref::worker::{Backoff, JobAction, Outcome, Worker, WorkerJob, WorkerSettings};
+
+const REPO: &str = "Owner/Repo";
+const REPO_PATH: &str = "moonmind/repos/Owner/Repo";
+
+/// A log sink the test can read.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+struct World {
+    vault: TestVault,
+    server: GitServer,
+    root: tempfile::TempDir,
+    log: Captured,
+    worker: Worker,
+}
+
+async fn world(persistent: bool, tweak: impl FnOnce(&mut WorkerSettings)) -> World {
+    let vault = if persistent {
+        TestVault::persistent().await
+    } else {
+        TestVault::dev().await
+    }
+    .expect("OpenBao test server (see vaultref::testing::vault for how to get `bao`)");
+    let server = GitServer::start().expect("git HTTP test server needs git with http-backend");
+    server.create_repo(REPO).unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("vaultref-worker-")
+        .tempdir()
+        .unwrap();
+    for d in ["tmp", "work"] {
+        std::fs::create_dir(root.path().join(d)).unwrap();
+    }
+    vault
+        .put_policy(
+            "worker",
+            r#"path "kv/data/moonmind/repos/*" { capabilities = ["read"] }"#,
+        )
+        .await
+        .unwrap();
+    let token = vault.create_token(&["worker"], "1h").await.unwrap();
+    let token_file = vault
+        .write_file("worker-token", secrecy::ExposeSecret::expose_secret(&token))
+        .unwrap();
+    let config =
+        VaultConfig::new(vault.addr(), AuthConfig::TokenFile { path: token_file }).unwrap();
+    let resolver = Arc::new(Resolver::new(config).await.unwrap());
+
+    let mut git = GitSettings::new(env!("CARGO_BIN_EXE_vaultref"));
+    git.allow_http = true;
+    git.tmp_dir = Some(root.path().join("tmp"));
+    let mut settings = WorkerSettings::new("executor-01", root.path().join("work"), git);
+    settings.git_base_url = format!("http://{}", server.addr());
+    settings.backoff = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(800),
+    };
+    settings.resolve_timeout = Duration::from_secs(5);
+    tweak(&mut settings);
+    let log = Captured::default();
+    let worker = Worker::new(settings, Some(resolver), Arc::new(Mutex::new(log.clone())));
+    World {
+        vault,
+        server,
+        root,
+        log,
+        worker,
+    }
+}
+
+fn job(id: &str, payload: serde_json::Value) -> WorkerJob {
+    let bytes = serde_json::to_vec(&json!({"type": "codex_exec", "payload": payload})).unwrap();
+    let job = validate(&bytes, &ValidationOptions::default()).expect("a valid test job");
+    WorkerJob {
+        id: id.to_owned(),
+        job,
+    }
+}
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+/// An action that writes `result.txt` in the checkout.
+fn write_file_action(content: &'static str) -> JobAction {
+    JobAction::Callback(Arc::new(move |ctx| {
+        std::fs::write(ctx.work_dir.join("result.txt"), content).map_err(|e| e.to_string())
+    }))
+}
+
+impl World {
+    fn assert_no_leak(&self, tokens: &[&SecretString]) {
+        let mut needles = Vec::new();
+        for t in tokens {
+            needles.extend(token_forms(t, &["x-access-token"]));
+        }
+        for dir in [self.root.path(), self.server.git_dir(REPO).as_path()] {
+            let hits = scan_for_needles(dir, &needles);
+            assert!(hits.is_empty(), "token on disk: {hits:?}");
+        }
+        let log = self.log.text().into_bytes();
+        for (i, n) in needles.iter().enumerate() {
+            assert!(
+                !log.windows(n.len()).any(|w| w == n.as_slice()),
+                "token form {i} in the worker log"
+            );
+        }
+        let tmp: Vec<PathBuf> = std::fs::read_dir(self.root.path().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(tmp.is_empty(), "left in TMPDIR: {tmp:?}");
+    }
+
+    fn vault_reads_of(&self, path_part: &str) -> usize {
+        self.vault
+            .audit_entries()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "request")
+            .filter(|e| {
+                e["request"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(path_part))
+            })
+            .count()
+    }
+}
+
+fn completed(outcome: &Outcome) -> &vaultref::worker::Completion {
+    match outcome {
+        Outcome::Completed(c) => c,
+        other => panic!("expected completed, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_between_two_jobs() {
+    let w = world(false, |_| {}).await;
+    let t1 = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE1001");
+    let t2 = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE1002");
+    let payload = json!({
+        "repository": REPO,
+        "instruction": "look around",
+        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+    });
+
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t1)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_token(REPO, Access::Read, &t1);
+    let o1 = w.worker.run_job(&job("job-1", payload.clone()), None).await;
+    completed(&o1);
+
+    // Rotate in Vault and on the git server: the queued job picks up t2.
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t2)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_token(REPO, Access::Read, &t2);
+    w.server.clear_requests();
+    let o2 = w.worker.run_job(&job("job-2", payload), None).await;
+    completed(&o2);
+    let log = w.server.requests();
+    assert!(log.iter().any(|r| r.auth == AuthOutcome::Accepted));
+    assert!(
+        log.iter().all(|r| r.auth != AuthOutcome::Rejected),
+        "{log:?}"
+    );
+    assert!(w.vault_reads_of(&format!("kv/data/{REPO_PATH}")) >= 2);
+    w.assert_no_leak(&[&t1, &t2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_uses_publish_auth_ref_then_falls_back_to_repo_auth_ref() {
+    let w = world(false, |_| {}).await;
+    let read = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE2001");
+    let push = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE2002");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({
+                "github_token": secrecy::ExposeSecret::expose_secret(&read),
+                "publish_token": secrecy::ExposeSecret::expose_secret(&push),
+            }),
+        )
+        .await
+        .unwrap();
+    w.server.set_token(REPO, Access::Read, &read);
+    w.server.set_token(REPO, Access::Push, &push);
+
+    let with_publish_ref = json!({
+        "repository": REPO,
+        "instruction": "write a file",
+        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+        "publishAuthRef": format!("vault://kv/{REPO_PATH}#publish_token"),
+        "publish": {"mode": "branch"},
+    });
+    let o = w
+        .worker
+        .run_job(
+            &job("pub-1", with_publish_ref),
+            Some(&write_file_action("one\n")),
+        )
+        .await;
+    let c = completed(&o);
+    let p = c.published.as_ref().expect("published");
+    assert_eq!(p.branch, "vaultref/pub-1");
+    assert_eq!(
+        w.server
+            .read_file(REPO, "refs/heads/vaultref/pub-1", "result.txt")
+            .as_deref(),
+        Some("one\n")
+    );
+
+    // Without publishAuthRef the push uses repoAuthRef's token, which the
+    // server refuses for pushing while the push token differs...
+    let fallback = json!({
+        "repository": REPO,
+        "instruction": "write a file",
+        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+        "publish": {"mode": "branch"},
+    });
+    let o = w
+        .worker
+        .run_job(
+            &job("pub-2", fallback.clone()),
+            Some(&write_file_action("two\n")),
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::GitFailed), "{o:?}");
+    assert!(
+        w.server
+            .requests()
+            .iter()
+            .any(|r| r.access == Access::Push && r.auth == AuthOutcome::Rejected)
+    );
+    // ...and accepts once the read token may push.
+    w.server.set_token(REPO, Access::Push, &read);
+    let o = w
+        .worker
+        .run_job(&job("pub-3", fallback), Some(&write_file_action("three\n")))
+        .await;
+    completed(&o);
+    assert_eq!(
+        w.server
+            .read_file(REPO, "refs/heads/vaultref/pub-3", "result.txt")
+            .as_deref(),
+        Some("three\n")
+    );
+    w.assert_no_leak(&[&read, &push]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_not_allowed_fails_without_any_vault_request() {
+    let w = world(false, |s| {
+        s.queue_policy = QueuePolicy {
+            allowed_repositories: Some(vec!["Other/Repo".to_owned()]),
+            allowed_job_types: None,
+        };
+    })
+    .await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE3001");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
+        )
+        .await
+        .unwrap();
+    let before = w.vault_reads_of(&format!("kv/data/{REPO_PATH}"));
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "denied-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::RepositoryNotAllowed), "{o:?}");
+    // Give the audit device a moment: it writes synchronously, but be fair.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(w.vault_reads_of(&format!("kv/data/{REPO_PATH}")), before);
+    let job_header_seen = w
+        .vault
+        .audit_entries()
+        .unwrap()
+        .iter()
+        .any(|e| e.to_string().contains("denied-1"));
+    assert!(!job_header_seen, "the audit log mentions the refused job");
+    assert!(w.server.requests().is_empty(), "git was contacted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn degraded_mode_down_and_back_up() {
+    let mut w = world(true, |_| {}).await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE4001");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_token(REPO, Access::Read, &t);
+    w.server.create_repo("Public/Repo").unwrap();
+    w.server.set_public("Public/Repo", true);
+    let secret_job = json!({
+        "repository": REPO,
+        "instruction": "x",
+        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+    });
+    let plain_job = json!({"repository": "Public/Repo", "instruction": "x"});
+
+    completed(
+        &w.worker
+            .run_job(&job("up-1", secret_job.clone()), None)
+            .await,
+    );
+
+    w.vault.stop();
+    // Taken before the worker knew: fails with vault_unavailable, in time.
+    let started = Instant::now();
+    let o = w
+        .worker
+        .run_job(&job("down-1", secret_job.clone()), None)
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::VaultUnavailable), "{o:?}");
+    assert!(started.elapsed() < w.worker.settings().resolve_timeout + Duration::from_secs(1));
+    assert!(w.worker.health().degraded);
+
+    // New secret jobs are declined; jobs without secrets still run.
+    let o = w
+        .worker
+        .run_job(&job("down-2", secret_job.clone()), None)
+        .await;
+    assert!(matches!(o, Outcome::Declined { .. }), "{o:?}");
+    completed(&w.worker.run_job(&job("down-3", plain_job), None).await);
+
+    // The prober keeps trying with backoff...
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let status = w.worker.health();
+    assert!(status.degraded && status.failed_probes >= 1, "{status:?}");
+
+    // ...and Vault coming back ends degraded mode.
+    w.vault.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.worker.health().degraded {
+        assert!(
+            Instant::now() < deadline,
+            "still degraded 20 s after Vault came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    completed(&w.worker.run_job(&job("down-2", secret_job), None).await);
+    w.assert_no_leak(&[&t]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_output_and_errors_are_redacted() {
+    let w = world(false, |_| {}).await;
+    // A value no built-in rule knows: only registration can mask it.
+    let t = secret("plain-looking-credential-5001-FAKE");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_token(REPO, Access::Read, &t);
+    // The repository itself leaks the token (a committed .env file).
+    w.server
+        .commit_files(
+            REPO,
+            "main",
+            &[(
+                ".env",
+                &format!("TOKEN={}\n", secrecy::ExposeSecret::expose_secret(&t)),
+            )],
+            "oops",
+        )
+        .unwrap();
+    let action = JobAction::Command {
+        program: PathBuf::from("sh"),
+        args: vec!["-c".into(), "cat .env; cat .env >&2; exit 3".into()],
+        timeout: Duration::from_secs(30),
+    };
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "redact-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                }),
+            ),
+            Some(&action),
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::ActionFailed), "{o:?}");
+    let log = w.log.text();
+    assert!(log.contains("TOKEN=[REDACTED]"), "{log}");
+    assert!(!log.contains("plain-looking-credential"), "{log}");
+    assert!(!format!("{o:?}").contains("plain-looking-credential"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_type_and_scope_refusals_make_no_vault_request() {
+    let w = world(false, |s| {
+        s.ref_policy = vaultref::RefPolicy::default()
+            .with_scopes(["moonmind/repos/{repository}"])
+            .unwrap();
+    })
+    .await;
+    // A ref naming another repository's credential: out of this job's scope.
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "scope-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": "vault://kv/moonmind/repos/Other/Repo#github_token",
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::RefOutOfScope), "{o:?}");
+    assert_eq!(w.vault_reads_of("kv/data/moonmind/repos"), 0);
+
+    let w = world(false, |s| {
+        s.queue_policy = QueuePolicy {
+            allowed_repositories: None,
+            allowed_job_types: Some(vec!["other_type".to_owned()]),
+        };
+    })
+    .await;
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "type-1",
+                json!({
+                    "repository": REPO,
+                    "instruction": "x",
+                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::JobTypeNotAllowed), "{o:?}");
+    assert_eq!(w.vault_reads_of("kv/data/moonmind/repos"), 0);
+    assert!(w.server.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_vault_fails_secret_jobs_and_runs_the_others() {
+    let server = GitServer::start().unwrap();
+    server.create_repo("Public/Repo").unwrap();
+    server.set_public("Public/Repo", true);
+    let root = tempfile::tempdir().unwrap();
+    let mut git = GitSettings::new(env!("CARGO_BIN_EXE_vaultref"));
+    git.allow_http = true;
+    git.tmp_dir = Some(root.path().to_owned());
+    let mut settings = WorkerSettings::new("executor-02", root.path().join("work"), git);
+    settings.git_base_url = format!("http://{}", server.addr());
+    let log = Captured::default();
+    let worker = Worker::new(settings, None, Arc::new(Mutex::new(log.clone())));
+    let o = worker
+        .run_job(
+            &job(
+                "nv-1",
+                json!({
+                    "repository": "Public/Repo",
+                    "instruction": "x",
+                    "repoAuthRef": "vault://kv/moonmind/repos/Public/Repo#github_token",
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::VaultNotConfigured), "{o:?}");
+    let o = worker
+        .run_job(
+            &job(
+                "nv-2",
+                json!({"repository": "Public/Repo", "instruction": "x"}),
+            ),
+            Some(&write_file_action("local\n")),
+        )
+        .await;
+    let c = completed(&o);
+    assert_eq!(
+        std::fs::read_to_string(c.work_dir.join("result.txt")).unwrap(),
+        "local\n"
+    );
+    assert!(log.text().contains("job nv-2: completed"), "{}", log.text());
+}
