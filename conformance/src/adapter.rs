@@ -11,15 +11,20 @@
 //! `check_ref` is [`RefPolicy::check_bytes`], `check_payload` is
 //! [`vaultref::payload::validate`], `resolve` is the ref policy then
 //! [`vaultref::vault::Resolver::resolve`] and a [`FingerprintKey`]. `run_job`
-//! (the worker) is answered `unsupported` until the library offers it, and the
-//! `worker` and `degraded` profiles are not claimed.
+//! is [`Worker::run_job`] with a job action that writes the file
+//! `VAULTREF_CONFORMANCE` (the protocol's instruction stub). The worker's git
+//! credential helper is the `vaultref` binary next to this one (or
+//! `VAULTREF_BIN`).
 
 use std::io::{BufRead, Write};
 
 use serde_json::{Map, Value, json};
+use vaultref::git::GitSettings;
+use vaultref::payload::QueuePolicy;
 use vaultref::payload::{ValidationOptions, validate};
 use vaultref::policy::PolicySettings;
 use vaultref::vault::{FingerprintKey, Resolver, VaultConfig};
+use vaultref::worker::{JobAction, Outcome, Worker, WorkerJob, WorkerSettings, stderr_sink};
 use vaultref::{RefPolicy, ScopeContext};
 
 /// A deliberate defect, for the broken implementations.
@@ -40,6 +45,13 @@ pub enum Fault {
     /// Resolves without the ref policy's mount and scope checks (only the
     /// resolver's own mount re-check is left).
     SkipResolvePolicy,
+    /// Drops `publishAuthRef` from jobs, so pushes use `repoAuthRef`.
+    IgnorePublishAuthRef,
+    /// Reads a job's `repoAuthRef` from Vault before the worker checks the
+    /// queue policy ("prefetch").
+    VaultBeforeQueuePolicy,
+    /// Pins every ref of a job to version 1: a secret cached forever.
+    CacheForever,
 }
 
 impl Fault {
@@ -52,6 +64,9 @@ impl Fault {
         ("hang-on-query", Fault::HangOnQuery),
         ("leak-base64", Fault::LeakBase64),
         ("skip-resolve-policy", Fault::SkipResolvePolicy),
+        ("ignore-publish-auth-ref", Fault::IgnorePublishAuthRef),
+        ("vault-before-queue-policy", Fault::VaultBeforeQueuePolicy),
+        ("cache-forever", Fault::CacheForever),
     ];
 
     /// Looks a fault up by name.
@@ -63,10 +78,12 @@ impl Fault {
 /// What `configure` set up.
 struct State {
     rt: tokio::runtime::Runtime,
-    resolver: Option<Resolver>,
+    resolver: Option<std::sync::Arc<Resolver>>,
     key: Option<FingerprintKey>,
     policy: RefPolicy,
     worker_id: Option<String>,
+    worker: Option<Worker>,
+    queue_policy: QueuePolicy,
 }
 
 /// Serves the protocol on stdin/stdout until `shutdown` or end of input.
@@ -80,6 +97,8 @@ pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
         key: None,
         policy: RefPolicy::default(),
         worker_id: None,
+        worker: None,
+        queue_policy: QueuePolicy::default(),
     };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
@@ -96,7 +115,12 @@ pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
             break;
         }
     }
-    if let Some(r) = state.resolver.take() {
+    state.worker = None;
+    if let Some(r) = state
+        .resolver
+        .take()
+        .and_then(|r| std::sync::Arc::try_unwrap(r).ok())
+    {
         state.rt.block_on(r.shutdown());
     }
     Ok(())
@@ -124,12 +148,13 @@ fn handle(line: &str, fault: Option<Fault>, state: &mut State) -> (Value, bool) 
                 "language": "rust",
                 "notes": "reference adapter over the vaultref library",
             },
-            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle"],
+            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded"],
         }),
         "check_ref" => check_ref(&req, fault),
         "check_payload" => check_payload(&req),
         "configure" => configure(&req, state),
         "resolve" => resolve(&req, state, fault),
+        "run_job" => run_job(&req, state, fault),
         "shutdown" => json!({"reply": "shutdown"}),
         other if fault == Some(Fault::NoUnsupported) => {
             json!({"reply": "error", "message": format!("unknown op `{other}`")})
@@ -282,9 +307,57 @@ fn configure(req: &Map<String, Value>, state: &mut State) -> Value {
             Err(e) => return failed("configure", e.code().as_str(), e.message()),
         };
         match state.rt.block_on(Resolver::new(config)) {
-            Ok(r) => state.resolver = Some(r),
+            Ok(r) => state.resolver = Some(std::sync::Arc::new(r)),
             Err(e) => return failed("configure", e.code().as_str(), e.message()),
         }
+    }
+    if let Some(q) = req.get("queue_policy").filter(|q| !q.is_null()) {
+        match serde_json::from_value(q.clone()) {
+            Ok(q) => state.queue_policy = q,
+            Err(e) => return failed("configure", "config_invalid", &format!("queue_policy: {e}")),
+        }
+    }
+    if let Some(base) = req
+        .get("git")
+        .and_then(|g| g.get("base_url"))
+        .and_then(Value::as_str)
+    {
+        let helper = std::env::var_os("VAULTREF_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .map(|p| p.with_file_name("vaultref"))
+            })
+            .filter(|p| p.is_file());
+        let Some(helper) = helper else {
+            return failed(
+                "configure",
+                "config_invalid",
+                "no `vaultref` binary next to the adapter (the git credential helper); set VAULTREF_BIN",
+            );
+        };
+        let dir = |k: &str| {
+            req.get(k)
+                .and_then(Value::as_str)
+                .map(std::path::PathBuf::from)
+        };
+        let Some(work) = dir("work_dir") else {
+            return failed("configure", "config_invalid", "run_job needs work_dir");
+        };
+        let mut git = GitSettings::new(helper);
+        git.allow_http = base.starts_with("http://");
+        git.tmp_dir = dir("temp_dir");
+        let mut settings = WorkerSettings::new(
+            state.worker_id.as_deref().unwrap_or("conformance"),
+            work,
+            git,
+        );
+        settings.queue_policy = state.queue_policy.clone();
+        settings.ref_policy = state.policy.clone();
+        settings.git_base_url = base.trim_end_matches('/').to_string();
+        settings.resolve_timeout = std::time::Duration::from_secs(10);
+        state.worker = Some(Worker::new(settings, state.resolver.clone(), stderr_sink()));
     }
     json!({"reply": "configure", "outcome": "configured"})
 }
@@ -330,5 +403,80 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
             json!({"reply": "resolve", "outcome": "resolved", "fingerprint": key.fingerprint(&value)})
         }
         Err(e) => failed("resolve", e.code().as_str(), e.message()),
+    }
+}
+
+fn run_job(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) -> Value {
+    let (Some(job_id), Some(job)) = (req.get("job_id").and_then(Value::as_str), req.get("job"))
+    else {
+        return json!({"reply": "error", "message": "run_job needs job_id and job"});
+    };
+    let Some(worker) = &state.worker else {
+        return failed(
+            "run_job",
+            "config_invalid",
+            "configure gave no git settings",
+        );
+    };
+    let mut job = job.clone();
+    match fault {
+        Some(Fault::IgnorePublishAuthRef) => {
+            if let Some(p) = job.get_mut("payload").and_then(Value::as_object_mut) {
+                p.remove("publishAuthRef");
+            }
+        }
+        Some(Fault::CacheForever) => {
+            if let Some(p) = job.get_mut("payload").and_then(Value::as_object_mut) {
+                for k in ["repoAuthRef", "publishAuthRef"] {
+                    if let Some(Value::String(r)) = p.get_mut(k)
+                        && !r.contains('?')
+                    {
+                        *r = r.replacen('#', "?version=1#", 1);
+                    }
+                }
+            }
+        }
+        Some(Fault::VaultBeforeQueuePolicy) => {
+            let prefetch = job["payload"]["repoAuthRef"]
+                .as_str()
+                .and_then(|r| vaultref::SecretRef::parse(r).ok());
+            if let (Some(r), Some(resolver)) = (prefetch, &state.resolver) {
+                let _ = state.rt.block_on(resolver.resolve(&r, job_id));
+            }
+        }
+        _ => {}
+    }
+    let options = ValidationOptions {
+        ref_policy: state.policy.clone(),
+        worker_id: state.worker_id.clone(),
+        queue_policy: None,
+    };
+    let parsed = match validate(&serde_json::to_vec(&job).expect("JSON"), &options) {
+        Ok(j) => j,
+        Err(errors) => {
+            let first = &errors[0];
+            return failed("run_job", first.code.as_str(), &first.message);
+        }
+    };
+    let action = JobAction::Callback(std::sync::Arc::new(
+        |ctx: &vaultref::worker::ActionContext<'_>| {
+            std::fs::write(ctx.work_dir.join("VAULTREF_CONFORMANCE"), ctx.job_id)
+                .map_err(|e| e.to_string())
+        },
+    ));
+    let wj = WorkerJob {
+        id: job_id.to_string(),
+        job: parsed,
+    };
+    match state.rt.block_on(worker.run_job(&wj, Some(&action))) {
+        Outcome::Completed(c) => json!({
+            "reply": "run_job", "outcome": "completed",
+            "commit": c.published.map(|p| p.commit),
+        }),
+        Outcome::Failed { code, message } => failed("run_job", code.as_str(), &message),
+        Outcome::Declined { reason } => json!({
+            "reply": "run_job", "outcome": "declined",
+            "code": "vault_unavailable", "message": reason,
+        }),
     }
 }

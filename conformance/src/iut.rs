@@ -118,6 +118,17 @@ impl Iut {
     /// `Err(Verdict::Error)` if the process cannot be started (a harness
     /// problem: wrong path); a broken `hello` is the implementation's failure.
     pub async fn start(cmd: &IutCommand, cwd: &Path, tmpdir: &Path) -> Result<Iut, Verdict> {
+        Self::start_with_env(cmd, cwd, tmpdir, &[]).await
+    }
+
+    /// [`Iut::start`] with extra environment variables (e.g. a `PATH` with a
+    /// recording `git` wrapper in front).
+    pub async fn start_with_env(
+        cmd: &IutCommand,
+        cwd: &Path,
+        tmpdir: &Path,
+        env: &[(String, std::ffi::OsString)],
+    ) -> Result<Iut, Verdict> {
         let mut command = Command::new(&cmd.program);
         command
             .args(&cmd.args)
@@ -134,6 +145,9 @@ impl Iut {
             }
         }
         command.env("TMPDIR", tmpdir);
+        for (k, v) in env {
+            command.env(k, v);
+        }
         let mut child = command.spawn().map_err(|e| {
             Verdict::Error(format!(
                 "cannot start the implementation `{}`: {e}",

@@ -243,7 +243,16 @@ impl Cx {
     /// Starts an implementation process in `dirs`; its output is attributed to
     /// this scenario.
     pub async fn start_iut(&self, dirs: &Dirs) -> Result<Iut, Verdict> {
-        let iut = Iut::start(&self.env.iut, &dirs.root, &dirs.tmp).await?;
+        self.start_iut_env(dirs, &[]).await
+    }
+
+    /// [`Cx::start_iut`] with extra environment variables.
+    pub async fn start_iut_env(
+        &self,
+        dirs: &Dirs,
+        env: &[(String, std::ffi::OsString)],
+    ) -> Result<Iut, Verdict> {
+        let iut = Iut::start_with_env(&self.env.iut, &dirs.root, &dirs.tmp, env).await?;
         self.lock()
             .outputs
             .extend([iut.out.clone(), iut.err.clone()]);

@@ -18,6 +18,11 @@ pub fn run(args: &[String]) -> ExitCode {
             "--package",
             "vaultref-conformance",
             "--bins",
+            // `vaultref` is the worker's git credential helper, run by the adapter.
+            "--package",
+            "vaultref",
+            "--bin",
+            "vaultref",
         ])
         .status();
     match status {

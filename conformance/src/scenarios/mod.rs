@@ -2,10 +2,12 @@
 //!
 //! - [`vectors`]: one scenario per vector of `fixtures/refs/` (and
 //!   `fixtures/payloads/` when present), id = the vector's id;
-//! - [`resolve`]: `resolve`, `auth` and `lifecycle` scenarios against a real Vault.
+//! - [`resolve`]: `resolve`, `auth` and `lifecycle` scenarios against a real Vault;
+//! - [`worker`]: `run_job` against a real Vault and a real git HTTP server.
 
 pub mod resolve;
 pub mod vectors;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,7 @@ pub fn catalogue(fixtures: &Path) -> Result<Vec<Scenario>, String> {
     let mut all = vectors::ref_vectors(&fixtures.join("refs"))?;
     all.extend(vectors::payload_vectors(&fixtures.join("payloads"))?);
     all.extend(resolve::scenarios());
+    all.extend(worker::scenarios());
     all.push(protocol_unknown_op());
     Ok(all)
 }

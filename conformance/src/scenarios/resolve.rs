@@ -5,7 +5,6 @@
 //! knows the HMAC fingerprint to expect and every value to look for in the
 //! implementation's output.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
@@ -13,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::iut::Iut;
-use crate::runner::{BoxFuture, Cx, Dirs, Needs, Scenario};
+use crate::runner::{Cx, Dirs, Needs, Scenario};
 use crate::scenario::{Failure, Level, Profile, Verdict};
 use crate::vault::{APPROLE_MOUNT, JOB_ID_HEADER, KV_MOUNT, random_hex};
 
@@ -47,7 +46,7 @@ pub fn fingerprint(key: &[u8], value: &SecretString) -> String {
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn verr(e: impl std::fmt::Display) -> Verdict {
+pub(crate) fn verr(e: impl std::fmt::Display) -> Verdict {
     Verdict::Error(format!("provisioning Vault: {e}"))
 }
 
@@ -71,6 +70,21 @@ pub async fn session(
     readable: &[String],
     auth: Auth,
     ref_policy: Option<Value>,
+) -> Result<Session, Verdict> {
+    let extra = match ref_policy {
+        Some(p) => json!({ "ref_policy": p }),
+        None => json!({}),
+    };
+    session_with(cx, readable, auth, extra, &[]).await
+}
+
+/// [`session`] with extra `configure` fields and environment variables.
+pub async fn session_with(
+    cx: &Cx,
+    readable: &[String],
+    auth: Auth,
+    extra: Value,
+    env: &[(String, std::ffi::OsString)],
 ) -> Result<Session, Verdict> {
     let vault = cx.vault()?;
     let policy = cx.name("read");
@@ -118,7 +132,7 @@ pub async fn session(
         }
     };
     let key = random_hex(32);
-    let mut iut = cx.start_iut(&dirs).await?;
+    let mut iut = cx.start_iut_env(&dirs, env).await?;
     let mut configure = json!({
         "vault": {"addr": vault.addr(), "auth": auth_json, "job_id_header": JOB_ID_HEADER},
         "fingerprint_key": key,
@@ -126,8 +140,10 @@ pub async fn session(
         "temp_dir": dirs.tmp,
         "worker_id": "executor-01",
     });
-    if let Some(p) = ref_policy {
-        configure["ref_policy"] = p;
+    if let Value::Object(extra) = extra {
+        for (k, v) in extra {
+            configure[k] = v;
+        }
     }
     let reply = iut.request("configure", configure).await?;
     if reply.get("outcome").and_then(Value::as_str) != Some("configured") {
@@ -207,7 +223,7 @@ pub fn expect_code(spec: &str, reply: &Map<String, Value>, code: &str) -> Verdic
 }
 
 /// No audit entry for any path under the scenario's prefix.
-fn expect_no_vault_request(cx: &Cx, spec: &str) -> Verdict {
+pub(crate) fn expect_no_vault_request(cx: &Cx, spec: &str) -> Verdict {
     let Ok(vault) = cx.vault() else {
         return Verdict::Pass;
     };
@@ -234,26 +250,31 @@ fn expect_no_vault_request(cx: &Cx, spec: &str) -> Verdict {
     }
 }
 
-fn and(a: Verdict, b: Verdict) -> Verdict {
+pub(crate) fn and(a: Verdict, b: Verdict) -> Verdict {
     if a == Verdict::Pass { b } else { a }
 }
 
-macro_rules! live {
+#[macro_export]
+#[doc(hidden)]
+macro_rules! live_scenario {
     ($cx:ident, $body:block) => {
-        Arc::new(move |$cx: Cx| -> BoxFuture<Verdict> {
-            Box::pin(async move {
-                let r: Result<Verdict, Verdict> = async { $body }.await;
-                r.unwrap_or_else(|v| v)
-            })
-        })
+        std::sync::Arc::new(
+            move |$cx: $crate::runner::Cx| -> $crate::runner::BoxFuture<$crate::scenario::Verdict> {
+                Box::pin(async move {
+                    let r: Result<$crate::scenario::Verdict, $crate::scenario::Verdict> =
+                        async { $body }.await;
+                    r.unwrap_or_else(|v| v)
+                })
+            },
+        )
     };
 }
 
-const VAULT: Needs = Needs {
+pub(crate) const VAULT: Needs = Needs {
     vault: true,
     audit: false,
 };
-const AUDIT: Needs = Needs {
+pub(crate) const AUDIT: Needs = Needs {
     vault: true,
     audit: true,
 };
@@ -295,7 +316,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "secret-ref.md §1 (no version: latest)",
             "An unpinned ref resolves to the latest version",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let (v1, v2) = (cx.fake_token(), cx.fake_token());
                 let path = put_versions(&cx, &[&v1, &v2]).await?;
                 let mut s = own_prefix(&cx).await?;
@@ -322,7 +343,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "secret-ref.md §1 (version pins)",
             "A ref with ?version=1 resolves to version 1 after rotation",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let (v1, v2) = (cx.fake_token(), cx.fake_token());
                 let path = put_versions(&cx, &[&v1, &v2]).await?;
                 let mut s = own_prefix(&cx).await?;
@@ -349,7 +370,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "errors.md secret_not_found",
             "Nothing at the path: secret_not_found",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let mut s = own_prefix(&cx).await?;
                 let r = resolve(
                     &mut s,
@@ -372,7 +393,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "errors.md secret_field_missing",
             "The secret has no such field: secret_field_missing",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = own_prefix(&cx).await?;
@@ -397,7 +418,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "errors.md secret_version_deleted",
             "A soft-deleted version: secret_version_deleted",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let (v1, v2) = (cx.fake_token(), cx.fake_token());
                 let path = put_versions(&cx, &[&v1, &v2]).await?;
                 cx.vault()?
@@ -427,7 +448,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "errors.md secret_version_destroyed",
             "A destroyed version: secret_version_destroyed",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let (v1, v2) = (cx.fake_token(), cx.fake_token());
                 let path = put_versions(&cx, &[&v1, &v2]).await?;
                 cx.vault()?
@@ -457,7 +478,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "errors.md vault_permission_denied",
             "The policy allows only another path: vault_permission_denied",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
@@ -488,7 +509,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "secret-ref.md §4, protocol.md §3.5",
             "A ref on a mount outside the allow-list is refused before any Vault request",
             AUDIT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 // The secret really exists on the dev server's `secret/` mount, so
                 // an implementation that skips the check would read it.
@@ -547,7 +568,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "secret-ref.md R8, protocol.md §3.5",
             "A traversal ref is refused before any Vault request",
             AUDIT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let mut s = own_prefix(&cx).await?;
                 let r = resolve(
                     &mut s,
@@ -576,7 +597,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "secret-ref.md R2, protocol.md §3.5",
             "A 513-byte ref is refused before any Vault request",
             AUDIT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let mut s = own_prefix(&cx).await?;
                 let head = format!("vault://kv/{}/", cx.prefix());
                 let pad = 513 - head.len() - "#token".len();
@@ -607,7 +628,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "secret-ref.md §4 scopes, protocol.md §3.5",
             "A job for one repository cannot name another's credential",
             AUDIT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let other = format!("{}/repos/Acme/Other", cx.prefix());
                 cx.vault()?
@@ -653,7 +674,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "protocol.md §3.2 job_id_header",
             "The job id is sent with Vault requests and shows in the audit log",
             AUDIT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = own_prefix(&cx).await?;
@@ -692,7 +713,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "protocol.md §3.2 token auth",
             "A token read from a 0600 token file resolves",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = own_prefix(&cx).await?;
@@ -719,7 +740,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "protocol.md §3.2 approle auth",
             "AppRole login from role id and secret id files resolves",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
@@ -750,7 +771,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "errors.md vault_auth_failed",
             "A wrong secret id: vault_auth_failed",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
@@ -785,7 +806,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "protocol.md §3.2 token file re-read",
             "The token file is rewritten by an agent after expiry; the next resolve uses the new token",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
@@ -828,7 +849,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "SecretStore.md token lifecycle",
             "Keeps resolving across several 2 s TTLs",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
@@ -871,7 +892,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "SecretStore.md token lifecycle",
             "Past the token's max TTL, logs in again",
             VAULT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
@@ -909,7 +930,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "SecretStore.md token lifecycle",
             "Renewal shows in the audit log",
             AUDIT,
-            live!(cx, {
+            live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
