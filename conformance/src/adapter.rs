@@ -52,6 +52,9 @@ pub enum Fault {
     VaultBeforeQueuePolicy,
     /// Pins every ref of a job to version 1: a secret cached forever.
     CacheForever,
+    /// Checks the repository first with `git ls-remote` on a URL carrying the
+    /// token (the classic token-in-clone-URL mistake).
+    TokenInArgv,
 }
 
 impl Fault {
@@ -67,6 +70,7 @@ impl Fault {
         ("ignore-publish-auth-ref", Fault::IgnorePublishAuthRef),
         ("vault-before-queue-policy", Fault::VaultBeforeQueuePolicy),
         ("cache-forever", Fault::CacheForever),
+        ("token-in-argv", Fault::TokenInArgv),
     ];
 
     /// Looks a fault up by name.
@@ -84,6 +88,7 @@ struct State {
     worker_id: Option<String>,
     worker: Option<Worker>,
     queue_policy: QueuePolicy,
+    git_base_url: Option<String>,
 }
 
 /// Serves the protocol on stdin/stdout until `shutdown` or end of input.
@@ -99,6 +104,7 @@ pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
         worker_id: None,
         worker: None,
         queue_policy: QueuePolicy::default(),
+        git_base_url: None,
     };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
@@ -356,6 +362,7 @@ fn configure(req: &Map<String, Value>, state: &mut State) -> Value {
         settings.queue_policy = state.queue_policy.clone();
         settings.ref_policy = state.policy.clone();
         settings.git_base_url = base.trim_end_matches('/').to_string();
+        state.git_base_url = Some(settings.git_base_url.clone());
         settings.resolve_timeout = std::time::Duration::from_secs(10);
         state.worker = Some(Worker::new(settings, state.resolver.clone(), stderr_sink()));
     }
@@ -442,6 +449,25 @@ fn run_job(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
                 .and_then(|r| vaultref::SecretRef::parse(r).ok());
             if let (Some(r), Some(resolver)) = (prefetch, &state.resolver) {
                 let _ = state.rt.block_on(resolver.resolve(&r, job_id));
+            }
+        }
+        Some(Fault::TokenInArgv) => {
+            let r = job["payload"]["repoAuthRef"]
+                .as_str()
+                .and_then(|r| vaultref::SecretRef::parse(r).ok());
+            let repo = job["payload"]["repository"].as_str().unwrap_or("");
+            if let (Some(r), Some(resolver), Some(base)) = (r, &state.resolver, &state.git_base_url)
+                && let Ok(token) = state.rt.block_on(resolver.resolve(&r, job_id))
+            {
+                use secrecy::ExposeSecret;
+                let url = base.replacen(
+                    "://",
+                    &format!("://x-access-token:{}@", token.expose_secret()),
+                    1,
+                );
+                let _ = std::process::Command::new("git")
+                    .args(["ls-remote", &format!("{url}/{repo}.git")])
+                    .output();
             }
         }
         _ => {}

@@ -79,10 +79,33 @@ fn code_is(v: &Value, code: &str) -> bool {
 }
 
 const BROKEN: &str = env!("CARGO_BIN_EXE_vaultref-broken-adapter");
+
+/// The adapters run `vaultref` (next to them) as git's credential helper:
+/// build it if this test run did not.
+fn ensure_helper() {
+    let helper = PathBuf::from(BROKEN).with_file_name("vaultref");
+    if helper.is_file() {
+        return;
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "vaultref",
+            "--bin",
+            "vaultref",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the vaultref binary failed");
+}
 const REFS: &[Profile] = &[Profile::Refs, Profile::Suite];
 
 #[test]
 fn reference_adapter_passes_everything() {
+    ensure_helper();
     let outcome = harness(env!("CARGO_BIN_EXE_vaultref-adapter"), &[], &[], &[], 20);
     assert_eq!(failing(&outcome), BTreeSet::new());
     assert_eq!(outcome.backend, "process");
@@ -92,6 +115,7 @@ fn reference_adapter_passes_everything() {
         Profile::Resolve,
         Profile::Auth,
         Profile::Lifecycle,
+        Profile::Worker,
     ] {
         assert!(
             outcome
@@ -216,5 +240,53 @@ fn skipping_the_policy_before_resolving_fails_the_policy_scenarios() {
     assert_eq!(
         failing(&outcome),
         BTreeSet::from(["resolve.out-of-scope".to_string()])
+    );
+}
+
+fn worker_failures(fault: &str) -> BTreeSet<String> {
+    ensure_helper();
+    failing(&harness(
+        BROKEN,
+        &["--fault", fault],
+        &[Profile::Worker, Profile::Suite],
+        &[],
+        20,
+    ))
+}
+
+#[test]
+fn ignoring_publish_auth_ref_fails_the_publish_scenario() {
+    assert_eq!(
+        worker_failures("ignore-publish-auth-ref"),
+        BTreeSet::from(["worker.publish-auth-ref".to_string()])
+    );
+}
+
+#[test]
+fn reading_vault_before_the_queue_policy_fails_defence_in_depth() {
+    assert_eq!(
+        worker_failures("vault-before-queue-policy"),
+        BTreeSet::from(["worker.repository-not-allowed".to_string()])
+    );
+}
+
+#[test]
+fn caching_secrets_forever_fails_rotation() {
+    assert_eq!(
+        worker_failures("cache-forever"),
+        BTreeSet::from(["worker.rotation-mid-queue".to_string()])
+    );
+}
+
+#[test]
+fn a_token_in_a_git_url_is_caught_in_argv() {
+    // It also reads Vault before the worker's queue check, which the
+    // defence-in-depth scenario sees.
+    assert_eq!(
+        worker_failures("token-in-argv"),
+        BTreeSet::from([
+            "worker.clone-and-push".to_string(),
+            "worker.repository-not-allowed".to_string()
+        ])
     );
 }
