@@ -55,6 +55,8 @@ pub enum Fault {
     /// Checks the repository first with `git ls-remote` on a URL carrying the
     /// token (the classic token-in-clone-URL mistake).
     TokenInArgv,
+    /// Waits forever for Vault, instead of declining, when it is down.
+    HangWhenVaultDown,
 }
 
 impl Fault {
@@ -71,6 +73,7 @@ impl Fault {
         ("vault-before-queue-policy", Fault::VaultBeforeQueuePolicy),
         ("cache-forever", Fault::CacheForever),
         ("token-in-argv", Fault::TokenInArgv),
+        ("hang-when-vault-down", Fault::HangWhenVaultDown),
     ];
 
     /// Looks a fault up by name.
@@ -449,6 +452,14 @@ fn run_job(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
                 .and_then(|r| vaultref::SecretRef::parse(r).ok());
             if let (Some(r), Some(resolver)) = (prefetch, &state.resolver) {
                 let _ = state.rt.block_on(resolver.resolve(&r, job_id));
+            }
+        }
+        Some(Fault::HangWhenVaultDown) => {
+            if job["payload"].get("repoAuthRef").is_some()
+                && let Some(resolver) = &state.resolver
+                && state.rt.block_on(resolver.probe()).is_err()
+            {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
             }
         }
         Some(Fault::TokenInArgv) => {

@@ -116,6 +116,7 @@ fn reference_adapter_passes_everything() {
         Profile::Auth,
         Profile::Lifecycle,
         Profile::Worker,
+        Profile::Degraded,
     ] {
         assert!(
             outcome
@@ -288,5 +289,22 @@ fn a_token_in_a_git_url_is_caught_in_argv() {
             "worker.clone-and-push".to_string(),
             "worker.repository-not-allowed".to_string()
         ])
+    );
+}
+
+#[test]
+fn hanging_while_vault_is_down_fails_the_degraded_scenario() {
+    ensure_helper();
+    // A 2 s request timeout: `run_job` waits 6 s, then the scenario fails.
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "hang-when-vault-down"],
+        &[Profile::Degraded, Profile::Suite],
+        &[],
+        2,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["degraded.vault-stopped-mid-queue".to_string()])
     );
 }

@@ -142,7 +142,12 @@ pub async fn session_with(
     });
     if let Value::Object(extra) = extra {
         for (k, v) in extra {
-            configure[k] = v;
+            if k == "vault_addr" {
+                // Where the implementation reaches Vault (e.g. through a proxy).
+                configure["vault"]["addr"] = v;
+            } else {
+                configure[k] = v;
+            }
         }
     }
     let reply = iut.request("configure", configure).await?;

@@ -14,14 +14,21 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use vaultref::testing::git_server::{Access, GitServer, scan_for_needles, token_forms};
 
-use super::resolve::{AUDIT, Auth, Session, and, expect_no_vault_request, session_with, verr};
+use std::time::Duration;
+
+use super::resolve::{
+    AUDIT, Auth, Session, VAULT, and, expect_no_vault_request, session_with, verr,
+};
 use crate::live_scenario;
 use crate::runner::{Cx, Dirs, Scenario};
 use crate::scenario::{Failure, Level, Profile, Verdict};
 use crate::vault::KV_MOUNT;
+use crate::vault::proxy::Proxy;
 
 /// The repository every worker scenario uses (each scenario has its own server).
 const REPO: &str = "Acme/Api";
+/// A public repository, for jobs without refs.
+const PUBLIC_REPO: &str = "Acme/Public";
 
 /// A started git server, the IUT session, and where the argv log is.
 struct Rig {
@@ -65,7 +72,11 @@ fn recording_git(dirs: &Dirs) -> Result<(OsString, PathBuf), Verdict> {
 }
 
 /// Starts a git server with `REPO`, and an implementation configured for it.
-async fn rig(cx: &Cx, queue_policy: Option<Value>) -> Result<Rig, Verdict> {
+async fn rig(
+    cx: &Cx,
+    queue_policy: Option<Value>,
+    vault_addr: Option<String>,
+) -> Result<Rig, Verdict> {
     let git = GitServer::start().map_err(|e| Verdict::Error(format!("git server: {e}")))?;
     git.create_repo(REPO)
         .map_err(|e| Verdict::Error(format!("git server: {e}")))?;
@@ -77,6 +88,9 @@ async fn rig(cx: &Cx, queue_policy: Option<Value>) -> Result<Rig, Verdict> {
     });
     if let Some(q) = queue_policy {
         extra["queue_policy"] = q;
+    }
+    if let Some(a) = vault_addr {
+        extra["vault_addr"] = json!(a);
     }
     let s = session_with(
         cx,
@@ -203,11 +217,126 @@ fn expect_no_token_left(tokens: &[&SecretString], argv_log: &Path, dirs: &Dirs) 
     Verdict::Pass
 }
 
+/// How long a job may take to be declined or failed while Vault is down.
+const DEGRADED_BOUND: Duration = Duration::from_secs(15);
+
+fn outcome(r: &Map<String, Value>) -> (&str, &str) {
+    (
+        r.get("outcome").and_then(Value::as_str).unwrap_or(""),
+        r.get("code").and_then(Value::as_str).unwrap_or(""),
+    )
+}
+
+/// Vault stopped mid-queue (`SecretStore.md` "When Vault is degraded").
+async fn degraded(cx: Cx) -> Result<Verdict, Verdict> {
+    let spec =
+        "SecretStore.md degraded mode: stop claiming secret jobs, keep the others, resume after";
+    let token = cx.fake_token();
+    let r = put_token(&cx, "github", &token).await?;
+    let target: std::net::SocketAddr = cx
+        .vault()?
+        .addr()
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| Verdict::Error(format!("Vault address: {e}")))?;
+    let proxy = Proxy::start(target)
+        .await
+        .map_err(|e| Verdict::Error(format!("proxy: {e}")))?;
+    let mut rig = rig(&cx, None, Some(proxy.url())).await?;
+    rig.git.set_tokens(REPO, &token);
+    rig.git
+        .create_repo(PUBLIC_REPO)
+        .map_err(|e| Verdict::Error(format!("git server: {e}")))?;
+    rig.git.set_public(PUBLIC_REPO, true);
+    let first = run_job(&mut rig.s, "job-deg-1", job(Some(&r), None, true)).await?;
+    let v = expect_completed("before the outage", &first, &rig.git, "job-deg-1", true);
+    if v != Verdict::Pass {
+        return Ok(v);
+    }
+    proxy.down();
+    // Secret jobs while Vault is down: declined, or failed with vault_unavailable, in time.
+    let mut queue: Vec<String> = Vec::new();
+    for id in ["job-deg-2", "job-deg-3"] {
+        let started = std::time::Instant::now();
+        let reply = run_job(&mut rig.s, id, job(Some(&r), None, true)).await?;
+        let took = started.elapsed();
+        match outcome(&reply) {
+            ("declined", _) => queue.push(id.to_string()),
+            ("failed", "vault_unavailable") => {}
+            _ => {
+                return Ok(Verdict::Fail(Failure::new(
+                    spec,
+                    "declined, or failed with vault_unavailable",
+                    format!("{id}: {}", describe(&reply)),
+                )));
+            }
+        }
+        if took > DEGRADED_BOUND {
+            return Ok(Verdict::Fail(Failure::new(
+                spec,
+                format!("an answer within {} s", DEGRADED_BOUND.as_secs()),
+                format!("{id} took {:.1} s", took.as_secs_f32()),
+            )));
+        }
+    }
+    // A job without refs still completes.
+    let mut plain = job(None, None, false);
+    plain["payload"]["repository"] = json!(PUBLIC_REPO);
+    let reply = run_job(&mut rig.s, "job-deg-plain", plain).await?;
+    if outcome(&reply).0 != "completed" {
+        return Ok(Verdict::Fail(Failure::new(
+            spec,
+            "a job without refs completes while Vault is down",
+            describe(&reply),
+        )));
+    }
+    proxy
+        .up()
+        .await
+        .map_err(|e| Verdict::Error(format!("proxy: {e}")))?;
+    // Declined jobs are offered again until they complete (nothing lost).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Some(id) = queue.first().cloned() {
+        let reply = run_job(&mut rig.s, &id, job(Some(&r), None, true)).await?;
+        match outcome(&reply) {
+            ("completed", _) => {
+                let v = expect_completed(spec, &reply, &rig.git, &id, true);
+                if v != Verdict::Pass {
+                    return Ok(v);
+                }
+                queue.remove(0);
+            }
+            ("declined", _) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            _ => {
+                return Ok(Verdict::Fail(Failure::new(
+                    spec,
+                    "declined jobs complete once Vault is back (within 30 s)",
+                    format!("{id}: {}", describe(&reply)),
+                )));
+            }
+        }
+    }
+    Ok(Verdict::Pass)
+}
+
 /// Every worker scenario.
 pub fn scenarios() -> Vec<Scenario> {
     use Level::Must;
     use Profile::Worker;
     vec![
+        Scenario::live(
+            "degraded.vault-stopped-mid-queue",
+            Profile::Degraded,
+            Must,
+            "SecretStore.md \"When Vault is degraded\"",
+            "Vault stopped mid-queue: secret jobs declined or failed in time, others complete, declined ones complete after",
+            VAULT,
+            std::sync::Arc::new(|cx: Cx| -> crate::runner::BoxFuture<Verdict> {
+                Box::pin(async move { degraded(cx).await.unwrap_or_else(|v| v) })
+            }),
+        ),
         Scenario::live(
             "worker.clone-and-push",
             Worker,
@@ -218,7 +347,7 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, {
                 let token = cx.fake_token();
                 let r = put_token(&cx, "github", &token).await?;
-                let mut rig = rig(&cx, None).await?;
+                let mut rig = rig(&cx, None, None).await?;
                 rig.git.set_tokens(REPO, &token);
                 let reply = run_job(&mut rig.s, "job-push-1", job(Some(&r), None, true)).await?;
                 let done = expect_completed(
@@ -245,7 +374,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let (read, push) = (cx.fake_token(), cx.fake_token());
                 let read_ref = put_token(&cx, "read", &read).await?;
                 let push_ref = put_token(&cx, "push", &push).await?;
-                let mut rig = rig(&cx, None).await?;
+                let mut rig = rig(&cx, None, None).await?;
                 rig.git.set_token(REPO, Access::Read, &read);
                 rig.git.set_token(REPO, Access::Push, &push);
                 let reply = run_job(
@@ -273,8 +402,12 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, {
                 let token = cx.fake_token();
                 let r = put_token(&cx, "github", &token).await?;
-                let mut rig =
-                    rig(&cx, Some(json!({"allowed_repositories": ["Acme/Other"]}))).await?;
+                let mut rig = rig(
+                    &cx,
+                    Some(json!({"allowed_repositories": ["Acme/Other"]})),
+                    None,
+                )
+                .await?;
                 rig.git.set_tokens(REPO, &token);
                 let reply = run_job(&mut rig.s, "job-denied-1", job(Some(&r), None, false)).await?;
                 let code = if reply.get("outcome").and_then(Value::as_str) == Some("failed")
@@ -307,7 +440,7 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, {
                 let (old, new) = (cx.fake_token(), cx.fake_token());
                 let r = put_token(&cx, "github", &old).await?;
-                let mut rig = rig(&cx, None).await?;
+                let mut rig = rig(&cx, None, None).await?;
                 rig.git.set_tokens(REPO, &old);
                 let first = run_job(&mut rig.s, "job-rot-1", job(Some(&r), None, true)).await?;
                 let v = expect_completed(

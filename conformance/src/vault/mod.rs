@@ -20,6 +20,7 @@
 pub mod admin;
 mod container;
 mod process;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::time::Duration;
