@@ -57,6 +57,9 @@ pub enum Fault {
     TokenInArgv,
     /// Waits forever for Vault, instead of declining, when it is down.
     HangWhenVaultDown,
+    /// Builds a new resolver (a new login) for every resolution, so no token
+    /// lives long enough to be renewed.
+    LoginPerResolve,
 }
 
 impl Fault {
@@ -74,6 +77,7 @@ impl Fault {
         ("cache-forever", Fault::CacheForever),
         ("token-in-argv", Fault::TokenInArgv),
         ("hang-when-vault-down", Fault::HangWhenVaultDown),
+        ("login-per-resolve", Fault::LoginPerResolve),
     ];
 
     /// Looks a fault up by name.
@@ -92,6 +96,7 @@ struct State {
     worker: Option<Worker>,
     queue_policy: QueuePolicy,
     git_base_url: Option<String>,
+    vault_settings: Option<String>,
 }
 
 /// Serves the protocol on stdin/stdout until `shutdown` or end of input.
@@ -108,6 +113,7 @@ pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
         worker: None,
         queue_policy: QueuePolicy::default(),
         git_base_url: None,
+        vault_settings: None,
     };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
@@ -161,7 +167,7 @@ fn handle(line: &str, fault: Option<Fault>, state: &mut State) -> (Value, bool) 
         }),
         "check_ref" => check_ref(&req, fault),
         "check_payload" => check_payload(&req),
-        "configure" => configure(&req, state),
+        "configure" => configure(&req, state, fault),
         "resolve" => resolve(&req, state, fault),
         "run_job" => run_job(&req, state, fault),
         "shutdown" => json!({"reply": "shutdown"}),
@@ -286,7 +292,7 @@ fn failed(op: &str, code: &str, message: &str) -> Value {
     json!({"reply": op, "outcome": "failed", "code": code, "message": message})
 }
 
-fn configure(req: &Map<String, Value>, state: &mut State) -> Value {
+fn configure(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) -> Value {
     if let Some(p) = req.get("ref_policy").filter(|p| !p.is_null()) {
         let built = serde_json::from_value::<PolicySettings>(p.clone())
             .map_err(|e| e.to_string())
@@ -311,11 +317,16 @@ fn configure(req: &Map<String, Value>, state: &mut State) -> Value {
         vault
             .entry("allowed_mounts")
             .or_insert_with(|| json!(state.policy.allowed_mounts()));
+        state.vault_settings = Some(Value::Object(vault.clone()).to_string());
         let config = match VaultConfig::from_json(&Value::Object(vault).to_string()) {
             Ok(c) => c,
             Err(e) => return failed("configure", e.code().as_str(), e.message()),
         };
         match state.rt.block_on(Resolver::new(config)) {
+            // The broken variant keeps no resolver (and so no token) between resolutions.
+            Ok(r) if fault == Some(Fault::LoginPerResolve) => {
+                state.rt.block_on(r.shutdown());
+            }
             Ok(r) => state.resolver = Some(std::sync::Arc::new(r)),
             Err(e) => return failed("configure", e.code().as_str(), e.message()),
         }
@@ -394,14 +405,25 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
         Ok(p) => p,
         Err(e) => return failed("resolve", e.code().as_str(), e.message()),
     };
-    let (Some(resolver), Some(key)) = (&state.resolver, &state.key) else {
+    let fresh = match (fault, &state.vault_settings) {
+        (Some(Fault::LoginPerResolve), Some(settings)) => VaultConfig::from_json(settings)
+            .ok()
+            .and_then(|c| state.rt.block_on(Resolver::new(c)).ok()),
+        _ => None,
+    };
+    let (Some(resolver), Some(key)) = (fresh.as_ref().or(state.resolver.as_deref()), &state.key)
+    else {
         return failed(
             "resolve",
             "vault_not_configured",
             "configure gave no Vault settings or no fingerprint key",
         );
     };
-    match state.rt.block_on(resolver.resolve(&parsed, job_id)) {
+    let result = state.rt.block_on(resolver.resolve(&parsed, job_id));
+    if let Some(r) = fresh {
+        state.rt.block_on(r.shutdown());
+    }
+    match result {
         Ok(value) => {
             if fault == Some(Fault::LeakBase64) {
                 use base64::Engine;

@@ -308,3 +308,18 @@ fn hanging_while_vault_is_down_fails_the_degraded_scenario() {
         BTreeSet::from(["degraded.vault-stopped-mid-queue".to_string()])
     );
 }
+
+#[test]
+fn a_login_per_resolution_is_seen_as_no_renewal() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "login-per-resolve"],
+        &[Profile::Lifecycle, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["lifecycle.renewal-audited".to_string()])
+    );
+}

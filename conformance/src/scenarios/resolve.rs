@@ -309,6 +309,42 @@ async fn put_versions(cx: &Cx, values: &[&SecretString]) -> Result<String, Verdi
     Ok(path)
 }
 
+/// Revokes every token logged in with the scenario's AppRole role (found by
+/// accessor, so the harness never needs the implementation's token).
+async fn revoke_role_tokens(cx: &Cx) -> Result<usize, Verdict> {
+    let admin = &cx.vault()?.admin;
+    let role = cx.name("role");
+    let list = admin
+        .call("LIST", "auth/token/accessors", None)
+        .await
+        .map_err(verr)?;
+    let mut revoked = 0;
+    let accessors = list["data"]["keys"].as_array().cloned().unwrap_or_default();
+    for accessor in accessors.iter().filter_map(Value::as_str) {
+        let info = admin
+            .call(
+                "POST",
+                "auth/token/lookup-accessor",
+                Some(json!({"accessor": accessor})),
+            )
+            .await;
+        if let Ok(info) = info
+            && info["data"]["meta"]["role_name"].as_str() == Some(role.as_str())
+        {
+            admin
+                .call(
+                    "POST",
+                    "auth/token/revoke-accessor",
+                    Some(json!({"accessor": accessor})),
+                )
+                .await
+                .map_err(verr)?;
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
+}
+
 /// Every resolve, auth and lifecycle scenario.
 pub fn scenarios() -> Vec<Scenario> {
     use Level::{Must, Should};
@@ -929,6 +965,41 @@ pub fn scenarios() -> Vec<Scenario> {
             }),
         ),
         Scenario::live(
+            "lifecycle.revoked",
+            Lifecycle,
+            Must,
+            "SecretStore.md token lifecycle (re-authenticate)",
+            "After its token is revoked, logs in again",
+            VAULT,
+            live_scenario!(cx, {
+                let v1 = cx.fake_token();
+                let path = put_versions(&cx, &[&v1]).await?;
+                let approle = Auth::AppRole {
+                    ttl: "10m",
+                    max_ttl: "20m",
+                    bad_secret_id: false,
+                };
+                let mut s = session(&cx, &[format!("{}/*", cx.prefix())], approle, None).await?;
+                let reference = format!("vault://kv/{path}#token");
+                let r = resolve(&mut s, &reference, "job-revoke-1", None).await?;
+                let first = expect_value("AppRole login", &r, &s.key, &v1, "the value");
+                if first != Verdict::Pass {
+                    return Ok(first);
+                }
+                // An implementation that keeps no token between resolutions has
+                // nothing to revoke; the next resolution must work all the same.
+                revoke_role_tokens(&cx).await?;
+                let r = resolve(&mut s, &reference, "job-revoke-2", None).await?;
+                Ok(expect_value(
+                    "SecretStore.md: re-authenticate when the token is dead",
+                    &r,
+                    &s.key,
+                    &v1,
+                    "the value",
+                ))
+            }),
+        ),
+        Scenario::live(
             "lifecycle.renewal-audited",
             Lifecycle,
             Should,
@@ -959,11 +1030,16 @@ pub fn scenarios() -> Vec<Scenario> {
                     }
                     tokio::time::sleep(Duration::from_millis(1500)).await;
                 }
+                // Only this scenario's tokens: AppRole puts the role name in
+                // the token's metadata, which the audit log records.
+                let role = cx.name("role");
                 let renewals = cx
                     .vault()?
                     .audit_entries("auth/token/renew")
                     .unwrap_or_default()
-                    .len();
+                    .iter()
+                    .filter(|e| e["auth"]["metadata"]["role_name"].as_str() == Some(role.as_str()))
+                    .count();
                 Ok(if renewals > 0 {
                     Verdict::Pass
                 } else {
