@@ -281,13 +281,16 @@ fn caching_secrets_forever_fails_rotation() {
 
 #[test]
 fn a_token_in_a_git_url_is_caught_in_argv() {
-    // It also reads Vault before the worker's queue check, which the
-    // defence-in-depth scenario sees.
+    // Every scenario that pushes checks the git argv log; the fault also reads
+    // Vault before the worker's queue check, which the defence-in-depth
+    // scenario sees.
     assert_eq!(
         worker_failures("token-in-argv"),
         BTreeSet::from([
             "worker.clone-and-push".to_string(),
-            "worker.repository-not-allowed".to_string()
+            "worker.publish-auth-ref".to_string(),
+            "worker.repository-not-allowed".to_string(),
+            "worker.rotation-mid-queue".to_string(),
         ])
     );
 }

@@ -342,7 +342,7 @@ pub fn scenarios() -> Vec<Scenario> {
             Worker,
             Must,
             "SecretStore.md worker flow; protocol.md §3.6",
-            "Clone and push with a token from Vault; no token in argv, .git/config, work dir or TMPDIR",
+            "Clone, and push falling back to repoAuthRef; no token in argv, .git/config, work dir or TMPDIR",
             AUDIT,
             live_scenario!(cx, {
                 let token = cx.fake_token();
@@ -383,12 +383,19 @@ pub fn scenarios() -> Vec<Scenario> {
                     job(Some(&read_ref), Some(&push_ref), true),
                 )
                 .await?;
-                Ok(expect_completed(
+                let done = expect_completed(
                     "SecretStore.md: publish uses publishAuthRef",
                     &reply,
                     &rig.git,
                     "job-publish-1",
                     true,
+                );
+                let dirs = rig.s.dirs.clone();
+                let argv = rig.argv_log.clone();
+                let _ = rig.s.iut.shutdown().await;
+                Ok(and(
+                    done,
+                    expect_no_token_left(&[&read, &push], &argv, &dirs),
                 ))
             }),
         ),
@@ -468,7 +475,10 @@ pub fn scenarios() -> Vec<Scenario> {
                         return Ok(v);
                     }
                 }
-                Ok(Verdict::Pass)
+                let dirs = rig.s.dirs.clone();
+                let argv = rig.argv_log.clone();
+                let _ = rig.s.iut.shutdown().await;
+                Ok(expect_no_token_left(&[&old, &new], &argv, &dirs))
             }),
         ),
     ]
