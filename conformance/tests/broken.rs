@@ -267,7 +267,10 @@ fn ignoring_publish_auth_ref_fails_the_publish_scenario() {
 fn reading_vault_before_the_queue_policy_fails_defence_in_depth() {
     assert_eq!(
         worker_failures("vault-before-queue-policy"),
-        BTreeSet::from(["worker.repository-not-allowed".to_string()])
+        BTreeSet::from([
+            "worker.job-type-not-allowed".to_string(),
+            "worker.repository-not-allowed".to_string(),
+        ])
     );
 }
 
@@ -288,6 +291,7 @@ fn a_token_in_a_git_url_is_caught_in_argv() {
         worker_failures("token-in-argv"),
         BTreeSet::from([
             "worker.clone-and-push".to_string(),
+            "worker.job-type-not-allowed".to_string(),
             "worker.publish-auth-ref".to_string(),
             "worker.repository-not-allowed".to_string(),
             "worker.rotation-mid-queue".to_string(),

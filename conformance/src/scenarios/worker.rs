@@ -438,6 +438,44 @@ pub fn scenarios() -> Vec<Scenario> {
             }),
         ),
         Scenario::live(
+            "worker.job-type-not-allowed",
+            Worker,
+            Must,
+            "SecretStore.md defence in depth; codex-exec.md queue policy",
+            "A job type outside the queue policy fails without reading Vault",
+            AUDIT,
+            live_scenario!(cx, {
+                let token = cx.fake_token();
+                let r = put_token(&cx, "github", &token).await?;
+                let mut rig = rig(
+                    &cx,
+                    Some(json!({"allowed_job_types": ["some_other_type"]})),
+                    None,
+                )
+                .await?;
+                rig.git.set_tokens(REPO, &token);
+                let reply = run_job(&mut rig.s, "job-type-1", job(Some(&r), None, false)).await?;
+                let code = if reply.get("outcome").and_then(Value::as_str) == Some("failed")
+                    && reply.get("code").and_then(Value::as_str) == Some("job_type_not_allowed")
+                {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail(Failure::new(
+                        "SecretStore.md: queue policy on job types",
+                        "failed with code \"job_type_not_allowed\"",
+                        describe(&reply),
+                    ))
+                };
+                Ok(and(
+                    code,
+                    expect_no_vault_request(
+                        &cx,
+                        "SecretStore.md defence in depth: the queue policy is checked before any Vault read",
+                    ),
+                ))
+            }),
+        ),
+        Scenario::live(
             "worker.rotation-mid-queue",
             Worker,
             Must,
