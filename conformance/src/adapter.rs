@@ -60,6 +60,8 @@ pub enum Fault {
     /// Builds a new resolver (a new login) for every resolution, so no token
     /// lives long enough to be renewed.
     LoginPerResolve,
+    /// Quotes the offending value in `payload_contains_secret` messages.
+    EchoPayloadSecret,
 }
 
 impl Fault {
@@ -78,6 +80,7 @@ impl Fault {
         ("token-in-argv", Fault::TokenInArgv),
         ("hang-when-vault-down", Fault::HangWhenVaultDown),
         ("login-per-resolve", Fault::LoginPerResolve),
+        ("echo-payload-secret", Fault::EchoPayloadSecret),
     ];
 
     /// Looks a fault up by name.
@@ -166,7 +169,7 @@ fn handle(line: &str, fault: Option<Fault>, state: &mut State) -> (Value, bool) 
             "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded"],
         }),
         "check_ref" => check_ref(&req, fault),
-        "check_payload" => check_payload(&req),
+        "check_payload" => check_payload(&req, fault),
         "configure" => configure(&req, state, fault),
         "resolve" => resolve(&req, state, fault),
         "run_job" => run_job(&req, state, fault),
@@ -263,7 +266,7 @@ fn invalid(code: &str, offset: Option<usize>, message: &str) -> Value {
     json!({"reply": "check_ref", "valid": false, "code": code, "offset": offset, "message": message})
 }
 
-fn check_payload(req: &Map<String, Value>) -> Value {
+fn check_payload(req: &Map<String, Value>, fault: Option<Fault>) -> Value {
     let bytes = match (req.get("job"), req.get("job_text")) {
         (Some(j), _) => serde_json::to_vec(j).expect("JSON"),
         (None, Some(Value::String(t))) => t.clone().into_bytes(),
@@ -283,7 +286,16 @@ fn check_payload(req: &Map<String, Value>) -> Value {
         Ok(_) => json!({"reply": "check_payload", "valid": true}),
         Err(errors) => json!({
             "reply": "check_payload", "valid": false,
-            "errors": errors.iter().map(|e| json!({"code": e.code, "pointer": e.pointer, "message": e.message})).collect::<Vec<_>>(),
+            "errors": errors.iter().map(|e| {
+                let mut message = e.message.clone();
+                if fault == Some(Fault::EchoPayloadSecret)
+                    && e.code == vaultref::ErrorCode::PayloadContainsSecret
+                    && let Some(found) = req.get("job").and_then(|j| j.pointer(&e.pointer))
+                {
+                    message.push_str(&format!(" (found: {found})"));
+                }
+                json!({"code": e.code, "pointer": e.pointer, "message": message})
+            }).collect::<Vec<_>>(),
         }),
     }
 }

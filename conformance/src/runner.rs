@@ -57,6 +57,9 @@ pub enum Body {
         request: Value,
         /// The check.
         check: Check,
+        /// Secrets the request carries (tokens planted in a payload vector):
+        /// the reply's strings must not contain them (H1), nor any output (H3).
+        secrets: Vec<SecretString>,
     },
     /// A scenario with its own processes and Vault state.
     Live {
@@ -308,6 +311,37 @@ fn hygiene_failure(outputs: &[Captured], secrets: &[SecretString]) -> Option<Fai
     })
 }
 
+/// H1 over one reply: every string in it, decoded from JSON, searched for the
+/// request's secrets.
+fn reply_leak(reply: &Map<String, Value>, secrets: &[SecretString]) -> Option<Failure> {
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| {
+                out.push(k);
+                strings(x, out)
+            }),
+            _ => {}
+        }
+    }
+    if secrets.is_empty() {
+        return None;
+    }
+    let mut all = Vec::new();
+    for v in reply.values() {
+        strings(v, &mut all);
+    }
+    let text = all.join("\n");
+    hygiene::find_leak(text.as_bytes(), secrets).map(|form| {
+        Failure::new(
+            "protocol.md §6 H1; errors.md: a message never contains secret material",
+            "no token from the request in the reply",
+            format!("a token from the request ({form}) is in the reply"),
+        )
+    })
+}
+
 fn selected(meta: &Meta, config: &RunConfig) -> bool {
     (config.profiles.is_empty() || config.profiles.contains(&meta.profile))
         && (config.filters.is_empty()
@@ -448,7 +482,18 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
             continue;
         }
         match body {
-            Body::Vector { op, request, check } => vectors.push((index, meta, op, request, check)),
+            Body::Vector {
+                op,
+                request,
+                check,
+                secrets,
+            } => {
+                env.all_secrets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(secrets.iter().cloned());
+                vectors.push((index, meta, op, request, check, secrets))
+            }
             Body::Live { needs, run } => {
                 let env = env.clone();
                 let semaphore = semaphore.clone();
@@ -464,7 +509,7 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
     }
 
     // Vector scenarios, one after the other on the probe process.
-    for (index, meta, op, request, check) in vectors {
+    for (index, meta, op, request, check, secrets) in vectors {
         let t = Instant::now();
         if vector_iut.is_dead() {
             match Iut::start(&env.iut, probe_dir.path(), probe_dir.path()).await {
@@ -482,7 +527,10 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
             }
         }
         let verdict = match vector_iut.request(op, request).await {
-            Ok(reply) => check(&reply),
+            Ok(reply) => match reply_leak(&reply, &secrets) {
+                Some(f) => Verdict::Fail(f),
+                None => check(&reply),
+            },
             Err(e) => e.into(),
         };
         slots[index] = Some(settle(meta, verdict, t.elapsed()));

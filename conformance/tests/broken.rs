@@ -330,3 +330,34 @@ fn a_login_per_resolution_is_seen_as_no_renewal() {
         BTreeSet::from(["lifecycle.renewal-audited".to_string()])
     );
 }
+
+#[test]
+fn quoting_a_planted_token_in_a_message_fails_those_vectors_and_the_run_scan() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "echo-payload-secret"],
+        &[Profile::Payload, Profile::Suite],
+        &[],
+        20,
+    );
+    let dir = default_fixtures().join("payloads");
+    let mut want = BTreeSet::from(["hygiene.all-output".to_string()]);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.to_string_lossy().to_string();
+        if !name.ends_with(".json") || name.ends_with(".schema.json") {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for v in doc["vectors"].as_array().unwrap() {
+            let flagged = v["expect"]["invalid"]
+                .as_array()
+                .is_some_and(|es| es.iter().any(|e| e["code"] == "payload_contains_secret"));
+            if flagged && v.get("job").is_some() {
+                want.insert(v["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(want.len() > 10);
+    assert_eq!(failing(&outcome), want);
+}

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use crate::runner::{Body, Scenario};
@@ -86,6 +87,7 @@ pub fn ref_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
                     op: "check_ref",
                     request: Value::Object(request),
                     check: Box::new(move |reply| check_ref_reply(&check_spec, &expect, reply)),
+                    secrets: Vec::new(),
                 },
             });
         }
@@ -163,6 +165,7 @@ pub fn payload_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
                 }
             }
             let expect = v["expect"].clone();
+            let secrets = planted_tokens(v);
             out.push(Scenario {
                 meta: Meta {
                     id: id.to_string(),
@@ -178,11 +181,52 @@ pub fn payload_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
                     op: "check_payload",
                     request: Value::Object(request),
                     check: Box::new(move |reply| check_payload_reply(&expect, reply)),
+                    secrets,
                 },
             });
         }
     }
     Ok(out)
+}
+
+/// Tokens planted in a payload vector: every match of the project's token
+/// rules (`vaultref::redact::rules`) in the job's text, 8 bytes or longer.
+fn planted_tokens(v: &Value) -> Vec<SecretString> {
+    let text = match (v.get("job"), v.get("job_text")) {
+        (Some(j), _) => j.to_string(),
+        (None, Some(Value::String(t))) => t.clone(),
+        _ => return Vec::new(),
+    };
+    // JSON escapes (`\n` in PEM blocks) are searched decoded too.
+    let decoded = serde_json::from_str::<Value>(&text)
+        .map(|j| {
+            let mut all = Vec::new();
+            collect_strings(&j, &mut all);
+            all.join("\n")
+        })
+        .unwrap_or_default();
+    let mut found: Vec<String> = Vec::new();
+    for t in [&text, &decoded] {
+        for m in vaultref::redact::find_tokens(t) {
+            let token = &t[m.range];
+            if token.len() >= 8 && !found.iter().any(|f| f == token) {
+                found.push(token.to_string());
+            }
+        }
+    }
+    found.into_iter().map(SecretString::from).collect()
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(m) => m.iter().for_each(|(k, x)| {
+            out.push(k.clone());
+            collect_strings(x, out)
+        }),
+        _ => {}
+    }
 }
 
 fn error_set(errors: &Value) -> Vec<(String, String)> {
