@@ -263,3 +263,59 @@ fn container_backend_runs_a_local_openbao_image() {
     // The audit log is readable on this backend: nothing skipped.
     assert_eq!(json["counts"]["skip"], 0);
 }
+
+#[test]
+fn a_python_adapter_passes_the_ref_vectors_and_reports_what_it_cannot_do() {
+    let helper = PathBuf::from(ADAPTER).with_file_name("vaultref");
+    if !helper.is_file() {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--package",
+                "vaultref",
+                "--bin",
+                "vaultref",
+            ])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the vaultref binary failed");
+    }
+    assert!(
+        Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "this test needs python3 on PATH"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python_adapter.py");
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("r");
+    let o = Command::new(HARNESS)
+        .env("VAULTREF_BIN", &helper)
+        .args([
+            "--impl",
+            "python3",
+            "--impl-arg",
+            script,
+            "--profile",
+            "refs",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        json["implementation"]["implementation"]["language"],
+        "python"
+    );
+    assert!(json["counts"]["pass"].as_u64().unwrap() > 300);
+    // What the CLI cannot carry (newlines, an empty allow-list) is `unsupported`, not a failure.
+    assert!(json["counts"]["unsupported"].as_u64().unwrap() > 0);
+    assert_eq!(json["counts"]["fail"], 0);
+}
