@@ -62,6 +62,9 @@ pub enum Fault {
     LoginPerResolve,
     /// Quotes the offending value in `payload_contains_secret` messages.
     EchoPayloadSecret,
+    /// Also reads the parent path of every ref ("look for a default one
+    /// level up"): more than the job needs.
+    ReadParent,
 }
 
 impl Fault {
@@ -81,6 +84,7 @@ impl Fault {
         ("hang-when-vault-down", Fault::HangWhenVaultDown),
         ("login-per-resolve", Fault::LoginPerResolve),
         ("echo-payload-secret", Fault::EchoPayloadSecret),
+        ("read-parent", Fault::ReadParent),
     ];
 
     /// Looks a fault up by name.
@@ -431,6 +435,16 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
             "configure gave no Vault settings or no fingerprint key",
         );
     };
+    if fault == Some(Fault::ReadParent)
+        && let Some((parent, _)) = parsed.path().rsplit_once('/')
+        && let Ok(up) = vaultref::SecretRef::parse(&format!(
+            "vault://{}/{parent}#{}",
+            parsed.mount(),
+            parsed.field()
+        ))
+    {
+        let _ = state.rt.block_on(resolver.resolve(&up, job_id));
+    }
     let result = state.rt.block_on(resolver.resolve(&parsed, job_id));
     if let Some(r) = fresh {
         state.rt.block_on(r.shutdown());

@@ -198,6 +198,7 @@ const RESOLVING: &[&str] = &[
     "resolve.latest",
     "resolve.pinned-version",
     "resolve.job-id-header",
+    "resolve.least-privilege",
     "auth.token-file",
     "auth.approle",
     "auth.token-file-refreshed",
@@ -360,4 +361,19 @@ fn quoting_a_planted_token_in_a_message_fails_those_vectors_and_the_run_scan() {
     }
     assert!(want.len() > 10);
     assert_eq!(failing(&outcome), want);
+}
+
+#[test]
+fn reading_more_than_the_ref_fails_least_privilege() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "read-parent"],
+        &[Profile::Resolve, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["resolve.least-privilege".to_string()])
+    );
 }

@@ -709,6 +709,69 @@ pub fn scenarios() -> Vec<Scenario> {
             }),
         ),
         Scenario::live(
+            "resolve.least-privilege",
+            Resolve,
+            Should,
+            "SecretStore.md goal 3 (least privilege)",
+            "Resolving reads only the referenced secret, though the token could read more",
+            AUDIT,
+            live_scenario!(cx, {
+                let (v1, other) = (cx.fake_token(), cx.fake_token());
+                let path = put_versions(&cx, &[&v1]).await?;
+                let vault = cx.vault()?;
+                let prefix = cx.prefix();
+                for extra in [prefix.clone(), format!("{prefix}/sibling")] {
+                    vault
+                        .admin
+                        .kv_put(KV_MOUNT, &extra, &[("token", &other)])
+                        .await
+                        .map_err(verr)?;
+                }
+                let mut s = session(
+                    &cx,
+                    &[prefix.clone(), format!("{prefix}/*")],
+                    Auth::Token { ttl: "10m" },
+                    None,
+                )
+                .await?;
+                let r = resolve(
+                    &mut s,
+                    &format!("vault://kv/{path}#token"),
+                    "job-least",
+                    None,
+                )
+                .await?;
+                let first = expect_value("resolve works", &r, &s.key, &v1, "the value");
+                if first != Verdict::Pass {
+                    return Ok(first);
+                }
+                let allowed = [
+                    format!("{KV_MOUNT}/data/{path}"),
+                    format!("{KV_MOUNT}/metadata/{path}"),
+                ];
+                let extra: Vec<String> = vault
+                    .audit_entries(&prefix)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|e| {
+                        e["request"]["operation"] != "create"
+                            && e["request"]["operation"] != "update"
+                    })
+                    .filter_map(|e| e["request"]["path"].as_str().map(str::to_string))
+                    .filter(|p| !allowed.contains(p))
+                    .collect();
+                Ok(if extra.is_empty() {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail(Failure::new(
+                        "SecretStore.md: least privilege; read only the referenced path (SHOULD)",
+                        format!("only {} (and its metadata)", allowed[0]),
+                        format!("also {}", extra.join(", ")),
+                    ))
+                })
+            }),
+        ),
+        Scenario::live(
             "resolve.job-id-header",
             Resolve,
             Should,
