@@ -343,7 +343,7 @@ pub fn scenarios() -> Vec<Scenario> {
             Must,
             "SecretStore.md worker flow; protocol.md §3.6",
             "Clone, and push falling back to repoAuthRef; no token in argv, .git/config, work dir or TMPDIR",
-            AUDIT,
+            VAULT,
             live_scenario!(cx, {
                 let token = cx.fake_token();
                 let r = put_token(&cx, "github", &token).await?;
@@ -369,7 +369,7 @@ pub fn scenarios() -> Vec<Scenario> {
             Must,
             "SecretStore.md publishAuthRef",
             "Pushes with publishAuthRef when it differs from repoAuthRef",
-            AUDIT,
+            VAULT,
             live_scenario!(cx, {
                 let (read, push) = (cx.fake_token(), cx.fake_token());
                 let read_ref = put_token(&cx, "read", &read).await?;
@@ -481,7 +481,7 @@ pub fn scenarios() -> Vec<Scenario> {
             Must,
             "SecretStore.md goal 4 (rotation without changing queued jobs)",
             "Secret rotated and the git server switched between two queued jobs: every later job succeeds",
-            AUDIT,
+            VAULT,
             live_scenario!(cx, {
                 let (old, new) = (cx.fake_token(), cx.fake_token());
                 let r = put_token(&cx, "github", &old).await?;

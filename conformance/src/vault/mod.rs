@@ -32,6 +32,9 @@ pub use admin::{Admin, AdminError};
 
 /// The KV v2 mount scenarios use (the design's `kv/`).
 pub const KV_MOUNT: &str = "kv";
+/// A second KV v2 mount, outside the ref policy's allow-list: it holds
+/// secrets that an implementation skipping the mount check would read.
+pub const OTHER_MOUNT: &str = "vc-other";
 /// The AppRole mount scenarios use.
 pub const APPROLE_MOUNT: &str = "approle";
 /// The request header job ids are sent in, recorded in clear by the audit log.
@@ -118,6 +121,7 @@ impl Vault {
             .map_err(|e| e.to_string())?;
         let setup = async {
             admin.ensure_kv2(KV_MOUNT).await?;
+            admin.ensure_kv2(OTHER_MOUNT).await?;
             admin.ensure_approle(APPROLE_MOUNT).await?;
             admin.audit_header(JOB_ID_HEADER).await
         };
