@@ -104,6 +104,25 @@ fn reply_validator() -> &'static jsonschema::Validator {
     })
 }
 
+fn request_validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../spec/protocol/request.schema.json"))
+                .expect("request.schema.json is JSON");
+        jsonschema::validator_for(&schema).expect("request.schema.json is a valid schema")
+    })
+}
+
+/// Checks a request against `request.schema.json`: the harness holds itself
+/// to the schema it publishes (checked on every request in debug builds).
+pub fn validate_request(request: &Value) -> Result<(), String> {
+    match request_validator().iter_errors(request).next() {
+        None => Ok(()),
+        Some(e) => Err(format!("at `{}`: {}", e.instance_path(), e)),
+    }
+}
+
 /// Checks a reply against `reply.schema.json`; the first error, if any.
 pub fn validate_reply(reply: &Value) -> Result<(), String> {
     match reply_validator().iter_errors(reply).next() {
@@ -266,7 +285,13 @@ impl Iut {
         };
         request.insert("id".into(), json!(id));
         request.insert("op".into(), json!(op));
-        let mut line = serde_json::to_vec(&Value::Object(request)).expect("JSON");
+        let request = Value::Object(request);
+        if cfg!(debug_assertions)
+            && let Err(e) = validate_request(&request)
+        {
+            panic!("the harness built a `{op}` request that breaks request.schema.json {e}");
+        }
+        let mut line = serde_json::to_vec(&request).expect("JSON");
         line.push(b'\n');
         let stdin = self
             .stdin

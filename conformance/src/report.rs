@@ -50,6 +50,25 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+/// [`xml_escape`] for attribute values: newlines kept as `&#10;` (an XML
+/// parser turns a raw newline in an attribute into a space).
+fn xml_attr(s: &str) -> String {
+    xml_escape(s).replace('\n', "&#10;").replace('\r', "&#13;")
+}
+
+/// Control characters made visible, for Markdown and the console.
+fn visible(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                format!("\\x{:02x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The JUnit XML report: one test suite per profile, one test case per scenario.
 pub fn junit(outcome: &RunOutcome) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -111,7 +130,7 @@ pub fn junit(outcome: &RunOutcome) -> String {
                     let _ = writeln!(
                         x,
                         ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                        xml_escape(&format!("{} ({} {})", r.status, r.meta.level, r.meta.spec)),
+                        xml_attr(&format!("{} ({} {})", r.status, r.meta.level, r.meta.spec)),
                         xml_escape(&detail)
                     );
                 }
@@ -119,14 +138,14 @@ pub fn junit(outcome: &RunOutcome) -> String {
                     let _ = writeln!(
                         x,
                         ">\n      <error message=\"{}\"/>\n    </testcase>",
-                        xml_escape(&detail)
+                        xml_attr(&detail)
                     );
                 }
                 Status::Skip | Status::Unsupported | Status::ExpectedFail => {
                     let _ = writeln!(
                         x,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        xml_escape(&format!("{}: {detail}", r.status))
+                        xml_attr(&format!("{}: {detail}", r.status))
                     );
                 }
             }
@@ -230,7 +249,9 @@ pub fn markdown(outcome: &RunOutcome) -> String {
                 r.status,
                 r.meta.level,
                 r.meta.spec,
-                detail(r).replace('|', "\\|").replace('\n', "<br>")
+                visible(&detail(r))
+                    .replace('|', "\\|")
+                    .replace('\n', "<br>")
             );
         }
     }
@@ -256,7 +277,7 @@ pub fn console(outcome: &RunOutcome) -> String {
             r.meta.level,
             r.meta.spec
         );
-        for line in detail(r).lines() {
+        for line in visible(&detail(r)).lines() {
             let _ = writeln!(c, "    {line}");
         }
     }
@@ -301,4 +322,110 @@ pub fn write_all(outcome: &RunOutcome, dir: &Path) -> std::io::Result<()> {
     )?;
     std::fs::write(dir.join("junit.xml"), junit(outcome))?;
     std::fs::write(dir.join("report.md"), markdown(outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenario::{Failure, Level, Meta, Verdict};
+
+    fn meta(id: &str, profile: Profile, level: Level) -> Meta {
+        Meta {
+            id: id.into(),
+            profile,
+            level,
+            spec: "spec.md §1".into(),
+            title: "t".into(),
+        }
+    }
+
+    /// One result of every status, with characters that need escaping.
+    fn outcome() -> RunOutcome {
+        let fail = Failure::new(
+            "R <1> & \"quotes\"",
+            "code `a|b`",
+            "got\nsomething \u{1} else",
+        );
+        let r = |id: &str, p, v: Verdict, exp: Option<&str>| {
+            ScenarioResult::new(meta(id, p, Level::Must), v, exp, 12)
+        };
+        RunOutcome {
+            results: vec![
+                r("ref.ok", Profile::Refs, Verdict::Pass, None),
+                r("ref.bad", Profile::Refs, Verdict::Fail(fail.clone()), None),
+                r(
+                    "ref.known",
+                    Profile::Refs,
+                    Verdict::Fail(fail),
+                    Some("known gap"),
+                ),
+                r(
+                    "resolve.fixed",
+                    Profile::Resolve,
+                    Verdict::Pass,
+                    Some("was broken"),
+                ),
+                r(
+                    "resolve.audit",
+                    Profile::Resolve,
+                    Verdict::Skip("no audit log".into()),
+                    None,
+                ),
+                r(
+                    "worker.x",
+                    Profile::Worker,
+                    Verdict::Unsupported("no worker".into()),
+                    None,
+                ),
+                r(
+                    "auth.y",
+                    Profile::Auth,
+                    Verdict::Error("Vault did not start".into()),
+                    None,
+                ),
+            ],
+            hello: serde_json::json!({"implementation": {"name": "demo", "version": "1.0"}}),
+            backend: "process".into(),
+            vault_version: Some("2.7.2".into()),
+            unmatched_expectations: vec!["gone.*".into()],
+            duration: Duration::from_millis(1500),
+        }
+    }
+
+    #[test]
+    fn junit_escapes_and_maps_every_status() {
+        insta::assert_snapshot!(junit(&outcome()));
+    }
+
+    #[test]
+    fn markdown_lists_what_did_not_pass() {
+        insta::assert_snapshot!(markdown(&outcome()));
+    }
+
+    #[test]
+    fn console_prints_requirement_expected_actual() {
+        let c = console(&outcome());
+        assert!(c.contains("FAIL ref.bad [MUST spec.md §1]"));
+        assert!(c.contains("    expected: code `a|b`"));
+        assert!(c.contains("UNEXPECTED-PASS resolve.fixed"));
+        assert!(c.contains("ERROR auth.y"));
+        assert!(c.contains("expectation `gone.*` matched no scenario"));
+        assert!(c.contains("NOT as expected"));
+        assert!(!c.contains("ref.known [")); // expected failures are not listed as failures
+    }
+
+    #[test]
+    fn json_carries_the_run_metadata() {
+        let j = json(&outcome());
+        assert_eq!(j["backend"], "process");
+        assert_eq!(j["vault_version"], "2.7.2");
+        assert_eq!(j["as_expected"], false);
+        assert_eq!(j["counts"]["expected-fail"], 1);
+        assert_eq!(
+            j["results"][1]["failure"]["requirement"],
+            "R <1> & \"quotes\""
+        );
+    }
 }
