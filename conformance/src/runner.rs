@@ -351,11 +351,15 @@ fn selected(meta: &Meta, config: &RunConfig) -> bool {
                 .any(|f| crate::expect::glob_match(f, &meta.id)))
 }
 
+/// The live progress line: redrawn in place on a terminal; on a pipe (CI
+/// logs), one plain line at most every 2 s, so logs stay short.
 struct Progress {
     on: bool,
+    tty: bool,
     total: usize,
     done: usize,
     bad: usize,
+    last_line: Instant,
 }
 
 impl Progress {
@@ -364,7 +368,7 @@ impl Progress {
         if result.status.is_bad() {
             self.bad += 1;
         }
-        if self.on {
+        if self.on && self.tty {
             let mut err = std::io::stderr().lock();
             let _ = write!(
                 err,
@@ -372,14 +376,23 @@ impl Progress {
                 self.done, self.total, self.bad, result.status, result.meta.id
             );
             let _ = err.flush();
+        } else if self.on && self.last_line.elapsed() >= Duration::from_secs(2) {
+            self.last_line = Instant::now();
+            eprintln!(
+                "[{}/{}] {} not as expected (last: {} {})",
+                self.done, self.total, self.bad, result.status, result.meta.id
+            );
         }
     }
 
     fn finish(&self) {
         if self.on {
             eprintln!(
-                "\r\x1b[2K[{}/{}] done, {} not as expected",
-                self.done, self.total, self.bad
+                "{}[{}/{}] done, {} not as expected",
+                if self.tty { "\r\x1b[2K" } else { "" },
+                self.done,
+                self.total,
+                self.bad
             );
         }
     }
@@ -449,10 +462,12 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
 
     let total = scenarios.len() + 1;
     let progress = Arc::new(Mutex::new(Progress {
-        on: config.progress && std::io::stderr().is_terminal(),
+        on: config.progress,
+        tty: std::io::stderr().is_terminal(),
         total,
         done: 0,
         bad: 0,
+        last_line: Instant::now(),
     }));
     let expectations = Arc::new(config.expectations);
     let mut slots: Vec<Option<ScenarioResult>> = (0..scenarios.len()).map(|_| None).collect();
