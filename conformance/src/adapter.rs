@@ -65,6 +65,14 @@ pub enum Fault {
     /// Also reads the parent path of every ref ("look for a default one
     /// level up"): more than the job needs.
     ReadParent,
+    /// Reports every Vault failure as `secret_not_found` (403, 404, deleted,
+    /// destroyed and failed logins look alike).
+    OneNotFound,
+    /// Copies the token file once at start and never sees it rewritten.
+    StaleTokenFile,
+    /// Logs in with AppRole once, at start, and keeps that token as a static
+    /// one: no renewal, no new login.
+    StaticToken,
 }
 
 impl Fault {
@@ -85,6 +93,9 @@ impl Fault {
         ("login-per-resolve", Fault::LoginPerResolve),
         ("echo-payload-secret", Fault::EchoPayloadSecret),
         ("read-parent", Fault::ReadParent),
+        ("one-not-found", Fault::OneNotFound),
+        ("stale-token-file", Fault::StaleTokenFile),
+        ("static-token", Fault::StaticToken),
     ];
 
     /// Looks a fault up by name.
@@ -333,6 +344,31 @@ fn configure(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) 
         vault
             .entry("allowed_mounts")
             .or_insert_with(|| json!(state.policy.allowed_mounts()));
+        let tmp = req
+            .get("temp_dir")
+            .and_then(Value::as_str)
+            .unwrap_or("/tmp");
+        match fault {
+            Some(Fault::StaleTokenFile) => {
+                if let Some(f) = vault["auth"]["token_file"].as_str()
+                    && let Ok(token) = std::fs::read(f)
+                {
+                    let copy = std::path::Path::new(tmp).join("token-copy");
+                    if std::fs::write(&copy, token).is_ok() {
+                        vault["auth"]["token_file"] = json!(copy);
+                    }
+                }
+            }
+            Some(Fault::StaticToken) if vault["auth"]["method"] == "approle" => {
+                if let Some(token) = state.rt.block_on(approle_login_once(&vault)) {
+                    let file = std::path::Path::new(tmp).join("static-token");
+                    if std::fs::write(&file, token).is_ok() {
+                        vault["auth"] = json!({"method": "token", "token_file": file});
+                    }
+                }
+            }
+            _ => {}
+        }
         state.vault_settings = Some(Value::Object(vault.clone()).to_string());
         let config = match VaultConfig::from_json(&Value::Object(vault).to_string()) {
             Ok(c) => c,
@@ -460,6 +496,9 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
             }
             json!({"reply": "resolve", "outcome": "resolved", "fingerprint": key.fingerprint(&value)})
         }
+        Err(e) if fault == Some(Fault::OneNotFound) && !e.code().as_str().starts_with("ref_") => {
+            failed("resolve", "secret_not_found", "not found")
+        }
         Err(e) => failed("resolve", e.code().as_str(), e.message()),
     }
 }
@@ -564,4 +603,28 @@ fn run_job(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
             "code": "vault_unavailable", "message": reason,
         }),
     }
+}
+
+/// For [`Fault::StaticToken`]: one AppRole login by hand.
+async fn approle_login_once(vault: &Map<String, Value>) -> Option<String> {
+    let auth = &vault["auth"];
+    let read = |k: &str| {
+        auth[k]
+            .as_str()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+    };
+    let body = json!({"role_id": read("role_id_file")?, "secret_id": read("secret_id_file")?});
+    let url = format!(
+        "{}/v1/auth/{}/login",
+        vault["addr"].as_str()?,
+        auth["mount"].as_str().unwrap_or("approle")
+    );
+    let resp = reqwest::Client::new()
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    let answer: Value = serde_json::from_slice(&resp.bytes().await.ok()?).ok()?;
+    answer["auth"]["client_token"].as_str().map(str::to_string)
 }

@@ -377,3 +377,65 @@ fn reading_more_than_the_ref_fails_least_privilege() {
         BTreeSet::from(["resolve.least-privilege".to_string()])
     );
 }
+
+#[test]
+fn one_error_for_every_vault_failure_fails_the_classification_scenarios() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "one-not-found"],
+        &[Profile::Resolve, Profile::Auth, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(
+            [
+                "resolve.field-missing",
+                "resolve.version-deleted",
+                "resolve.version-destroyed",
+                "resolve.denied-path",
+                "auth.approle-bad-secret-id",
+            ]
+            .map(String::from)
+        )
+    );
+}
+
+#[test]
+fn a_token_file_read_once_fails_the_refreshed_token_scenario() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "stale-token-file"],
+        &[Profile::Auth, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["auth.token-file-refreshed".to_string()])
+    );
+}
+
+#[test]
+fn a_static_token_fails_every_lifecycle_scenario() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "static-token"],
+        &[Profile::Lifecycle, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(
+            [
+                "lifecycle.renewal",
+                "lifecycle.past-max-ttl",
+                "lifecycle.revoked",
+                "lifecycle.renewal-audited",
+            ]
+            .map(String::from)
+        )
+    );
+}
