@@ -73,6 +73,10 @@ pub enum Fault {
     /// Logs in with AppRole once, at start, and keeps that token as a static
     /// one: no renewal, no new login.
     StaticToken,
+    /// Drops `?version=N` from refs: pins are ignored.
+    IgnoreVersion,
+    /// Sends the job id under another header name than the one configured.
+    WrongJobHeader,
 }
 
 impl Fault {
@@ -96,6 +100,8 @@ impl Fault {
         ("one-not-found", Fault::OneNotFound),
         ("stale-token-file", Fault::StaleTokenFile),
         ("static-token", Fault::StaticToken),
+        ("ignore-version", Fault::IgnoreVersion),
+        ("wrong-job-header", Fault::WrongJobHeader),
     ];
 
     /// Looks a fault up by name.
@@ -349,6 +355,9 @@ fn configure(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) 
             .and_then(Value::as_str)
             .unwrap_or("/tmp");
         match fault {
+            Some(Fault::WrongJobHeader) => {
+                vault.insert("job_id_header".into(), json!("X-Request-Tag"));
+            }
             Some(Fault::StaleTokenFile) => {
                 if let Some(f) = vault["auth"]["token_file"].as_str()
                     && let Ok(token) = std::fs::read(f)
@@ -448,6 +457,14 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
             .and_then(Value::as_str)
             .map(str::to_string),
         worker_id: state.worker_id.clone(),
+    };
+    let unpinned;
+    let input = match (fault, input.split_once('?')) {
+        (Some(Fault::IgnoreVersion), Some((head, rest))) => {
+            unpinned = format!("{head}#{}", rest.split_once('#').map_or("", |(_, f)| f));
+            unpinned.as_str()
+        }
+        _ => input,
     };
     let checked = match fault {
         Some(Fault::SkipResolvePolicy) => vaultref::SecretRef::parse(input),

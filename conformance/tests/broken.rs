@@ -439,3 +439,40 @@ fn a_static_token_fails_every_lifecycle_scenario() {
         )
     );
 }
+
+#[test]
+fn ignoring_pins_fails_the_version_scenarios() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "ignore-version"],
+        &[Profile::Resolve, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(
+            [
+                "resolve.pinned-version",
+                "resolve.version-deleted",
+                "resolve.version-destroyed",
+            ]
+            .map(String::from)
+        )
+    );
+}
+
+#[test]
+fn the_job_id_under_another_header_fails_the_header_scenario() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "wrong-job-header"],
+        &[Profile::Resolve, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["resolve.job-id-header".to_string()])
+    );
+}
