@@ -458,11 +458,15 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
             .map(str::to_string),
         worker_id: state.worker_id.clone(),
     };
-    let unpinned;
+    let rewritten;
     let input = match (fault, input.split_once('?')) {
         (Some(Fault::IgnoreVersion), Some((head, rest))) => {
-            unpinned = format!("{head}#{}", rest.split_once('#').map_or("", |(_, f)| f));
-            unpinned.as_str()
+            rewritten = format!("{head}#{}", rest.split_once('#').map_or("", |(_, f)| f));
+            rewritten.as_str()
+        }
+        (Some(Fault::CacheForever), None) => {
+            rewritten = input.replacen('#', "?version=1#", 1);
+            rewritten.as_str()
         }
         _ => input,
     };

@@ -476,3 +476,18 @@ fn the_job_id_under_another_header_fails_the_header_scenario() {
         BTreeSet::from(["resolve.job-id-header".to_string()])
     );
 }
+
+#[test]
+fn caching_forever_on_resolve_fails_latest() {
+    let outcome = harness(
+        BROKEN,
+        &["--fault", "cache-forever"],
+        &[Profile::Resolve, Profile::Suite],
+        &[],
+        20,
+    );
+    assert_eq!(
+        failing(&outcome),
+        BTreeSet::from(["resolve.latest".to_string()])
+    );
+}
