@@ -40,6 +40,11 @@ fn harness(
         concurrency: 4,
         progress: false,
     };
+    // One run at a time: the lifecycle scenarios use 2-3 s TTLs, and a dozen
+    // concurrent runs (each with its own OpenBao) on two cores would make
+    // their timing, not the adapters, decide the outcome.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(run(catalogue(&default_fixtures()).unwrap(), config))
         .unwrap()

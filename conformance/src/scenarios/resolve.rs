@@ -913,7 +913,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let mut s = session(
                     &cx,
                     &[format!("{}/*", cx.prefix())],
-                    Auth::Token { ttl: "2s" },
+                    Auth::Token { ttl: "4s" },
                     None,
                 )
                 .await?;
@@ -923,7 +923,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 if first != Verdict::Pass {
                     return Ok(first);
                 }
-                tokio::time::sleep(Duration::from_millis(3000)).await;
+                tokio::time::sleep(Duration::from_millis(5000)).await;
                 // The simulated agent: a fresh token in the same file.
                 let vault = cx.vault()?;
                 let fresh = vault
