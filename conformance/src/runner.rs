@@ -1,0 +1,668 @@
+//! Running a selection of scenarios against one implementation.
+//!
+//! Two kinds of scenario, run differently:
+//!
+//! - *vector* scenarios (one `check_ref` or `check_payload` request each) are
+//!   stateless, so they share one implementation process and run one after the
+//!   other: hundreds of vectors cost one process start;
+//! - *live* scenarios (Vault, git, worker) each start their own processes,
+//!   provision their own paths, policies and roles, and run concurrently, a few
+//!   at a time.
+//!
+//! Every scenario is then checked for hygiene (`protocol.md` §6) over exactly
+//! the output of the processes it started, with exactly the secrets it
+//! provisioned; a last pass scans all output for all secrets (H3).
+
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
+use crate::expect::Expectations;
+use crate::hygiene;
+use crate::iut::{Captured, Iut, IutCommand};
+use crate::scenario::{Failure, Level, Meta, Profile, ScenarioResult, Status, Verdict};
+use crate::vault::{BackendSpec, Vault};
+
+/// A boxed future, for scenario bodies.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a live scenario needs from the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A Vault server.
+    pub vault: bool,
+    /// Reading Vault's audit log.
+    pub audit: bool,
+}
+
+/// The body of a live scenario.
+pub type LiveFn = Arc<dyn Fn(Cx) -> BoxFuture<Verdict> + Send + Sync>;
+
+/// A check of one reply, for vector scenarios.
+pub type Check = Box<dyn Fn(&Map<String, Value>) -> Verdict + Send + Sync>;
+
+/// How a scenario runs.
+pub enum Body {
+    /// One request on the shared process, and a check of its reply.
+    Vector {
+        /// The operation.
+        op: &'static str,
+        /// The request's fields.
+        request: Value,
+        /// The check.
+        check: Check,
+        /// Secrets the request carries (tokens planted in a payload vector):
+        /// the reply's strings must not contain them (H1), nor any output (H3).
+        secrets: Vec<SecretString>,
+    },
+    /// A scenario with its own processes and Vault state.
+    Live {
+        /// What it needs.
+        needs: Needs,
+        /// The scenario.
+        run: LiveFn,
+    },
+}
+
+/// A scenario: its description and its body.
+pub struct Scenario {
+    /// Id, profile, level, spec section, title.
+    pub meta: Meta,
+    /// How it runs.
+    pub body: Body,
+}
+
+impl Scenario {
+    /// A live scenario.
+    pub fn live(
+        id: &str,
+        profile: Profile,
+        level: Level,
+        spec: &str,
+        title: &str,
+        needs: Needs,
+        run: LiveFn,
+    ) -> Scenario {
+        Scenario {
+            meta: Meta {
+                id: id.into(),
+                profile,
+                level,
+                spec: spec.into(),
+                title: title.into(),
+            },
+            body: Body::Live { needs, run },
+        }
+    }
+}
+
+/// Settings of one run.
+pub struct RunConfig {
+    /// How to start the implementation.
+    pub iut: IutCommand,
+    /// Where Vault comes from.
+    pub backend: BackendSpec,
+    /// Profiles to run (empty: all).
+    pub profiles: Vec<Profile>,
+    /// Id globs to run (empty: all).
+    pub filters: Vec<String>,
+    /// Expected failures.
+    pub expectations: Expectations,
+    /// Live scenarios run at once.
+    pub concurrency: usize,
+    /// Show a live progress line on stderr.
+    pub progress: bool,
+}
+
+/// What a run produced, for the reports.
+pub struct RunOutcome {
+    /// One result per selected scenario, in catalogue order, then `hygiene.all-output`.
+    pub results: Vec<ScenarioResult>,
+    /// The implementation's `hello` reply.
+    pub hello: Value,
+    /// `process`, `container` or `external`, or `none` when no scenario used Vault.
+    pub backend: String,
+    /// The Vault server's version, if one was used.
+    pub vault_version: Option<String>,
+    /// Expectation entries that matched no scenario.
+    pub unmatched_expectations: Vec<String>,
+    /// Wall-clock time of the run.
+    pub duration: Duration,
+}
+
+/// Shared state of a run.
+pub struct Env {
+    iut: IutCommand,
+    vault: Option<Vault>,
+    vault_error: Option<String>,
+    run_id: String,
+    all_secrets: Mutex<Vec<SecretString>>,
+    all_outputs: Mutex<Vec<Captured>>,
+}
+
+/// A live scenario's handle on the run: processes, Vault, secrets, directories.
+/// Cheap to clone; everything it starts or provisions is attributed to the scenario.
+#[derive(Clone)]
+pub struct Cx {
+    env: Arc<Env>,
+    id: String,
+    state: Arc<Mutex<CxState>>,
+}
+
+#[derive(Default)]
+struct CxState {
+    secrets: Vec<SecretString>,
+    outputs: Vec<Captured>,
+    dirs: Vec<tempfile::TempDir>,
+    counter: u32,
+}
+
+/// Directories a process of a scenario was given.
+#[derive(Clone, Debug)]
+pub struct Dirs {
+    /// Its root (the process's working directory).
+    pub root: PathBuf,
+    /// `work_dir` of `configure`.
+    pub work: PathBuf,
+    /// `temp_dir` of `configure`, and `TMPDIR`.
+    pub tmp: PathBuf,
+    /// Where the harness writes credential files.
+    pub creds: PathBuf,
+}
+
+impl Cx {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The Vault server, or the reason there is none (an `error` verdict).
+    pub fn vault(&self) -> Result<&Vault, Verdict> {
+        self.env.vault.as_ref().ok_or_else(|| {
+            Verdict::Error(
+                self.env
+                    .vault_error
+                    .clone()
+                    .unwrap_or_else(|| "no Vault server".into()),
+            )
+        })
+    }
+
+    /// A path prefix unique to this scenario in this run, e.g. `vc-1a2b/resolve-latest`.
+    pub fn prefix(&self) -> String {
+        format!("vc-{}/{}", self.env.run_id, self.id.replace('.', "-"))
+    }
+
+    /// A name unique to this scenario, for policies and roles.
+    pub fn name(&self, what: &str) -> String {
+        format!(
+            "vc-{}-{}-{what}",
+            self.env.run_id,
+            self.id.replace('.', "-")
+        )
+    }
+
+    /// A fresh, obviously fake, unique GitHub-style token, registered for hygiene.
+    pub fn fake_token(&self) -> SecretString {
+        let mut s = self.lock();
+        s.counter += 1;
+        let suffix = crate::vault::random_hex(10);
+        let value = SecretString::from(format!("ghp_FAKEFAKE{:04}{suffix}", s.counter));
+        s.secrets.push(value.clone());
+        value
+    }
+
+    /// Registers a secret the scenario handed out (a Vault token, a secret id).
+    pub fn register(&self, secret: &SecretString) {
+        self.lock().secrets.push(secret.clone());
+    }
+
+    /// Fresh directories for one process.
+    pub fn dirs(&self) -> Result<Dirs, Verdict> {
+        let dir = tempfile::Builder::new()
+            .prefix("vaultref-conf-")
+            .tempdir()
+            .map_err(|e| Verdict::Error(format!("temp dir: {e}")))?;
+        let root = dir.path().to_path_buf();
+        let dirs = Dirs {
+            work: root.join("work"),
+            tmp: root.join("tmp"),
+            creds: root.join("creds"),
+            root,
+        };
+        for d in [&dirs.work, &dirs.tmp, &dirs.creds] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Verdict::Error(format!("{}: {e}", d.display())))?;
+        }
+        self.lock().dirs.push(dir);
+        Ok(dirs)
+    }
+
+    /// Starts an implementation process in `dirs`; its output is attributed to
+    /// this scenario.
+    pub async fn start_iut(&self, dirs: &Dirs) -> Result<Iut, Verdict> {
+        self.start_iut_env(dirs, &[]).await
+    }
+
+    /// [`Cx::start_iut`] with extra environment variables.
+    pub async fn start_iut_env(
+        &self,
+        dirs: &Dirs,
+        env: &[(String, std::ffi::OsString)],
+    ) -> Result<Iut, Verdict> {
+        let iut = Iut::start_with_env(&self.env.iut, &dirs.root, &dirs.tmp, env).await?;
+        self.lock()
+            .outputs
+            .extend([iut.out.clone(), iut.err.clone()]);
+        Ok(iut)
+    }
+
+    /// Writes a credential file with mode 0600 (no trailing newline).
+    pub fn write_secret_file(
+        &self,
+        dirs: &Dirs,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<PathBuf, Verdict> {
+        use secrecy::ExposeSecret;
+        let path = dirs.creds.join(name);
+        write_0600(&path, value.expose_secret().as_bytes())
+            .map_err(|e| Verdict::Error(format!("{}: {e}", path.display())))?;
+        Ok(path)
+    }
+}
+
+/// Writes `bytes` to `path` (replacing it atomically) with mode 0600.
+pub fn write_0600(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Hygiene over some outputs with some secrets: a failure naming the form, or `None`.
+fn hygiene_failure(outputs: &[Captured], secrets: &[SecretString]) -> Option<Failure> {
+    if secrets.is_empty() {
+        return None;
+    }
+    outputs.iter().enumerate().find_map(|(i, out)| {
+        hygiene::find_leak(&out.snapshot(), secrets).map(|form| {
+            Failure::new(
+                "protocol.md §6 H1/H2: no secret value, nor an encoding of one, in the implementation's output",
+                "no secret in stdout or stderr",
+                format!(
+                    "a secret ({form}) appeared on the implementation's {}",
+                    if i % 2 == 0 { "stdout" } else { "stderr" }
+                ),
+            )
+        })
+    })
+}
+
+/// H1 over one reply: every string in it, decoded from JSON, searched for the
+/// request's secrets.
+fn reply_leak(reply: &Map<String, Value>, secrets: &[SecretString]) -> Option<Failure> {
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| {
+                out.push(k);
+                strings(x, out)
+            }),
+            _ => {}
+        }
+    }
+    if secrets.is_empty() {
+        return None;
+    }
+    let mut all = Vec::new();
+    for v in reply.values() {
+        strings(v, &mut all);
+    }
+    let text = all.join("\n");
+    hygiene::find_leak(text.as_bytes(), secrets).map(|form| {
+        Failure::new(
+            "protocol.md §6 H1; errors.md: a message never contains secret material",
+            "no token from the request in the reply",
+            format!("a token from the request ({form}) is in the reply"),
+        )
+    })
+}
+
+fn selected(meta: &Meta, config: &RunConfig) -> bool {
+    (config.profiles.is_empty() || config.profiles.contains(&meta.profile))
+        && (config.filters.is_empty()
+            || config
+                .filters
+                .iter()
+                .any(|f| crate::expect::glob_match(f, &meta.id)))
+}
+
+/// The live progress line: redrawn in place on a terminal; on a pipe (CI
+/// logs), one plain line at most every 2 s, so logs stay short.
+struct Progress {
+    on: bool,
+    tty: bool,
+    total: usize,
+    done: usize,
+    bad: usize,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn tick(&mut self, result: &ScenarioResult) {
+        self.done += 1;
+        if result.status.is_bad() {
+            self.bad += 1;
+        }
+        if self.on && self.tty {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\r\x1b[2K[{}/{}] {} not as expected | {} {}",
+                self.done, self.total, self.bad, result.status, result.meta.id
+            );
+            let _ = err.flush();
+        } else if self.on && self.last_line.elapsed() >= Duration::from_secs(2) {
+            self.last_line = Instant::now();
+            eprintln!(
+                "[{}/{}] {} not as expected (last: {} {})",
+                self.done, self.total, self.bad, result.status, result.meta.id
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!(
+                "{}[{}/{}] done, {} not as expected",
+                if self.tty { "\r\x1b[2K" } else { "" },
+                self.done,
+                self.total,
+                self.bad
+            );
+        }
+    }
+}
+
+/// Runs the selected scenarios. `Err` when the harness cannot run at all
+/// (exit code 2): the implementation cannot be started or fails `hello`.
+pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutcome, String> {
+    let started = Instant::now();
+    let scenarios: Vec<Scenario> = catalogue
+        .into_iter()
+        .filter(|s| selected(&s.meta, &config))
+        .collect();
+    if scenarios.is_empty() {
+        return Err("no scenario matches the selected profiles and filters".into());
+    }
+
+    // The probe process: hello (to learn the claimed profiles), then it serves
+    // every vector scenario.
+    let probe_dir = tempfile::Builder::new()
+        .prefix("vaultref-conf-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let mut vector_iut = Iut::start(&config.iut, probe_dir.path(), probe_dir.path())
+        .await
+        .map_err(|v| match v {
+            Verdict::Error(m) => m,
+            Verdict::Fail(f) => format!("the implementation failed `hello`: {}", f.actual),
+            Verdict::Unsupported(m) => {
+                format!("the implementation answered `hello` unsupported: {m}")
+            }
+            other => format!("{other:?}"),
+        })?;
+    let hello = Value::Object(vector_iut.hello.clone());
+    let claimed = vector_iut.profiles();
+    let claims = |p: Profile| p == Profile::Suite || claimed.iter().any(|c| c == p.as_str());
+
+    let wants_vault = scenarios.iter().any(|s| {
+        claims(s.meta.profile) && matches!(s.body, Body::Live { needs, .. } if needs.vault)
+    });
+    let (vault, vault_error) = if wants_vault {
+        match Vault::start(&config.backend).await {
+            Ok(v) => (Some(v), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "Vault ({:?}) unavailable: {e}",
+                    backend_name(&config.backend)
+                )),
+            ),
+        }
+    } else {
+        (None, None)
+    };
+    let backend = vault
+        .as_ref()
+        .map_or("none".to_string(), |v| v.backend.to_string());
+    let vault_version = vault.as_ref().map(|v| v.version.clone());
+    let env = Arc::new(Env {
+        iut: config.iut.clone(),
+        vault,
+        vault_error,
+        run_id: crate::vault::random_hex(3),
+        all_secrets: Mutex::new(Vec::new()),
+        all_outputs: Mutex::new(vec![vector_iut.out.clone(), vector_iut.err.clone()]),
+    });
+
+    let total = scenarios.len() + 1;
+    let progress = Arc::new(Mutex::new(Progress {
+        on: config.progress,
+        tty: std::io::stderr().is_terminal(),
+        total,
+        done: 0,
+        bad: 0,
+        last_line: Instant::now(),
+    }));
+    let expectations = Arc::new(config.expectations);
+    let mut slots: Vec<Option<ScenarioResult>> = (0..scenarios.len()).map(|_| None).collect();
+    let settle = {
+        let expectations = expectations.clone();
+        let progress = progress.clone();
+        move |meta: Meta, verdict: Verdict, took: Duration| {
+            let reason = expectations.lookup(&meta.id).map(str::to_string);
+            let r = ScenarioResult::new(meta, verdict, reason.as_deref(), took.as_millis() as u64);
+            progress.lock().unwrap_or_else(|e| e.into_inner()).tick(&r);
+            r
+        }
+    };
+
+    // Live scenarios, concurrently.
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut vectors = Vec::new();
+    for (index, scenario) in scenarios.into_iter().enumerate() {
+        let Scenario { meta, body } = scenario;
+        if !claims(meta.profile) {
+            let why = format!(
+                "the implementation does not claim profile `{}`",
+                meta.profile
+            );
+            slots[index] = Some(settle(meta, Verdict::Unsupported(why), Duration::ZERO));
+            continue;
+        }
+        match body {
+            Body::Vector {
+                op,
+                request,
+                check,
+                secrets,
+            } => {
+                env.all_secrets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(secrets.iter().cloned());
+                vectors.push((index, meta, op, request, check, secrets))
+            }
+            Body::Live { needs, run } => {
+                let env = env.clone();
+                let semaphore = semaphore.clone();
+                let settle = settle.clone();
+                tasks.spawn(async move {
+                    let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+                    let t = Instant::now();
+                    let verdict = run_live(&env, &meta, needs, run).await;
+                    (index, settle(meta, verdict, t.elapsed()))
+                });
+            }
+        }
+    }
+
+    // Vector scenarios, one after the other on the probe process.
+    for (index, meta, op, request, check, secrets) in vectors {
+        let t = Instant::now();
+        if vector_iut.is_dead() {
+            match Iut::start(&env.iut, probe_dir.path(), probe_dir.path()).await {
+                Ok(fresh) => {
+                    env.all_outputs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend([fresh.out.clone(), fresh.err.clone()]);
+                    vector_iut = fresh;
+                }
+                Err(v) => {
+                    slots[index] = Some(settle(meta, v, t.elapsed()));
+                    continue;
+                }
+            }
+        }
+        let verdict = match vector_iut.request(op, request).await {
+            Ok(reply) => match reply_leak(&reply, &secrets) {
+                Some(f) => Verdict::Fail(f),
+                None => check(&reply),
+            },
+            Err(e) => e.into(),
+        };
+        slots[index] = Some(settle(meta, verdict, t.elapsed()));
+    }
+    let _ = vector_iut.shutdown().await;
+
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result)) => slots[index] = Some(result),
+            Err(e) => eprintln!("a scenario task panicked: {e}"),
+        }
+    }
+    let mut results: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
+
+    // H3: all output of all processes, all secrets of the run.
+    let t = Instant::now();
+    let outputs = env
+        .all_outputs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let secrets = env
+        .all_secrets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let verdict = match hygiene_failure(&outputs, &secrets) {
+        Some(f) => Verdict::Fail(f),
+        None => Verdict::Pass,
+    };
+    let meta = Meta {
+        id: "hygiene.all-output".into(),
+        profile: Profile::Suite,
+        level: Level::Must,
+        spec: "protocol.md §6 H3".into(),
+        title: "No secret of the run in any output of any implementation process".into(),
+    };
+    results.push(settle(meta, verdict, t.elapsed()));
+    progress.lock().unwrap_or_else(|e| e.into_inner()).finish();
+
+    let ids: Vec<&str> = results.iter().map(|r| r.meta.id.as_str()).collect();
+    let unmatched_expectations = expectations
+        .unmatched(&ids)
+        .into_iter()
+        .map(|e| e.id.clone())
+        .collect();
+    if let Ok(env) = Arc::try_unwrap(env)
+        && let Some(v) = env.vault
+    {
+        v.stop();
+    }
+    Ok(RunOutcome {
+        results,
+        hello,
+        backend,
+        vault_version,
+        unmatched_expectations,
+        duration: started.elapsed(),
+    })
+}
+
+fn backend_name(spec: &BackendSpec) -> &'static str {
+    match spec {
+        BackendSpec::Process { .. } => "process",
+        BackendSpec::Container { .. } => "container",
+        BackendSpec::External { .. } => "external",
+    }
+}
+
+async fn run_live(env: &Arc<Env>, meta: &Meta, needs: Needs, run: LiveFn) -> Verdict {
+    if needs.vault {
+        match &env.vault {
+            None => {
+                return Verdict::Error(
+                    env.vault_error.clone().unwrap_or_else(|| "no Vault".into()),
+                );
+            }
+            Some(v) if needs.audit => {
+                if let Some(why) = v.audit_unavailable() {
+                    return Verdict::Skip(why);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let cx = Cx {
+        env: env.clone(),
+        id: meta.id.clone(),
+        state: Arc::default(),
+    };
+    let verdict = run(cx.clone()).await;
+    // Give stderr drains a moment, then check hygiene over this scenario's output.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let state = cx.lock();
+    env.all_secrets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(state.secrets.iter().cloned());
+    env.all_outputs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(state.outputs.iter().cloned());
+    match hygiene_failure(&state.outputs, &state.secrets) {
+        Some(f) => Verdict::Fail(f),
+        None => verdict,
+    }
+}
+
+/// Whether the run was as expected: no `fail`, `error` or `unexpected-pass`.
+pub fn as_expected(results: &[ScenarioResult]) -> bool {
+    !results.iter().any(|r| r.status.is_bad())
+}
+
+/// Counts of each status.
+pub fn tally(results: &[ScenarioResult]) -> Vec<(Status, usize)> {
+    Status::ALL
+        .iter()
+        .map(|&s| (s, results.iter().filter(|r| r.status == s).count()))
+        .collect()
+}

@@ -1,0 +1,287 @@
+//! What a scenario is: a stable id, a profile, a level, the spec section it
+//! checks, and what it concluded.
+//!
+//! Statuses only ever come from a [`Verdict`] (what the scenario saw) combined
+//! with the expectations file (what the user said it would see), so the
+//! meaning of every status is decided in one place: [`Status::settle`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A group of scenarios an implementation claims as a whole in `hello`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Ref vectors through `check_ref`.
+    Refs,
+    /// Payload vectors through `check_payload`.
+    Payload,
+    /// `resolve` against a real Vault.
+    Resolve,
+    /// Authentication methods and refreshed credentials.
+    Auth,
+    /// Token renewal, re-login and revocation.
+    Lifecycle,
+    /// `run_job`: git, publishing, defence in depth, rotation.
+    Worker,
+    /// Vault stopped and restarted mid-queue.
+    Degraded,
+    /// Checks over the whole run (hygiene of all output).
+    Suite,
+}
+
+impl Profile {
+    /// Every profile, in report order.
+    pub const ALL: &'static [Profile] = &[
+        Profile::Refs,
+        Profile::Payload,
+        Profile::Resolve,
+        Profile::Auth,
+        Profile::Lifecycle,
+        Profile::Worker,
+        Profile::Degraded,
+        Profile::Suite,
+    ];
+
+    /// The name used in `hello`, on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Refs => "refs",
+            Profile::Payload => "payload",
+            Profile::Resolve => "resolve",
+            Profile::Auth => "auth",
+            Profile::Lifecycle => "lifecycle",
+            Profile::Worker => "worker",
+            Profile::Degraded => "degraded",
+            Profile::Suite => "suite",
+        }
+    }
+
+    /// Looks a profile up by name.
+    pub fn from_name(name: &str) -> Option<Profile> {
+        Profile::ALL.iter().copied().find(|p| p.as_str() == name)
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 2119 strength of the requirement a scenario checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Level {
+    /// An absolute requirement.
+    #[serde(rename = "MUST")]
+    Must,
+    /// A recommendation; its failure is still reported as a failure.
+    #[serde(rename = "SHOULD")]
+    Should,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+        })
+    }
+}
+
+/// The description of a scenario, independent of how it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Meta {
+    /// Stable dotted id, e.g. `resolve.secret-missing`.
+    pub id: String,
+    /// The profile it belongs to.
+    pub profile: Profile,
+    /// MUST or SHOULD.
+    pub level: Level,
+    /// The spec section it checks, e.g. `errors.md secret_not_found`.
+    pub spec: String,
+    /// One line for people.
+    pub title: String,
+}
+
+/// Why a scenario failed: the requirement, what was accepted, what happened.
+/// None of the three may contain a secret value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The requirement that did not hold.
+    pub requirement: String,
+    /// The accepted outcome(s).
+    pub expected: String,
+    /// What the implementation did.
+    pub actual: String,
+}
+
+impl Failure {
+    /// Builds a failure from its three parts.
+    pub fn new(
+        requirement: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Failure {
+        Failure {
+            requirement: requirement.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        }
+    }
+}
+
+/// What running a scenario concluded, before expectations are applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every check held.
+    Pass,
+    /// A check did not hold.
+    Fail(Failure),
+    /// Not run, and why.
+    Skip(String),
+    /// The implementation does not support it, and what it said.
+    Unsupported(String),
+    /// The harness or its infrastructure failed, and how.
+    Error(String),
+}
+
+/// The final status of a scenario (`spec/protocol.md` §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Every check held.
+    Pass,
+    /// A check did not hold.
+    Fail,
+    /// Not run, with a reason.
+    Skip,
+    /// Not supported by the implementation.
+    Unsupported,
+    /// Harness or infrastructure failure.
+    Error,
+    /// Failed, as the expectations file said.
+    ExpectedFail,
+    /// Passed, though the expectations file said it would fail.
+    UnexpectedPass,
+}
+
+impl Status {
+    /// Every status, in report order.
+    pub const ALL: &'static [Status] = &[
+        Status::Pass,
+        Status::Fail,
+        Status::ExpectedFail,
+        Status::UnexpectedPass,
+        Status::Skip,
+        Status::Unsupported,
+        Status::Error,
+    ];
+
+    /// Combines a verdict with whether the expectations file expects a failure.
+    pub fn settle(verdict: &Verdict, expected_to_fail: bool) -> Status {
+        match (verdict, expected_to_fail) {
+            (Verdict::Pass, false) => Status::Pass,
+            (Verdict::Pass, true) => Status::UnexpectedPass,
+            (Verdict::Fail(_), false) => Status::Fail,
+            (Verdict::Fail(_), true) => Status::ExpectedFail,
+            (Verdict::Skip(_), _) => Status::Skip,
+            (Verdict::Unsupported(_), _) => Status::Unsupported,
+            (Verdict::Error(_), _) => Status::Error,
+        }
+    }
+
+    /// Whether this status makes the run "not as expected" (exit code 1).
+    pub fn is_bad(self) -> bool {
+        matches!(self, Status::Fail | Status::Error | Status::UnexpectedPass)
+    }
+
+    /// The spelling used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+            Status::Unsupported => "unsupported",
+            Status::Error => "error",
+            Status::ExpectedFail => "expected-fail",
+            Status::UnexpectedPass => "unexpected-pass",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One scenario's line in the reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    /// What was run.
+    #[serde(flatten)]
+    pub meta: Meta,
+    /// The final status.
+    pub status: Status,
+    /// The failure, for `fail` and `expected-fail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// The reason, for `skip`, `unsupported`, `error`, `expected-fail` (the
+    /// expectation's reason) and `unexpected-pass`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Wall-clock time in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl ScenarioResult {
+    /// Builds a result from a verdict and the matching expectation's reason, if any.
+    pub fn new(meta: Meta, verdict: Verdict, expectation: Option<&str>, duration_ms: u64) -> Self {
+        let status = Status::settle(&verdict, expectation.is_some());
+        let (failure, reason) = match verdict {
+            Verdict::Pass => (
+                None,
+                expectation.map(|r| format!("expected to fail ({r}) but passed")),
+            ),
+            Verdict::Fail(f) => (Some(f), expectation.map(str::to_string)),
+            Verdict::Skip(r) | Verdict::Unsupported(r) | Verdict::Error(r) => (None, Some(r)),
+        };
+        ScenarioResult {
+            meta,
+            status,
+            failure,
+            reason,
+            duration_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_covers_the_table() {
+        let fail = Verdict::Fail(Failure::new("r", "e", "a"));
+        assert_eq!(Status::settle(&Verdict::Pass, false), Status::Pass);
+        assert_eq!(Status::settle(&Verdict::Pass, true), Status::UnexpectedPass);
+        assert_eq!(Status::settle(&fail, false), Status::Fail);
+        assert_eq!(Status::settle(&fail, true), Status::ExpectedFail);
+        assert_eq!(
+            Status::settle(&Verdict::Skip("x".into()), true),
+            Status::Skip
+        );
+        assert!(Status::Fail.is_bad() && Status::Error.is_bad() && Status::UnexpectedPass.is_bad());
+        assert!(!Status::ExpectedFail.is_bad() && !Status::Skip.is_bad());
+    }
+
+    #[test]
+    fn profiles_round_trip() {
+        for &p in Profile::ALL {
+            assert_eq!(Profile::from_name(p.as_str()), Some(p));
+        }
+        assert_eq!(Profile::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,273 @@
+//! Vector scenarios: each vector file entry becomes one `check_ref` or
+//! `check_payload` request whose reply is compared with the vector's `expect`.
+//! The vectors are the contract (`fixtures/refs/README.md`); this module only
+//! carries them over the protocol.
+
+use std::path::Path;
+
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+
+use crate::runner::{Body, Scenario};
+use crate::scenario::{Failure, Level, Meta, Profile, Verdict};
+
+fn read_vector_files(dir: &Path) -> Result<Vec<(String, Value)>, String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("fixtures {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with(".schema.json"))
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let v: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            Ok((
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                v,
+            ))
+        })
+        .collect()
+}
+
+/// One `check_ref` scenario per vector in `dir` (`fixtures/refs/`).
+pub fn ref_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
+    let mut out = Vec::new();
+    for (file, doc) in read_vector_files(dir)? {
+        let vectors = doc["vectors"]
+            .as_array()
+            .ok_or_else(|| format!("{file}: no `vectors` array"))?;
+        for v in vectors {
+            let id = v["id"]
+                .as_str()
+                .ok_or_else(|| format!("{file}: a vector without id"))?;
+            let mut request = Map::new();
+            match (v.get("ref"), v.get("ref_hex")) {
+                (Some(r), _) => request.insert("input".into(), r.clone()),
+                (None, Some(h)) => request.insert("input_hex".into(), h.clone()),
+                _ => return Err(format!("{file}: vector {id} has neither ref nor ref_hex")),
+            };
+            for key in ["policy", "context"] {
+                if let Some(x) = v.get(key) {
+                    request.insert(key.into(), x.clone());
+                }
+            }
+            let expect = v["expect"].clone();
+            if expect.get("valid").is_none() && expect.get("invalid").is_none() {
+                return Err(format!(
+                    "{file}: vector {id}: `expect` is neither valid nor invalid"
+                ));
+            }
+            let requirement = v["requirement"].as_str().unwrap_or("§2").to_string();
+            let title = v["comment"]
+                .as_str()
+                .map_or_else(|| format!("ref vector {id}"), str::to_string);
+            let spec = format!("secret-ref.md {requirement}");
+            let check_spec = spec.clone();
+            out.push(Scenario {
+                meta: Meta {
+                    id: id.to_string(),
+                    profile: Profile::Refs,
+                    level: Level::Must,
+                    spec,
+                    title,
+                },
+                body: Body::Vector {
+                    op: "check_ref",
+                    request: Value::Object(request),
+                    check: Box::new(move |reply| check_ref_reply(&check_spec, &expect, reply)),
+                    secrets: Vec::new(),
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn check_ref_reply(spec: &str, expect: &Value, reply: &Map<String, Value>) -> Verdict {
+    let got_valid = reply.get("valid").and_then(Value::as_bool).unwrap_or(false);
+    let describe_reply = || {
+        if got_valid {
+            format!("valid {}", reply.get("ref").unwrap_or(&Value::Null))
+        } else {
+            format!(
+                "invalid: code {}, offset {}",
+                reply.get("code").unwrap_or(&Value::Null),
+                reply.get("offset").unwrap_or(&Value::Null)
+            )
+        }
+    };
+    let requirement = format!("{spec}: the same verdict, code and offset as the vector");
+    if let Some(want) = expect.get("valid") {
+        let got = reply.get("ref").cloned().unwrap_or(Value::Null);
+        let same = got_valid
+            && ["mount", "path", "version", "field"]
+                .iter()
+                .all(|k| got.get(*k) == want.get(*k));
+        if same {
+            return Verdict::Pass;
+        }
+        let want = json!({"mount": want["mount"], "path": want["path"], "version": want["version"], "field": want["field"]});
+        return Verdict::Fail(Failure::new(
+            requirement,
+            format!("valid {want}"),
+            describe_reply(),
+        ));
+    }
+    let want = &expect["invalid"];
+    let same = !got_valid
+        && reply.get("code") == want.get("code")
+        && reply.get("offset").unwrap_or(&Value::Null)
+            == want.get("offset").unwrap_or(&Value::Null);
+    if same {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            requirement,
+            format!("invalid: code {}, offset {}", want["code"], want["offset"]),
+            describe_reply(),
+        ))
+    }
+}
+
+/// One `check_payload` scenario per vector in `dir` (`fixtures/payloads/`), if
+/// that directory exists. Format: `fixtures/payloads/vectors.schema.json`:
+/// `job` (or `job_text`), optional `options`, and `expect` either
+/// `{"valid": {...}}` or `{"invalid": [{"code", "pointer"}...]}`.
+pub fn payload_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (file, doc) in read_vector_files(dir)? {
+        let Some(vectors) = doc["vectors"].as_array() else {
+            continue;
+        };
+        for v in vectors {
+            let id = v["id"]
+                .as_str()
+                .ok_or_else(|| format!("{file}: a vector without id"))?;
+            let mut request = Map::new();
+            for key in ["job", "job_text", "options"] {
+                if let Some(x) = v.get(key) {
+                    request.insert(key.into(), x.clone());
+                }
+            }
+            let expect = v["expect"].clone();
+            let secrets = planted_tokens(v);
+            out.push(Scenario {
+                meta: Meta {
+                    id: id.to_string(),
+                    profile: Profile::Payload,
+                    level: Level::Must,
+                    spec: format!("codex-exec.md {}", v["section"].as_str().unwrap_or("")),
+                    title: v["comment"]
+                        .as_str()
+                        .unwrap_or("payload vector")
+                        .to_string(),
+                },
+                body: Body::Vector {
+                    op: "check_payload",
+                    request: Value::Object(request),
+                    check: Box::new(move |reply| check_payload_reply(&expect, reply)),
+                    secrets,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Tokens planted in a payload vector: every match of the project's token
+/// rules (`vaultref::redact::rules`) in the job's text, 8 bytes or longer.
+fn planted_tokens(v: &Value) -> Vec<SecretString> {
+    let text = match (v.get("job"), v.get("job_text")) {
+        (Some(j), _) => j.to_string(),
+        (None, Some(Value::String(t))) => t.clone(),
+        _ => return Vec::new(),
+    };
+    // JSON escapes (`\n` in PEM blocks) are searched decoded too.
+    let decoded = serde_json::from_str::<Value>(&text)
+        .map(|j| {
+            let mut all = Vec::new();
+            collect_strings(&j, &mut all);
+            all.join("\n")
+        })
+        .unwrap_or_default();
+    let mut found: Vec<String> = Vec::new();
+    for t in [&text, &decoded] {
+        for m in vaultref::redact::find_tokens(t) {
+            let token = &t[m.range];
+            if token.len() >= 8 && !found.iter().any(|f| f == token) {
+                found.push(token.to_string());
+            }
+        }
+    }
+    found.into_iter().map(SecretString::from).collect()
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(m) => m.iter().for_each(|(k, x)| {
+            out.push(k.clone());
+            collect_strings(x, out)
+        }),
+        _ => {}
+    }
+}
+
+fn error_set(errors: &Value) -> Vec<(String, String)> {
+    let mut set: Vec<(String, String)> = errors
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["code"].as_str().unwrap_or("").to_string(),
+                        e["pointer"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    set.sort();
+    set.dedup();
+    set
+}
+
+fn check_payload_reply(expect: &Value, reply: &Map<String, Value>) -> Verdict {
+    let got_valid = reply.get("valid").and_then(Value::as_bool).unwrap_or(false);
+    let got = error_set(reply.get("errors").unwrap_or(&Value::Null));
+    let want_valid = expect
+        .get("valid")
+        .is_some_and(|v| v != &Value::Bool(false));
+    let want = error_set(expect.get("invalid").unwrap_or(&Value::Null));
+    if got_valid == want_valid && (want_valid || got == want) {
+        return Verdict::Pass;
+    }
+    let show = |valid: bool, set: &[(String, String)]| {
+        if valid {
+            "valid".to_string()
+        } else {
+            format!("invalid {set:?}")
+        }
+    };
+    Verdict::Fail(Failure::new(
+        "codex-exec.md: the same verdict and (code, pointer) set as the vector",
+        show(want_valid, &want),
+        show(got_valid, &got),
+    ))
+}

