@@ -718,6 +718,16 @@ mod tests {
     }
 
     #[test]
+    fn shareable_across_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Redactor>();
+        check::<RedactStream>();
+        // Debug never shows a secret.
+        let r = with(&["FAKE-s3cret-value"]);
+        assert!(!format!("{r:?} {:?}", r.stream()).contains("FAKE"));
+    }
+
+    #[test]
     fn too_short_is_refused() {
         let mut b = RedactorBuilder::new();
         let e = b.add_secret(&SecretString::from("short")).unwrap_err();
