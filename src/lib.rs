@@ -7,14 +7,22 @@
 //!
 //! - [`secret_ref`]: the ref grammar, a canonical `nom` parser ([`SecretRef`]);
 //! - [`policy`]: what a given job may name ([`RefPolicy`]: mounts, length, scopes);
-//! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module.
+//! - [`payload`]: the `codex_exec` job: schema, typed model, raw-secret lint ([`payload::validate`]);
+//! - [`redact`]: the streaming redactor and the token rule table;
+//! - [`vault`]: the resolver on Vault/OpenBao ([`vault::Resolver`]);
+//! - [`error`]: the error-code catalogue ([`ErrorCode`]) shared by every module;
+//! - `testing` (feature `testing`): real OpenBao servers for tests.
 //!
 //! See `ARCHITECTURE.md` for the map of the whole project.
 
 pub mod error;
+pub mod payload;
 pub mod policy;
 pub mod redact;
 pub mod secret_ref;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod vault;
 
 pub use error::ErrorCode;
 pub use policy::{RefPolicy, ScopeContext};

@@ -2,6 +2,7 @@
 //! `.cargo/config.toml`). One file per command, as in rust-analyzer's xtask.
 
 mod bench_compare;
+mod vault;
 
 use std::process::ExitCode;
 
@@ -10,10 +11,11 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("help") | None => {
             println!(
-                "usage: cargo xtask <command>\n\ncommands:\n  help\n  bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher"
+                "usage: cargo xtask <command>\n\ncommands:\n  help\n  vault [--persistent]   run OpenBao for a person until Ctrl-C\n  bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher"
             );
             ExitCode::SUCCESS
         }
+        Some("vault") => vault::run(&args[1..]),
         Some("bench-compare") => bench_compare::run(&args[1..]),
         Some(other) => {
             eprintln!("unknown xtask command `{other}`; run `cargo xtask help`");

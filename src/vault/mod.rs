@@ -1,0 +1,64 @@
+//! The Vault resolver: turns a [`SecretRef`](crate::SecretRef) into the value
+//! it names, at the moment of use, without the value ever being logged,
+//! printed or written to disk. Normative text: `spec/resolver.md`.
+//!
+//! # API
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vaultref::vault::ResolveError> {
+//! use vaultref::vault::{Resolver, VaultConfig};
+//! let config = VaultConfig::from_env()?.expect("VAULT_ADDR is set");
+//! let resolver = Resolver::new(config).await?; // starts token renewal
+//! let r = vaultref::SecretRef::parse("vault://kv/moonmind/repos/Acme/Api#github_token").unwrap();
+//! let token = resolver.resolve(&r, "job-42").await?; // SecretString, zeroized on drop
+//! # drop(token);
+//! resolver.probe().await?;                     // reachable and unsealed?
+//! println!("{}", resolver.metrics());          // Prometheus text
+//! # Ok(()) }
+//! ```
+//!
+//! # Modules
+//!
+//! - `config`: settings from the environment or a JSON file, validated once;
+//! - `auth`: one login function per method, credential files re-read each time;
+//! - `token`: the shared token, background renewal, re-login, fail secure;
+//! - `transport`: vaultrs for logins/renewal/health, reqwest for the job-bound
+//!   reads that must carry `X-Vaultref-Job-Id` (why: see that module);
+//! - `kv2`: the KV v2 read's answers mapped to error codes;
+//! - `metrics`: Prometheus counters and latency histogram, and a tiny listener;
+//! - `fingerprint`: `hmac-sha256:<hex>` of a value, for checking without showing;
+//! - `job`: job ids made safe for headers and messages.
+//!
+//! # Invariants
+//!
+//! - Values and tokens live in `secrecy` types; response buffers holding
+//!   secret data are zeroized. Nothing here implements `Debug` or `Display`
+//!   over a value.
+//! - Every error has a code from `spec/errors.md` and a message naming the ref
+//!   and job id, built only from refs, paths, statuses and Vault's error
+//!   strings, never from a response body or a credential.
+//! - Every request is bounded by the timeout (default 5 s); a resolution makes
+//!   at most two reads (one retry after replacing a dead token).
+//! - Nothing is cached but the token: each resolution reads Vault.
+
+mod auth;
+mod config;
+mod error;
+mod fingerprint;
+mod job;
+mod kv2;
+mod metrics;
+mod resolver;
+mod serve;
+mod token;
+mod transport;
+
+pub use config::{
+    AuthConfig, DEFAULT_JOB_ID_HEADER, DEFAULT_K8S_TOKEN_FILE, DEFAULT_TIMEOUT, VaultConfig,
+};
+pub use error::ResolveError;
+pub use fingerprint::{FingerprintKey, MIN_KEY_BYTES, PREFIX as FINGERPRINT_PREFIX};
+pub use job::JobId;
+pub use metrics::Metrics;
+pub use resolver::Resolver;
+pub use serve::serve_metrics;
