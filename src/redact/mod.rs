@@ -7,7 +7,7 @@
 //!   raw form and every derived form (base64 at three alignments, URL, JSON,
 //!   git's Basic header): [`forms`];
 //! - **token rules**, credential shapes recognised without being told the
-//!   value (GitHub, Vault/OpenBao, AWS, JWT, PEM keys, headers...): [`rules`],
+//!   value (GitHub, Vault/OpenBao, AWS, JWT, PEM keys, headers...): [`rules`](mod@rules),
 //!   the one table shared with the payload lint.
 //!
 //! # Design and trade-offs
