@@ -70,6 +70,9 @@ fn log_text(secrets: Vec<String>) -> impl Strategy<Value = String> {
         Just("password=".to_string()).boxed(),
         Just("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".to_string()).boxed(),
         Just("é€".to_string()).boxed(),
+        Just("s.FAKEfake0123456789ABCDEF".to_string()).boxed(),
+        Just("AKIAFAKEFAKEFAKE1234".to_string()).boxed(),
+        Just("hvs.CAESIFAKEFAKEFAKEFAKEFAKE".to_string()).boxed(),
     ];
     for s in secrets {
         let b64 = STANDARD.encode(format!("x-access-token:{s}"));

@@ -294,7 +294,6 @@ impl Redactor {
             r: self.clone(),
             pending: Zeroizing::new(Vec::new()),
             base: 0,
-            line_pos: 0,
             region: None,
             pem_lf_seen: None,
             spans: Vec::new(),
@@ -359,8 +358,8 @@ pub struct RedactStream {
     /// Bytes not yet decided, starting at absolute offset `base`.
     pending: Zeroizing<Vec<u8>>,
     base: u64,
-    /// Offset of `pending[0]` within its line (a multiple of SEGMENT).
-    line_pos: usize,
+    // No line offset is kept: a forced cut is always a segment boundary, so
+    // segments counted from the start of the undecided bytes line up.
     region: Option<Region>,
     /// Line feeds seen since the open PEM block's BEGIN marker.
     pem_lf_seen: Option<usize>,
@@ -633,15 +632,6 @@ impl RedactStream {
             }
         }
         out.extend_from_slice(&p[cursor.min(r)..r]);
-        self.line_pos = if forced {
-            if memchr::memrchr2(b'\n', b'\r', &p[..r]).is_some() {
-                SEGMENT
-            } else {
-                self.line_pos + SEGMENT
-            }
-        } else {
-            0
-        };
         self.spans = spans;
     }
 }
@@ -715,6 +705,16 @@ mod tests {
             "push with [REDACTED:github-pat] and [REDACTED] ok\n"
         );
         assert_eq!(redact("plain text\n"), "plain text\n");
+    }
+
+    #[test]
+    fn shareable_across_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Redactor>();
+        check::<RedactStream>();
+        // Debug never shows a secret.
+        let r = with(&["FAKE-s3cret-value"]);
+        assert!(!format!("{r:?} {:?}", r.stream()).contains("FAKE"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!   raw form and every derived form (base64 at three alignments, URL, JSON,
 //!   git's Basic header): [`forms`];
 //! - **token rules**, credential shapes recognised without being told the
-//!   value (GitHub, Vault/OpenBao, AWS, JWT, PEM keys, headers...): [`rules`],
+//!   value (GitHub, Vault/OpenBao, AWS, JWT, PEM keys, headers...): [`rules`](mod@rules),
 //!   the one table shared with the payload lint.
 //!
 //! # Design and trade-offs
@@ -20,8 +20,9 @@
 //!   property).
 //! - *Speed from the shape of secrets.* Registered forms are long and
 //!   high-entropy, so a sampled window filter ([`literal`]) replaces an
-//!   automaton over tens of thousands of literals; rules run as one DFA pass
-//!   over whole buffers, and per rule only on lines it hits.
+//!   automaton over tens of thousands of literals; rules are found
+//!   keyword-first (one SIMD pass for all keywords, each rule's regex run
+//!   anchored where its keyword starts).
 //! - *Over-masking is bounded.* Secrets shorter than the minimum length (8)
 //!   are refused (`secret_too_short`) instead of masking every short word.
 //!

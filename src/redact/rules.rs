@@ -21,10 +21,14 @@
 //! (the lint) report each. Lines are the unit because that is what makes
 //! matching independent of how a stream is cut into writes.
 //!
-//! For speed, [`RuleSet`] also compiles the alternation of every line rule
-//! into one capture-free regex: on clean text one DFA pass over a whole buffer
-//! says "no rule matches anywhere", and only lines it hits are searched rule by
-//! rule.
+//! For speed, every rule names the *keywords* its matches start with
+//! (`ghp_`, `://`, `token`...). [`RuleSet`] searches all keywords in one
+//! SIMD Aho-Corasick pass over a whole buffer and runs a rule's regex only
+//! where one of its keywords starts, anchored there. A single DFA over the
+//! alternation of all rules was measured at about a tenth of the speed. Rules
+//! whose keywords are shorter than 3 bytes (the legacy Vault `s.` tokens) get
+//! a separate regex pass, because 2-byte keywords would halve the speed of the
+//! shared search.
 //!
 //! Patterns are written in the common subset of Rust `regex`, RE2 and PCRE
 //! (with `(?-u:\b)`, an ASCII word boundary, spelled `\b` elsewhere), so a

@@ -431,7 +431,66 @@ fn run_inner(args: &[String]) -> Result<(), String> {
         }
         println!();
     }
+    println!();
+    for with_secrets in [false, true] {
+        let (secs, peak_kib) = long_stream(&vaultref, &text, with_secrets.then_some(&secrets))?;
+        let gib = (text.len() * LONG_STREAM_REPEAT) as f64 / (1u64 << 30) as f64;
+        println!(
+            "{gib:.2} GiB stream through `vaultref redact` ({}): {:.0} MiB/s wall, peak RSS {:.1} MiB",
+            if with_secrets {
+                "1000 registered secrets"
+            } else {
+                "rules only"
+            },
+            gib * 1024.0 / secs,
+            peak_kib as f64 / 1024.0
+        );
+    }
     Ok(())
+}
+
+/// How many times the corpus is repeated for the long-stream memory check.
+const LONG_STREAM_REPEAT: usize = 32;
+
+/// Pipes the corpus `LONG_STREAM_REPEAT` times through `vaultref redact`
+/// and reads its peak resident memory (`VmHWM`) before the stream ends.
+fn long_stream(
+    vaultref: &Path,
+    text: &str,
+    secrets: Option<&PathBuf>,
+) -> Result<(f64, u64), String> {
+    use std::io::Write;
+    let mut cmd = Command::new(vaultref);
+    cmd.arg("redact");
+    if let Some(s) = secrets {
+        cmd.arg("--secrets-file").arg(s);
+    }
+    let t = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run vaultref: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    for _ in 0..LONG_STREAM_REPEAT {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    stdin.flush().map_err(|e| e.to_string())?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    drop(stdin);
+    let st = child.wait().map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err(format!("vaultref redact failed: {st}"));
+    }
+    Ok((t.elapsed().as_secs_f64(), peak))
 }
 
 #[cfg(test)]
