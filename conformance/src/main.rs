@@ -97,10 +97,11 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     if cli.list {
-        for s in &catalogue {
+        let run_wide = vaultref_conformance::runner::all_output_meta();
+        for m in catalogue.iter().map(|s| &s.meta).chain([&run_wide]) {
             println!(
                 "{}\t{}\t{}\t{}\t{}",
-                s.meta.id, s.meta.profile, s.meta.level, s.meta.spec, s.meta.title
+                m.id, m.profile, m.level, m.spec, m.title
             );
         }
         return ExitCode::SUCCESS;

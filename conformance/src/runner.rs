@@ -576,13 +576,7 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
         Some(f) => Verdict::Fail(f),
         None => Verdict::Pass,
     };
-    let meta = Meta {
-        id: "hygiene.all-output".into(),
-        profile: Profile::Suite,
-        level: Level::Must,
-        spec: "protocol.md §6 H3".into(),
-        title: "No secret of the run in any output of any implementation process".into(),
-    };
+    let meta = all_output_meta();
     results.push(settle(meta, verdict, t.elapsed()));
     progress.lock().unwrap_or_else(|e| e.into_inner()).finish();
 
@@ -665,4 +659,16 @@ pub fn tally(results: &[ScenarioResult]) -> Vec<(Status, usize)> {
         .iter()
         .map(|&s| (s, results.iter().filter(|r| r.status == s).count()))
         .collect()
+}
+
+/// The run-wide check every run ends with (not in the catalogue: it has no
+/// body of its own, it reads every other scenario's output).
+pub fn all_output_meta() -> Meta {
+    Meta {
+        id: "hygiene.all-output".into(),
+        profile: Profile::Suite,
+        level: Level::Must,
+        spec: "protocol.md §6 H3".into(),
+        title: "No secret of the run in any output of any implementation process".into(),
+    }
 }

@@ -35,8 +35,9 @@ pub const KV_MOUNT: &str = "kv";
 /// A second KV v2 mount, outside the ref policy's allow-list: it holds
 /// secrets that an implementation skipping the mount check would read.
 pub const OTHER_MOUNT: &str = "vc-other";
-/// The AppRole mount scenarios use.
-pub const APPROLE_MOUNT: &str = "approle";
+/// The AppRole mount scenarios use: not the default `approle`, so that an
+/// implementation ignoring the configured `mount` fails.
+pub const APPROLE_MOUNT: &str = "vc-approle";
 /// The request header job ids are sent in, recorded in clear by the audit log.
 pub const JOB_ID_HEADER: &str = "X-Vaultref-Job-Id";
 
