@@ -87,6 +87,15 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The degraded scenario's own persistent server is started by the
+    // project's test support, which finds its binary through VAULTREF_BAO:
+    // hand `--bao` over. Sound here: no other thread exists yet (the
+    // runtime is built below).
+    if let Some(bao) = &cli.bao {
+        // SAFETY: single-threaded at this point; nothing reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("VAULTREF_BAO", bao) };
+    }
     let fixtures = cli
         .fixtures
         .clone()
@@ -153,15 +162,6 @@ fn main() -> ExitCode {
         concurrency: cli.jobs,
         progress: true,
     };
-    // The degraded scenario's own persistent server is started by the
-    // project's test support, which finds its binary through VAULTREF_BAO:
-    // hand `--bao` over. Sound here: no other thread exists yet (the
-    // runtime is built below).
-    if let Some(bao) = &cli.bao {
-        // SAFETY: single-threaded at this point; nothing reads the
-        // environment concurrently.
-        unsafe { std::env::set_var("VAULTREF_BAO", bao) };
-    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(e),

