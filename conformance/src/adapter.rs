@@ -77,6 +77,34 @@ pub enum Fault {
     IgnoreVersion,
     /// Sends the job id under another header name than the one configured.
     WrongJobHeader,
+    /// Answers a missing secret as resolved to the empty value (a lookup
+    /// that defaults instead of failing).
+    MissingAsEmpty,
+    /// Reads Vault at the raw ref string (mount and path split by hand)
+    /// before parsing it: traversal and over-length refs reach Vault.
+    ResolveBeforeParse,
+    /// Checks the token file's token at `configure` with the file's bytes as
+    /// they are, trailing newline included.
+    RawTokenFile,
+    /// Logs in with AppRole at the default mount `approle`, ignoring the
+    /// configured `mount`.
+    ApproleDefaultMount,
+    /// Reports a valid ref's path as the KV v2 API path (`data/<path>`).
+    Kv2DataPath,
+    /// The payload schema "failed to load" and the check fails closed: every
+    /// job is answered invalid with one `payload_schema` error at the root.
+    SchemaNotLoaded,
+    /// Checks only that the job is JSON: no schema, no refs, no lint, no
+    /// queue policy.
+    SkipPayloadSchema,
+    /// Leaves out the token lint (`payload_contains_secret`).
+    SkipPayloadLint,
+    /// Replaces a ref policy whose settings are invalid by the default
+    /// policy, silently, instead of refusing it.
+    LenientPolicyConfig,
+    /// Has no empty-ref rule: the empty ref fails the scheme check
+    /// (`ref_bad_scheme` at offset 0).
+    EmptyAsBadScheme,
 }
 
 impl Fault {
@@ -102,6 +130,16 @@ impl Fault {
         ("static-token", Fault::StaticToken),
         ("ignore-version", Fault::IgnoreVersion),
         ("wrong-job-header", Fault::WrongJobHeader),
+        ("missing-as-empty", Fault::MissingAsEmpty),
+        ("resolve-before-parse", Fault::ResolveBeforeParse),
+        ("raw-token-file", Fault::RawTokenFile),
+        ("approle-default-mount", Fault::ApproleDefaultMount),
+        ("kv2-data-path", Fault::Kv2DataPath),
+        ("schema-not-loaded", Fault::SchemaNotLoaded),
+        ("skip-payload-schema", Fault::SkipPayloadSchema),
+        ("skip-payload-lint", Fault::SkipPayloadLint),
+        ("lenient-policy-config", Fault::LenientPolicyConfig),
+        ("empty-as-bad-scheme", Fault::EmptyAsBadScheme),
     ];
 
     /// Looks a fault up by name.
@@ -226,8 +264,16 @@ fn check_ref(req: &Map<String, Value>, fault: Option<Fault>) -> Value {
     };
     let mut policy = match RefPolicy::try_from(settings) {
         Ok(p) => p,
+        Err(_) if fault == Some(Fault::LenientPolicyConfig) => RefPolicy::default(),
         Err(e) => return invalid(e.code().as_str(), None, e.message()),
     };
+    if fault == Some(Fault::EmptyAsBadScheme) && input.is_empty() {
+        return invalid(
+            "ref_bad_scheme",
+            Some(0),
+            "the ref does not start with vault://",
+        );
+    }
     let context: ScopeContext = match req.get("context") {
         None | Some(Value::Null) => ScopeContext::default(),
         Some(c) => match serde_json::from_value(c.clone()) {
@@ -245,10 +291,16 @@ fn check_ref(req: &Map<String, Value>, fault: Option<Fault>) -> Value {
         policy = policy.with_allowed_mounts([parsed.mount().to_string()]);
     }
     match policy.check_bytes(&input, &context) {
-        Ok(r) => json!({
-            "reply": "check_ref", "valid": true,
-            "ref": {"mount": r.mount(), "path": r.path(), "version": r.version(), "field": r.field()},
-        }),
+        Ok(r) => {
+            let path = match fault {
+                Some(Fault::Kv2DataPath) => format!("data/{}", r.path()),
+                _ => r.path().to_string(),
+            };
+            json!({
+                "reply": "check_ref", "valid": true,
+                "ref": {"mount": r.mount(), "path": path, "version": r.version(), "field": r.field()},
+            })
+        }
         Err(e) => {
             let offset = e.offset().map(|o| {
                 if fault == Some(Fault::OffByOne) {
@@ -303,8 +355,32 @@ fn check_payload(req: &Map<String, Value>, fault: Option<Fault>) -> Value {
             }
         },
     };
-    match validate(&bytes, &options) {
-        Ok(_) => json!({"reply": "check_payload", "valid": true}),
+    match fault {
+        Some(Fault::SchemaNotLoaded) => {
+            return json!({"reply": "check_payload", "valid": false,
+                "errors": [{"code": "payload_schema", "pointer": "", "message": "the payload schema could not be loaded"}]});
+        }
+        Some(Fault::SkipPayloadSchema) => {
+            return match serde_json::from_slice::<Value>(&bytes) {
+                Ok(_) => json!({"reply": "check_payload", "valid": true}),
+                Err(_) => json!({"reply": "check_payload", "valid": false,
+                    "errors": [{"code": "payload_not_json", "pointer": "", "message": "not JSON"}]}),
+            };
+        }
+        _ => {}
+    }
+    let result = match (fault, validate(&bytes, &options)) {
+        (Some(Fault::SkipPayloadLint), Err(errors)) => {
+            let kept: Vec<_> = errors
+                .into_iter()
+                .filter(|e| e.code != vaultref::ErrorCode::PayloadContainsSecret)
+                .collect();
+            if kept.is_empty() { Ok(()) } else { Err(kept) }
+        }
+        (_, r) => r.map(|_| ()),
+    };
+    match result {
+        Ok(()) => json!({"reply": "check_payload", "valid": true}),
         Err(errors) => json!({
             "reply": "check_payload", "valid": false,
             "errors": errors.iter().map(|e| {
@@ -366,6 +442,14 @@ fn configure(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) 
                     if std::fs::write(&copy, token).is_ok() {
                         vault["auth"]["token_file"] = json!(copy);
                     }
+                }
+            }
+            Some(Fault::ApproleDefaultMount) if vault["auth"]["method"] == "approle" => {
+                vault["auth"]["mount"] = json!("approle");
+            }
+            Some(Fault::RawTokenFile) if vault["auth"]["method"] == "token" => {
+                if let Err(m) = state.rt.block_on(raw_token_lookup(&vault)) {
+                    return failed("configure", "vault_auth_failed", &m);
                 }
             }
             Some(Fault::StaticToken) if vault["auth"]["method"] == "approle" => {
@@ -470,6 +554,11 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
         }
         _ => input,
     };
+    if fault == Some(Fault::ResolveBeforeParse)
+        && let Some(settings) = &state.vault_settings
+    {
+        state.rt.block_on(raw_read(settings, input));
+    }
     let checked = match fault {
         Some(Fault::SkipResolvePolicy) => vaultref::SecretRef::parse(input),
         _ => state.policy.check(input, &ctx),
@@ -516,6 +605,13 @@ fn resolve(req: &Map<String, Value>, state: &mut State, fault: Option<Fault>) ->
                 eprintln!("debug: resolved {encoded}");
             }
             json!({"reply": "resolve", "outcome": "resolved", "fingerprint": key.fingerprint(&value)})
+        }
+        Err(e)
+            if fault == Some(Fault::MissingAsEmpty)
+                && e.code() == vaultref::ErrorCode::SecretNotFound =>
+        {
+            let empty = secrecy::SecretString::from(String::new());
+            json!({"reply": "resolve", "outcome": "resolved", "fingerprint": key.fingerprint(&empty)})
         }
         Err(e) if fault == Some(Fault::OneNotFound) && !e.code().as_str().starts_with("ref_") => {
             failed("resolve", "secret_not_found", "not found")
@@ -648,4 +744,52 @@ async fn approle_login_once(vault: &Map<String, Value>) -> Option<String> {
         .ok()?;
     let answer: Value = serde_json::from_slice(&resp.bytes().await.ok()?).ok()?;
     answer["auth"]["client_token"].as_str().map(str::to_string)
+}
+
+/// For [`Fault::RawTokenFile`]: `lookup-self` with the token file's bytes
+/// exactly as they are on disk.
+async fn raw_token_lookup(vault: &Map<String, Value>) -> Result<(), String> {
+    let file = vault["auth"]["token_file"]
+        .as_str()
+        .ok_or("no token_file")?;
+    let raw = zeroize::Zeroizing::new(std::fs::read(file).map_err(|e| e.to_string())?);
+    let addr = vault["addr"].as_str().ok_or("no addr")?;
+    let token = reqwest::header::HeaderValue::from_bytes(&raw)
+        .map_err(|_| "the token file is not a valid header value".to_string())?;
+    let resp = reqwest::Client::new()
+        .get(format!("{addr}/v1/auth/token/lookup-self"))
+        .header("X-Vault-Token", token)
+        .send()
+        .await
+        .map_err(|_| "lookup-self failed".to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("lookup-self answered {}", resp.status()))
+    }
+}
+
+/// For [`Fault::ResolveBeforeParse`]: a KV v2 read at the raw ref, mount
+/// and path split by hand, with the token file's token (token auth only).
+async fn raw_read(settings: &str, input: &str) {
+    let Ok(vault) = serde_json::from_str::<Value>(settings) else {
+        return;
+    };
+    let (Some(addr), Some(file)) = (vault["addr"].as_str(), vault["auth"]["token_file"].as_str())
+    else {
+        return;
+    };
+    let Ok(token) = std::fs::read_to_string(file).map(zeroize::Zeroizing::new) else {
+        return;
+    };
+    let rest = input.strip_prefix("vault://").unwrap_or(input);
+    let rest = rest.split(['#', '?']).next().unwrap_or("");
+    let Some((mount, path)) = rest.split_once('/') else {
+        return;
+    };
+    let _ = reqwest::Client::new()
+        .get(format!("{addr}/v1/{mount}/data/{path}"))
+        .header("X-Vault-Token", token.trim())
+        .send()
+        .await;
 }

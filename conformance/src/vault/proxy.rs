@@ -1,11 +1,11 @@
 //! A TCP proxy in front of Vault that the harness can switch off and on.
 //!
-//! "Vault stopped mid-queue" is simulated at the network: while the proxy is
-//! down its port refuses connections and every open connection is cut, which
-//! is what a worker sees when Vault's process dies; when it comes back up on
-//! the same port, Vault is reachable again with all its state. This works the
-//! same on every backend (a dev-mode server restarted for real would lose its
-//! in-memory data), and touches no one else's connections.
+//! The fallback for "Vault stopped mid-queue" where the harness cannot stop
+//! the server itself (the `external` backend; see the [`super`] module doc
+//! for the real stops): while the proxy is down its port refuses connections
+//! and every open connection is cut, which is what a worker sees when Vault's
+//! process dies; when it comes back up on the same port, Vault is reachable
+//! again with all its state. It touches no one else's connections.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
