@@ -745,3 +745,97 @@ async fn a_hanging_vault_fails_the_job_within_the_resolve_timeout() {
     assert!(worker.health().degraded);
     assert!(server.requests().is_empty(), "git was contacted");
 }
+
+/// Counts the connections a TCP listener gets: the "proxy" a hostile action
+/// points git at. It must never be contacted.
+fn counting_listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(c);
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir() {
+    let w = world(false, |_| {}).await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7002");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_tokens(REPO, &t);
+    let (proxy, contacted) = counting_listener();
+    let base = format!("http://{}/", w.server.addr());
+    let evil_root = tempfile::tempdir().unwrap();
+    for (id, symlink) in [("hostile-commondir", false), ("hostile-symlink", true)] {
+        let evil = evil_root.path().join(id);
+        let (base, proxy) = (base.clone(), proxy.clone());
+        let hostile = JobAction::Callback(Arc::new(move |ctx| {
+            // A copy of `.git` the action controls, with URL-specific keys
+            // that beat the worker's generic `-c http.proxy=`.
+            let ok = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(ctx.work_dir.join(".git"))
+                .arg(&evil)
+                .status()
+                .map_err(|e| e.to_string())?
+                .success();
+            if !ok {
+                return Err("cp failed".into());
+            }
+            let cfg = evil.join("config");
+            let mut text = std::fs::read_to_string(&cfg).map_err(|e| e.to_string())?;
+            text.push_str(&format!(
+                "[http \"{base}\"]\n\tproxy = {proxy}\n\tsslVerify = false\n"
+            ));
+            std::fs::write(&cfg, text).map_err(|e| e.to_string())?;
+            let git_dir = ctx.work_dir.join(".git");
+            if symlink {
+                std::fs::remove_dir_all(&git_dir).map_err(|e| e.to_string())?;
+                std::os::unix::fs::symlink(&evil, &git_dir).map_err(|e| e.to_string())?;
+            } else {
+                std::fs::write(git_dir.join("commondir"), format!("{}\n", evil.display()))
+                    .map_err(|e| e.to_string())?;
+            }
+            std::fs::write(ctx.work_dir.join("result.txt"), "r\n").map_err(|e| e.to_string())
+        }));
+        let o = w
+            .worker
+            .run_job(
+                &job(
+                    id,
+                    json!({
+                        "repository": REPO,
+                        "instruction": "x",
+                        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                        "publish": {"mode": "branch"},
+                    }),
+                ),
+                Some(&hostile),
+            )
+            .await;
+        assert_eq!(o.code(), Some(ErrorCode::ActionFailed), "{id}: {o:?}");
+        assert_eq!(
+            contacted.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{id}: git contacted the action's proxy"
+        );
+        assert!(
+            w.server
+                .read_file(REPO, &format!("refs/heads/vaultref/{id}"), "result.txt")
+                .is_none(),
+            "{id}: something was pushed"
+        );
+    }
+    w.assert_no_leak(&[&t]);
+}

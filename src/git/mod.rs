@@ -537,6 +537,33 @@ impl GitJob {
         .filter(|s| !s.is_empty())
     }
 
+    /// Refuses a repository configuration (`<dest>/.git/config`) that holds
+    /// a key able to redirect or intercept the credential: URL-specific
+    /// `http.*` settings (proxy, TLS trust, `curloptResolve`), `url.*`
+    /// rewrites, `include`/`includeIf`, `credential.*`, `core.sshCommand`,
+    /// `core.gitProxy`, `core.worktree`. `git clone` writes none of them, so
+    /// their presence means something other than the worker wrote the file.
+    pub fn check_config(&self, dest: &Path) -> Result<(), GitError> {
+        let path = dest.join(".git").join("config");
+        let path_s = path
+            .to_str()
+            .ok_or_else(|| GitError::new(GitOp::Checkout, "the work dir path is not UTF-8"))?;
+        let keys = self.run(
+            GitOp::Checkout,
+            None,
+            &["config", "--file", path_s, "--list", "--name-only"],
+            None,
+            None,
+        )?;
+        if let Some(bad) = keys.lines().find(|k| forbidden_config_key(k)) {
+            return Err(GitError::new(
+                GitOp::Checkout,
+                format!("the work dir's .git/config sets {bad:?}, which the worker did not write"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs one git command with the hardened environment; with a remote and
     /// a token, under a fresh credential session for that remote. Returns
     /// stdout.
@@ -571,11 +598,22 @@ impl GitJob {
             _ => None,
         };
         let mut cmd = Command::new(&s.program);
-        if let Some(dir) = cwd {
-            cmd.current_dir(dir);
-        }
         cmd.args(self.config_args()).args(args);
         self.set_env(&mut cmd);
+        if let Some(dir) = cwd {
+            // The work dir may have been edited by a job action: a `.git`
+            // symlink, a planted `commondir` or `config.worktree` would make
+            // git read configuration the worker never saw. Refuse those, and
+            // pin git to the work dir's own `.git` for everything else.
+            check_git_dir(dir).map_err(|m| GitError::new(op, m))?;
+            let dir = std::path::absolute(dir)
+                .map_err(|e| GitError::new(op, format!("cannot resolve {}: {e}", dir.display())))?;
+            let git_dir = dir.join(".git");
+            cmd.current_dir(&dir)
+                .env("GIT_DIR", &git_dir)
+                .env("GIT_COMMON_DIR", &git_dir)
+                .env("GIT_WORK_TREE", &dir);
+        }
         if let Some(session) = &session {
             cmd.env(credential::SOCKET_ENV, session.socket())
                 .env(credential::NONCE_ENV, session.nonce());
@@ -701,6 +739,42 @@ impl GitJob {
     }
 }
 
+/// Whether a repository config key could redirect or intercept the
+/// credential (see [`GitJob::check_config`]). Keys are compared in git's
+/// canonical lowercase form.
+fn forbidden_config_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["http.", "url.", "include.", "includeif.", "credential."]
+        .iter()
+        .any(|p| k.starts_with(p))
+        || ["core.sshcommand", "core.gitproxy", "core.worktree"].contains(&k.as_str())
+}
+
+/// Checks that `<work_dir>/.git` is a real directory (not a symlink) without
+/// the files that make git read configuration or objects from elsewhere
+/// (`commondir`, `config.worktree`, `worktrees/`). A job action could plant
+/// any of them; the worker never creates them.
+pub fn check_git_dir(work_dir: &Path) -> Result<(), String> {
+    let git_dir = work_dir.join(".git");
+    let meta = std::fs::symlink_metadata(&git_dir)
+        .map_err(|e| format!("{} is not usable: {e}", git_dir.display()))?;
+    if !meta.file_type().is_dir() {
+        return Err(format!(
+            "{} is not a plain directory (a symlink or a file); refusing to run git in it",
+            git_dir.display()
+        ));
+    }
+    for name in ["commondir", "config.worktree", "worktrees"] {
+        if std::fs::symlink_metadata(git_dir.join(name)).is_ok() {
+            return Err(format!(
+                "{} contains {name}, which the worker never writes; refusing to run git in it",
+                git_dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Quotes a path for the shell git uses to run `!`-helpers.
 fn shell_quote(s: &OsStr) -> OsString {
     let text = s.to_string_lossy();
@@ -774,6 +848,24 @@ mod tests {
             "HEAD@{1}",
         ] {
             assert!(check_ref_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forbidden_config_keys() {
+        for bad in [
+            "http.http://h/.proxy",
+            "http.https://h/.sslverify",
+            "url.http://evil/.insteadof",
+            "include.path",
+            "includeIf.gitdir:/x.path",
+            "credential.helper",
+            "core.sshCommand",
+        ] {
+            assert!(forbidden_config_key(bad), "{bad}");
+        }
+        for ok in ["core.bare", "remote.origin.url", "branch.main.remote"] {
+            assert!(!forbidden_config_key(ok), "{ok}");
         }
     }
 

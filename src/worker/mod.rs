@@ -22,7 +22,10 @@
 //!    `ref`, detached ([`crate::git`]).
 //! 6. **Job action** ([`JobAction`]), if any: edits the checkout. The
 //!    worker's `.git/config` is put back afterwards, so nothing the action
-//!    wrote there (a proxy, a filter, a helper) applies to the push.
+//!    wrote there (a proxy, a filter, a helper) applies to the push; a `.git`
+//!    made a symlink, or holding a planted `commondir`, `config.worktree` or
+//!    `worktrees/`, fails the job (`action_failed`), and every later git
+//!    command is pinned to `<work dir>/.git` (`GIT_DIR`, `GIT_COMMON_DIR`).
 //! 7. **Publish** (`publish.mode` `branch` or `pr`): commit every change on
 //!    `<branch_prefix><job id>`, resolve `publishAuthRef` (falling back to
 //!    `repoAuthRef`, read again so a rotation in between is honoured; the same
@@ -419,6 +422,13 @@ impl Worker {
                         work_dir: &work_dir,
                     };
                     let result = action.run(&ctx, &action_log);
+                    // A `.git` replaced by a symlink (or a planted
+                    // `commondir`, `config.worktree`, `worktrees/`) would make
+                    // git read a configuration the worker never wrote, and
+                    // restoring `config` through the symlink would not help:
+                    // the action broke the checkout (G8).
+                    crate::git::check_git_dir(&work_dir)
+                        .map_err(|m| fail(ErrorCode::ActionFailed, m))?;
                     restore_file(&config_path, &trusted_config).map_err(|e| {
                         fail(
                             ErrorCode::GitFailed,
@@ -426,6 +436,7 @@ impl Worker {
                         )
                     })?;
                     result.map_err(|m| fail(ErrorCode::ActionFailed, m))?;
+                    git_job.check_config(&work_dir)?;
                 }
                 let commit = if publishing {
                     git_job.commit_all(&work_dir, &branch, &format!("vaultref job {id}"))?
