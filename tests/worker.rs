@@ -839,3 +839,71 @@ async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir(
     }
     w.assert_no_leak(&[&t]);
 }
+
+/// Whether a process is gone (no `/proc` entry, or a zombie nobody reaped).
+fn process_is_dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_s_background_children_die_with_it() {
+    let w = world(false, |_| {}).await;
+    w.server.set_public(REPO, true);
+    let pids = tempfile::tempdir().unwrap();
+    // (job id, script, expected code): one that times out with a background
+    // child holding its pipes, one that exits at once leaving one behind.
+    let cases = [
+        (
+            "bg-timeout",
+            "sleep 1000 & echo $! > '{pids}/bg-timeout'; sleep 1000",
+            Some(ErrorCode::ActionFailed),
+        ),
+        (
+            "bg-exit",
+            "sleep 1000 & echo $! > '{pids}/bg-exit'; echo r > result.txt",
+            None,
+        ),
+    ];
+    for (id, script, code) in cases {
+        let action = JobAction::Command {
+            program: PathBuf::from("sh"),
+            args: vec![
+                "-c".into(),
+                script.replace("{pids}", &pids.path().display().to_string()),
+            ],
+            timeout: Duration::from_secs(2),
+        };
+        let started = Instant::now();
+        let o = tokio::time::timeout(
+            Duration::from_secs(30),
+            w.worker.run_job(
+                &job(id, json!({"repository": REPO, "instruction": "x"})),
+                Some(&action),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            // A panic would unwind into the runtime's drop, which waits for
+            // the hung blocking task: end the test binary instead.
+            eprintln!("{id}: the job hung on the action's background child");
+            std::process::exit(101)
+        });
+        assert_eq!(o.code(), code, "{id}: {o:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{id}: took {:?}",
+            started.elapsed()
+        );
+        let pid = std::fs::read_to_string(pids.path().join(id)).unwrap();
+        assert!(
+            process_is_dead(pid.trim()),
+            "{id}: the background child {} survived the action",
+            pid.trim()
+        );
+    }
+}
