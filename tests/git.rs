@@ -397,3 +397,59 @@ fn the_helper_outside_a_worker_fails_clearly_and_store_is_a_no_op() {
     assert!(out.status.success());
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
 }
+
+/// Processes (not zombies) whose command line mentions `needle`.
+fn live_processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = e.path();
+        let Ok(cmdline) = std::fs::read(p.join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(p.join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true);
+        if cmdline.contains(needle) && !zombie {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_git_timeout_kills_git_s_children_and_ends_the_session() {
+    // A server that accepts and never answers: git-remote-http blocks on it,
+    // holding git's stderr open after git itself is killed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let w = World::new();
+    let mut settings = w.git.settings().clone();
+    settings.timeout = std::time::Duration::from_secs(2);
+    let git = Git::new(settings);
+    let remote = Remote::parse(&format!("http://{addr}/Owner/Hang.git"), true).unwrap();
+    let job = git.begin_job().unwrap();
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE3003");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dest = w.root.path().join("work/hang");
+    let private = job.private_dir().to_owned();
+    std::thread::spawn(move || {
+        let r = job.prepare(&remote, &dest, None, Some(&t));
+        let _ = tx.send(r.map(|_| ()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("git's timeout did not end the command: a child held its pipes");
+    let e = r.expect_err("a server that never answers cannot be cloned");
+    assert!(e.message().contains("timed out"), "{e}");
+    let left = live_processes_mentioning(&addr.to_string());
+    assert!(left.is_empty(), "git's children survived: {left:?}");
+    assert!(!private.exists(), "the job's private directory is left");
+}

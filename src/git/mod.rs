@@ -82,6 +82,10 @@ const PASS_THROUGH_ENV: &[&str] = &[
     "NO_PROXY",
 ];
 
+/// How long git's output is still read after git ended (a process that left
+/// its group may hold the pipes open forever).
+const PUMP_GRACE: Duration = Duration::from_secs(2);
+
 /// How git is run.
 #[derive(Clone)]
 pub struct GitSettings {
@@ -621,6 +625,9 @@ impl GitJob {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Its own process group: on timeout `git-remote-https` and the
+        // credential helper must die with git (they hold the pipes open).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .spawn()
             .map_err(|e| GitError::new(op, format!("cannot run {}: {e}", s.program.display())))?;
@@ -643,17 +650,25 @@ impl GitJob {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
+                    crate::proc_group::kill_group(child.id());
                     let _ = child.wait();
                     break None;
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(GitError::new(op, format!("waiting for git: {e}"))),
+                Err(e) => {
+                    crate::proc_group::kill_group(child.id());
+                    let _ = child.wait();
+                    return Err(GitError::new(op, format!("waiting for git: {e}")));
+                }
             }
         };
-        let stdout = out_thread.join().unwrap_or_default();
-        let stderr = err_thread.join().unwrap_or_default();
+        // Nothing git started may outlive it, and the credential (held by the
+        // session) goes away before anything else can wait.
+        crate::proc_group::kill_group(child.id());
         drop(session);
+        let pump_deadline = Instant::now() + PUMP_GRACE;
+        let stdout = crate::proc_group::join_within(out_thread, pump_deadline);
+        let stderr = crate::proc_group::join_within(err_thread, pump_deadline).unwrap_or_default();
         let Some(status) = status else {
             return Err(GitError::new(
                 op,
@@ -661,6 +676,9 @@ impl GitJob {
             ));
         };
         if status.success() {
+            let stdout = stdout.ok_or_else(|| {
+                GitError::new(op, "git's output did not end (a process held it open)")
+            })?;
             return Ok(String::from_utf8_lossy(&stdout).into_owned());
         }
         let what = match status.code() {
