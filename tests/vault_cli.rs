@@ -205,3 +205,56 @@ async fn resolution_errors_exit_1_and_settings_errors_exit_2() {
     let out = vaultref(&env, &["vault://kv/cli/s#token"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A token pasted where a ref belongs is never echoed back, in either format
+/// (`vault_not_configured` quotes the ref; no Vault is needed to get there).
+#[test]
+fn a_token_given_as_the_ref_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, KEY_HEX).unwrap();
+    for format in ["text", "json"] {
+        let out = vaultref(
+            &[],
+            &[
+                VALUE,
+                "--fingerprint-key-file",
+                key.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains("vault_not_configured")
+                || text(&out.stderr).contains("vault_not_configured"),
+            "{format}: {} {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        no_value(&out);
+    }
+}
+
+/// `vaultref run --env` with a token instead of NAME=REF does not print it.
+#[test]
+fn a_malformed_run_env_is_not_echoed() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vaultref"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["run", "--env", VALUE, "--", "true"])
+        .output()
+        .expect("run vaultref");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("config_invalid"),
+        "{}",
+        text(&out.stderr)
+    );
+    no_value(&out);
+}

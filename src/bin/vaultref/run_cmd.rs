@@ -40,9 +40,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         match e.split_once('=') {
             Some((name, r)) if valid_env_name(name) && !r.is_empty() => pairs.push((name, r)),
             _ => {
+                // The argument is echoed through the token rules: it may be
+                // a token pasted where NAME=REF belongs.
                 eprintln!(
-                    "error[{}]: --env wants NAME=REF with NAME of [A-Za-z_][A-Za-z0-9_]*, got {e:?}",
-                    ErrorCode::ConfigInvalid
+                    "error[{}]: --env wants NAME=REF with NAME of [A-Za-z_][A-Za-z0-9_]*, got {:?}",
+                    ErrorCode::ConfigInvalid,
+                    vaultref::redact::redact(e)
                 );
                 return ExitCode::from(2);
             }
@@ -95,7 +98,8 @@ pub fn run(args: RunArgs) -> ExitCode {
     let resolved = match resolved {
         Ok(v) => v,
         Err((code, message)) => {
-            eprintln!("error[{code}]: {message}");
+            // Messages may quote a ref, and so a token pasted as one.
+            eprintln!("error[{code}]: {}", vaultref::redact::redact(&message));
             return ExitCode::from(if code == ErrorCode::ConfigInvalid {
                 2
             } else {
