@@ -85,15 +85,26 @@ pub fn run(args: RunArgs) -> ExitCode {
                 .await
                 .map_err(|e| (e.code(), e.message().to_owned()))?;
             let mut out = Vec::new();
+            let mut failed = None;
             for (name, r) in &pairs {
-                let value = resolver
+                match resolver
                     .resolve_str(r, &ScopeContext::default(), &job_id)
                     .await
-                    .map_err(|e| (e.code(), e.message().to_owned()))?;
-                out.push(((*name).to_owned(), value));
+                {
+                    Ok(value) => out.push(((*name).to_owned(), value)),
+                    Err(e) => {
+                        failed = Some((e.code(), e.message().to_owned()));
+                        break;
+                    }
+                }
             }
+            // Revoke a token we logged in for, whether or not every ref
+            // resolved (spec T6): a failed run leaves no live login token.
             resolver.shutdown().await;
-            Ok(out)
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
         });
     let resolved = match resolved {
         Ok(v) => v,
