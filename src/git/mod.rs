@@ -86,6 +86,24 @@ const PASS_THROUGH_ENV: &[&str] = &[
 /// its group may hold the pipes open forever).
 const PUMP_GRACE: Duration = Duration::from_secs(2);
 
+/// How much of git's stderr is kept for an error message.
+const STDERR_LIMIT: usize = 1 << 20;
+
+/// The part of a stderr capture that ends on a line terminator, when the
+/// capture hit [`STDERR_LIMIT`]: a token cut in two at the limit would leave
+/// its prefix too short for the redactor to recognise, and a token never
+/// spans lines (a PEM block does, but the redactor masks an unterminated
+/// block to the end).
+fn whole_lines(captured: &[u8]) -> &[u8] {
+    if captured.len() < STDERR_LIMIT {
+        return captured;
+    }
+    match captured.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &captured[..=i],
+        None => &[],
+    }
+}
+
 /// How git is run.
 #[derive(Clone)]
 pub struct GitSettings {
@@ -640,7 +658,9 @@ impl GitJob {
         });
         let err_thread = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let _ = (&mut stderr).take(1 << 20).read_to_end(&mut buf);
+            let _ = (&mut stderr)
+                .take(STDERR_LIMIT as u64)
+                .read_to_end(&mut buf);
             // Drain the rest so git never blocks on a full pipe.
             let _ = std::io::copy(&mut stderr, &mut std::io::sink());
             buf
@@ -687,7 +707,7 @@ impl GitJob {
         };
         let message = match &s.stderr_filter {
             Some(filter) => {
-                let text = String::from_utf8_lossy(&stderr);
+                let text = String::from_utf8_lossy(whole_lines(&stderr));
                 format!("{what}: {}", filter(text.trim()))
             }
             None => format!("{what} (stderr withheld: no redactor configured)"),
@@ -885,6 +905,38 @@ mod tests {
         for ok in ["core.bare", "remote.origin.url", "branch.main.remote"] {
             assert!(!forbidden_config_key(ok), "{ok}");
         }
+    }
+
+    /// A token straddling the stderr limit: git (a stand-in printing 1 MiB
+    /// minus 10 bytes, then a token) fails, and the message must not hold
+    /// the token's first bytes, which the redactor cannot recognise alone.
+    #[test]
+    fn a_token_at_the_stderr_limit_is_not_cut_in_two() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake_git = dir.path().join("git");
+        std::fs::write(
+            &fake_git,
+            format!(
+                "#!/bin/sh\n{{ head -c {} /dev/zero | tr '\\0' 'a'; echo; \
+                 echo 'ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE6006'; }} >&2\nexit 1\n",
+                STDERR_LIMIT - 11
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake_git, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut settings = GitSettings::new(&fake_git);
+        settings.program = fake_git.clone();
+        settings.tmp_dir = Some(dir.path().to_owned());
+        settings.stderr_filter = Some(Arc::new(|t: &str| crate::redact::redact(t)));
+        let job = Git::new(settings).begin_job().unwrap();
+        let e = job.check_config(dir.path()).unwrap_err();
+        assert!(
+            e.message().contains("exited with status 1"),
+            "{}",
+            &e.message()[..80]
+        );
+        assert!(!e.message().contains("ghp_"), "a token prefix leaked");
     }
 
     #[test]
