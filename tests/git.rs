@@ -442,6 +442,8 @@ fn a_git_timeout_kills_git_s_children_and_ends_the_session() {
     let private = job.private_dir().to_owned();
     std::thread::spawn(move || {
         let r = job.prepare(&remote, &dest, None, Some(&t));
+        // The job (and its private directory) ends before the test looks.
+        drop(job);
         let _ = tx.send(r.map(|_| ()));
     });
     let r = rx
