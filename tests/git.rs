@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use vaultref::ErrorCode;
 use vaultref::git::{Git, GitOp, GitSettings, Remote};
-use vaultref::testing::git_server::{
-    Access, AuthOutcome, GitServer, scan_for_needles, token_forms,
-};
+use vaultref::testing::git_server::{Access, AuthOutcome, GitServer, scan_tree, token_forms};
 
 const REPO: &str = "Owner/Repo";
 
@@ -94,8 +92,9 @@ impl World {
         let argv = std::fs::read_to_string(self.root.path().join("argv.log")).unwrap_or_default();
         assert!(!argv.is_empty(), "the recording git wrapper was never run");
         for dir in [self.root.path(), self.server.git_dir(REPO).as_path()] {
-            let hits = scan_for_needles(dir, &needles);
-            assert!(hits.is_empty(), "token found on disk: {hits:?}");
+            let scan = scan_tree(dir, &needles);
+            assert!(scan.hits.is_empty(), "token found on disk: {:?}", scan.hits);
+            assert!(scan.files > 0, "the leak scan read no file under {dir:?}");
         }
         // Nothing is left in the per-test TMPDIR: the job dir (HOME, sockets) is gone.
         let leftovers: Vec<_> = std::fs::read_dir(self.root.path().join("tmp"))

@@ -18,9 +18,7 @@ use serde_json::json;
 use vaultref::ErrorCode;
 use vaultref::git::GitSettings;
 use vaultref::payload::{QueuePolicy, ValidationOptions, validate};
-use vaultref::testing::git_server::{
-    Access, AuthOutcome, GitServer, scan_for_needles, token_forms,
-};
+use vaultref::testing::git_server::{Access, AuthOutcome, GitServer, scan_tree, token_forms};
 use vaultref::testing::vault::TestVault;
 use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
 use vaultref::worker::{Backoff, JobAction, Outcome, Worker, WorkerJob, WorkerSettings};
@@ -167,8 +165,9 @@ impl World {
             "the recording git wrapper saw no clone"
         );
         for dir in [self.root.path(), self.server.git_dir(REPO).as_path()] {
-            let hits = scan_for_needles(dir, &needles);
-            assert!(hits.is_empty(), "token on disk: {hits:?}");
+            let scan = scan_tree(dir, &needles);
+            assert!(scan.hits.is_empty(), "token on disk: {:?}", scan.hits);
+            assert!(scan.files > 0, "the leak scan read no file under {dir:?}");
         }
         let log = self.log.text().into_bytes();
         for (i, n) in needles.iter().enumerate() {
@@ -837,6 +836,20 @@ async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir(
             "{id}: something was pushed"
         );
     }
+    // The action's copies of .git hold no token either; then drop the
+    // symlinked .git, which the leak scan of the work root (rightly) reports
+    // as a link it cannot look through.
+    let forms = token_forms(&t, &["x-access-token"]);
+    let scan = scan_tree(evil_root.path(), &forms);
+    assert!(scan.hits.is_empty() && scan.files > 0, "{scan:?}");
+    let linked = w.root.path().join("work/jobs/hostile-symlink/.git");
+    assert!(
+        std::fs::symlink_metadata(&linked)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    std::fs::remove_file(&linked).unwrap();
     w.assert_no_leak(&[&t]);
 }
 
