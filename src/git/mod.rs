@@ -33,7 +33,16 @@
 //! `http` for test servers) allowed; pushes name the remote URL explicitly,
 //! never `origin`, and only clone/fetch/push get a credential session at all.
 //! (The worker also puts back its own `.git/config` after the action, since a
-//! URL-specific `http.<url>.proxy` would override the plain `http.proxy=`.)
+//! URL-specific `http.<url>.proxy` would override the plain `http.proxy=`,
+//! and [`GitJob::check_config`] refuses a config holding such keys.) Every
+//! command run in a work dir is pinned to `<work dir>/.git` (`GIT_DIR`,
+//! `GIT_COMMON_DIR`, `GIT_WORK_TREE`) after [`check_git_dir`] has made sure it
+//! is a real directory without `commondir`, `config.worktree` or `worktrees`,
+//! so a planted pointer to another repository's config is never followed.
+//!
+//! git runs in its own process group: a timeout kills git together with its
+//! remote helper and credential helper, and the credential session is closed
+//! before git's output is collected (with a deadline).
 //!
 //! git's stderr can echo URLs and server messages; it reaches a [`GitError`]
 //! message only through the [`StderrFilter`] (the redactor, with the job's
