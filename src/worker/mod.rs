@@ -428,8 +428,14 @@ impl Worker {
                     // git read a configuration the worker never wrote, and
                     // restoring `config` through the symlink would not help:
                     // the action broke the checkout (G8).
-                    crate::git::check_git_dir(&work_dir)
-                        .map_err(|m| fail(ErrorCode::ActionFailed, m))?;
+                    if let Err(m) = crate::git::check_git_dir(&work_dir) {
+                        // Remove the broken checkout (a symlinked `.git` is
+                        // removed, not followed), so that a `reuse` work dir
+                        // is cloned afresh next time instead of failing
+                        // every later job.
+                        let _ = std::fs::remove_dir_all(&work_dir);
+                        return Err(fail(ErrorCode::ActionFailed, m));
+                    }
                     restore_file(&config_path, &trusted_config).map_err(|e| {
                         fail(
                             ErrorCode::GitFailed,
