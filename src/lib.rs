@@ -21,6 +21,7 @@ pub mod error;
 pub mod git;
 pub mod payload;
 pub mod policy;
+mod proc_group;
 pub mod redact;
 pub mod secret_ref;
 #[cfg(feature = "testing")]

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use vaultref::ErrorCode;
 use vaultref::git::{Git, GitOp, GitSettings, Remote};
-use vaultref::testing::git_server::{
-    Access, AuthOutcome, GitServer, scan_for_needles, token_forms,
-};
+use vaultref::testing::git_server::{Access, AuthOutcome, GitServer, scan_tree, token_forms};
 
 const REPO: &str = "Owner/Repo";
 
@@ -94,8 +92,9 @@ impl World {
         let argv = std::fs::read_to_string(self.root.path().join("argv.log")).unwrap_or_default();
         assert!(!argv.is_empty(), "the recording git wrapper was never run");
         for dir in [self.root.path(), self.server.git_dir(REPO).as_path()] {
-            let hits = scan_for_needles(dir, &needles);
-            assert!(hits.is_empty(), "token found on disk: {hits:?}");
+            let scan = scan_tree(dir, &needles);
+            assert!(scan.hits.is_empty(), "token found on disk: {:?}", scan.hits);
+            assert!(scan.files > 0, "the leak scan read no file under {dir:?}");
         }
         // Nothing is left in the per-test TMPDIR: the job dir (HOME, sockets) is gone.
         let leftovers: Vec<_> = std::fs::read_dir(self.root.path().join("tmp"))
@@ -396,4 +395,62 @@ fn the_helper_outside_a_worker_fails_clearly_and_store_is_a_no_op() {
     );
     assert!(out.status.success());
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+/// Processes (not zombies) whose command line mentions `needle`.
+fn live_processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = e.path();
+        let Ok(cmdline) = std::fs::read(p.join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(p.join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true);
+        if cmdline.contains(needle) && !zombie {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_git_timeout_kills_git_s_children_and_ends_the_session() {
+    // A server that accepts and never answers: git-remote-http blocks on it,
+    // holding git's stderr open after git itself is killed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let w = World::new();
+    let mut settings = w.git.settings().clone();
+    settings.timeout = std::time::Duration::from_secs(2);
+    let git = Git::new(settings);
+    let remote = Remote::parse(&format!("http://{addr}/Owner/Hang.git"), true).unwrap();
+    let job = git.begin_job().unwrap();
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE3003");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dest = w.root.path().join("work/hang");
+    let private = job.private_dir().to_owned();
+    std::thread::spawn(move || {
+        let r = job.prepare(&remote, &dest, None, Some(&t));
+        // The job (and its private directory) ends before the test looks.
+        drop(job);
+        let _ = tx.send(r.map(|_| ()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("git's timeout did not end the command: a child held its pipes");
+    let e = r.expect_err("a server that never answers cannot be cloned");
+    assert!(e.message().contains("timed out"), "{e}");
+    let left = live_processes_mentioning(&addr.to_string());
+    assert!(left.is_empty(), "git's children survived: {left:?}");
+    assert!(!private.exists(), "the job's private directory is left");
 }

@@ -118,10 +118,20 @@ async fn prints_the_fingerprint_never_the_value() {
             .iter()
             .any(|e| e["request"]["headers"]["x-vaultref-job-id"] == json!(["job-cli-1"]))
     );
+    // Only a revoke-self after the CLI's last login counts: the test
+    // support revokes a token of its own while setting up.
+    let paths: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["type"] == "request")
+        .filter_map(|e| e["request"]["path"].as_str())
+        .collect();
+    let login = paths
+        .iter()
+        .rposition(|p| *p == "auth/approle/login")
+        .expect("the CLI never logged in");
     assert!(
-        entries
-            .iter()
-            .any(|e| e["type"] == "request" && e["request"]["path"] == "auth/token/revoke-self")
+        paths[login..].contains(&"auth/token/revoke-self"),
+        "{paths:?}"
     );
 }
 
@@ -204,4 +214,96 @@ async fn resolution_errors_exit_1_and_settings_errors_exit_2() {
     // Usage error (clap).
     let out = vaultref(&env, &["vault://kv/cli/s#token"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A token pasted where a ref belongs is never echoed back, in either format
+/// (`vault_not_configured` quotes the ref; no Vault is needed to get there).
+#[test]
+fn a_token_given_as_the_ref_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, KEY_HEX).unwrap();
+    for format in ["text", "json"] {
+        let out = vaultref(
+            &[],
+            &[
+                VALUE,
+                "--fingerprint-key-file",
+                key.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains("vault_not_configured")
+                || text(&out.stderr).contains("vault_not_configured"),
+            "{format}: {} {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        no_value(&out);
+    }
+}
+
+/// `vaultref run --env` with a token instead of NAME=REF does not print it.
+#[test]
+fn a_malformed_run_env_is_not_echoed() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vaultref"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["run", "--env", VALUE, "--", "true"])
+        .output()
+        .expect("run vaultref");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("config_invalid"),
+        "{}",
+        text(&out.stderr)
+    );
+    no_value(&out);
+}
+
+/// `vaultref run` revokes its login token even when a ref fails (T6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_revokes_its_token_when_a_ref_fails() {
+    let (v, env, _key) = setup().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultref"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args([
+            "run",
+            "--env",
+            "A=vault://kv/cli/s#token",
+            "--env",
+            "B=vault://kv/cli/missing#token",
+            "--",
+            "true",
+        ]);
+    let out = cmd.output().expect("run vaultref");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    no_value(&out);
+    // Request paths in order (the test support's own setup revokes a token
+    // too, so only a revoke-self after the CLI's login counts).
+    let paths: Vec<String> = v
+        .audit_entries()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "request")
+        .filter_map(|e| e["request"]["path"].as_str().map(str::to_owned))
+        .collect();
+    let login = paths
+        .iter()
+        .rposition(|p| p == "auth/approle/login")
+        .expect("the CLI never logged in");
+    assert!(
+        paths[login..].iter().any(|p| p == "auth/token/revoke-self"),
+        "the login token was left unrevoked: {paths:?}"
+    );
 }

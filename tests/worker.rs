@@ -18,9 +18,7 @@ use serde_json::json;
 use vaultref::ErrorCode;
 use vaultref::git::GitSettings;
 use vaultref::payload::{QueuePolicy, ValidationOptions, validate};
-use vaultref::testing::git_server::{
-    Access, AuthOutcome, GitServer, scan_for_needles, token_forms,
-};
+use vaultref::testing::git_server::{Access, AuthOutcome, GitServer, scan_tree, token_forms};
 use vaultref::testing::vault::TestVault;
 use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
 use vaultref::worker::{Backoff, JobAction, Outcome, Worker, WorkerJob, WorkerSettings};
@@ -167,8 +165,9 @@ impl World {
             "the recording git wrapper saw no clone"
         );
         for dir in [self.root.path(), self.server.git_dir(REPO).as_path()] {
-            let hits = scan_for_needles(dir, &needles);
-            assert!(hits.is_empty(), "token on disk: {hits:?}");
+            let scan = scan_tree(dir, &needles);
+            assert!(scan.hits.is_empty(), "token on disk: {:?}", scan.hits);
+            assert!(scan.files > 0, "the leak scan read no file under {dir:?}");
         }
         let log = self.log.text().into_bytes();
         for (i, n) in needles.iter().enumerate() {
@@ -744,4 +743,179 @@ async fn a_hanging_vault_fails_the_job_within_the_resolve_timeout() {
     );
     assert!(worker.health().degraded);
     assert!(server.requests().is_empty(), "git was contacted");
+}
+
+/// Counts the connections a TCP listener gets: the "proxy" a hostile action
+/// points git at. It must never be contacted.
+fn counting_listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(c);
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir() {
+    let w = world(false, |_| {}).await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7002");
+    w.vault
+        .put_secret(
+            REPO_PATH,
+            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
+        )
+        .await
+        .unwrap();
+    w.server.set_tokens(REPO, &t);
+    let (proxy, contacted) = counting_listener();
+    let base = format!("http://{}/", w.server.addr());
+    let evil_root = tempfile::tempdir().unwrap();
+    for (id, symlink) in [("hostile-commondir", false), ("hostile-symlink", true)] {
+        let evil = evil_root.path().join(id);
+        let (base, proxy) = (base.clone(), proxy.clone());
+        let hostile = JobAction::Callback(Arc::new(move |ctx| {
+            // A copy of `.git` the action controls, with URL-specific keys
+            // that beat the worker's generic `-c http.proxy=`.
+            let ok = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(ctx.work_dir.join(".git"))
+                .arg(&evil)
+                .status()
+                .map_err(|e| e.to_string())?
+                .success();
+            if !ok {
+                return Err("cp failed".into());
+            }
+            let cfg = evil.join("config");
+            let mut text = std::fs::read_to_string(&cfg).map_err(|e| e.to_string())?;
+            text.push_str(&format!(
+                "[http \"{base}\"]\n\tproxy = {proxy}\n\tsslVerify = false\n"
+            ));
+            std::fs::write(&cfg, text).map_err(|e| e.to_string())?;
+            let git_dir = ctx.work_dir.join(".git");
+            if symlink {
+                std::fs::remove_dir_all(&git_dir).map_err(|e| e.to_string())?;
+                std::os::unix::fs::symlink(&evil, &git_dir).map_err(|e| e.to_string())?;
+            } else {
+                std::fs::write(git_dir.join("commondir"), format!("{}\n", evil.display()))
+                    .map_err(|e| e.to_string())?;
+            }
+            std::fs::write(ctx.work_dir.join("result.txt"), "r\n").map_err(|e| e.to_string())
+        }));
+        let o = w
+            .worker
+            .run_job(
+                &job(
+                    id,
+                    json!({
+                        "repository": REPO,
+                        "instruction": "x",
+                        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                        "publish": {"mode": "branch"},
+                    }),
+                ),
+                Some(&hostile),
+            )
+            .await;
+        assert_eq!(o.code(), Some(ErrorCode::ActionFailed), "{id}: {o:?}");
+        assert_eq!(
+            contacted.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{id}: git contacted the action's proxy"
+        );
+        assert!(
+            w.server
+                .read_file(REPO, &format!("refs/heads/vaultref/{id}"), "result.txt")
+                .is_none(),
+            "{id}: something was pushed"
+        );
+    }
+    // The broken checkouts are removed (the symlink, not what it points at),
+    // and the action's copies of .git hold no token either.
+    for id in ["hostile-commondir", "hostile-symlink"] {
+        let dir = w.root.path().join("work/jobs").join(id);
+        assert!(
+            std::fs::symlink_metadata(&dir).is_err(),
+            "{id}: work dir left"
+        );
+    }
+    let forms = token_forms(&t, &["x-access-token"]);
+    let scan = scan_tree(evil_root.path(), &forms);
+    assert!(scan.hits.is_empty() && scan.files > 0, "{scan:?}");
+    assert!(evil_root.path().join("hostile-symlink/config").is_file());
+    w.assert_no_leak(&[&t]);
+}
+
+/// Whether a process is gone (no `/proc` entry, or a zombie nobody reaped).
+fn process_is_dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_s_background_children_die_with_it() {
+    let w = world(false, |_| {}).await;
+    w.server.set_public(REPO, true);
+    let pids = tempfile::tempdir().unwrap();
+    // (job id, script, expected code): one that times out with a background
+    // child holding its pipes, one that exits at once leaving one behind.
+    let cases = [
+        (
+            "bg-timeout",
+            "sleep 1000 & echo $! > '{pids}/bg-timeout'; sleep 1000",
+            Some(ErrorCode::ActionFailed),
+        ),
+        (
+            "bg-exit",
+            "sleep 1000 & echo $! > '{pids}/bg-exit'; echo r > result.txt",
+            None,
+        ),
+    ];
+    for (id, script, code) in cases {
+        let action = JobAction::Command {
+            program: PathBuf::from("sh"),
+            args: vec![
+                "-c".into(),
+                script.replace("{pids}", &pids.path().display().to_string()),
+            ],
+            timeout: Duration::from_secs(2),
+        };
+        let started = Instant::now();
+        let o = tokio::time::timeout(
+            Duration::from_secs(30),
+            w.worker.run_job(
+                &job(id, json!({"repository": REPO, "instruction": "x"})),
+                Some(&action),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            // A panic would unwind into the runtime's drop, which waits for
+            // the hung blocking task: end the test binary instead.
+            eprintln!("{id}: the job hung on the action's background child");
+            std::process::exit(101)
+        });
+        assert_eq!(o.code(), code, "{id}: {o:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{id}: took {:?}",
+            started.elapsed()
+        );
+        let pid = std::fs::read_to_string(pids.path().join(id)).unwrap();
+        assert!(
+            process_is_dead(pid.trim()),
+            "{id}: the background child {} survived the action",
+            pid.trim()
+        );
+    }
 }

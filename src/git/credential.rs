@@ -25,13 +25,13 @@
 //! asking the socket (they cannot list the 0700 directory of another user
 //! anyway); it is not a secret worth more than the session it opens.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -45,6 +45,14 @@ pub const NONCE_ENV: &str = "VAULTREF_GIT_CREDENTIAL_NONCE";
 
 /// Largest credential description accepted, in bytes. git's are well under 1 KiB.
 const MAX_MESSAGE: u64 = 64 * 1024;
+
+/// How long one helper connection may take to send its request. The helper
+/// sends it at once; a connection that stays silent is dropped after this,
+/// and never holds up another (each has its own thread).
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Connections served at the same time, at most (git opens one per `get`).
+const MAX_CONNECTIONS: usize = 16;
 
 /// One credential description in git's `key=value` line format
 /// (`git help credential`, "INPUT/OUTPUT FORMAT"). Keys may repeat (`capability[]`,
@@ -226,32 +234,56 @@ struct Server {
 }
 
 impl Server {
-    fn serve(self, listener: UnixListener, stop: &AtomicBool, answered: &AtomicUsize) {
+    /// Serves each connection on its own thread, so one silent connection
+    /// cannot hold up git's real request; the connection threads are joined
+    /// when the session stops (each ends within [`CONNECTION_DEADLINE`]).
+    fn serve(self, listener: UnixListener, stop: &Arc<AtomicBool>, answered: &Arc<AtomicUsize>) {
+        let server = Arc::new(self);
+        let mut workers: Vec<JoinHandle<()>> = Vec::new();
         for conn in listener.incoming() {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
             let Ok(conn) = conn else { continue };
-            if let Ok(true) = self.answer(conn) {
-                answered.fetch_add(1, Ordering::SeqCst);
+            workers.retain(|w| !w.is_finished());
+            if workers.len() >= MAX_CONNECTIONS {
+                // Far more than git ever opens: refuse rather than pile up.
+                continue;
             }
+            let (server, stop, answered) =
+                (Arc::clone(&server), Arc::clone(stop), Arc::clone(answered));
+            let spawned = std::thread::Builder::new()
+                .name("git-credential-conn".into())
+                .spawn(move || {
+                    if let Ok(true) = server.answer(conn, &stop) {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            if let Ok(w) = spawned {
+                workers.push(w);
+            }
+        }
+        for w in workers {
+            let _ = w.join();
         }
     }
 
     /// Answers one helper connection. Returns whether the credential was sent.
-    fn answer(&self, conn: UnixStream) -> io::Result<bool> {
-        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut reader = BufReader::new((&conn).take(MAX_MESSAGE));
-        let mut nonce_line = Zeroizing::new(String::new());
-        reader.read_line(&mut nonce_line)?;
-        let mut rest = String::new();
-        reader.read_to_string(&mut rest)?;
-        let mut out = &conn;
-        let given = nonce_line.trim_end_matches('\n').as_bytes();
-        if !constant_time_eq(given, self.nonce.as_bytes()) {
+    /// The whole request must arrive within [`CONNECTION_DEADLINE`].
+    fn answer(&self, conn: UnixStream, stop: &AtomicBool) -> io::Result<bool> {
+        let request = read_until_eof(&conn, Instant::now() + CONNECTION_DEADLINE)?;
+        let text = std::str::from_utf8(&request)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let (nonce_line, rest) = text.split_once('\n').unwrap_or((text, ""));
+        if stop.load(Ordering::SeqCst) {
+            // The command is over (timed out or done): nothing more to hand out.
             return Ok(false);
         }
-        let Ok(request) = Description::parse(&rest) else {
+        let mut out = &conn;
+        if !constant_time_eq(nonce_line.as_bytes(), self.nonce.as_bytes()) {
+            return Ok(false);
+        }
+        let Ok(request) = Description::parse(rest) else {
             return Ok(false);
         };
         if !self.matches(&request) {
@@ -269,6 +301,27 @@ impl Server {
 
     fn matches(&self, request: &Description) -> bool {
         request_matches(&self.remote, request)
+    }
+}
+
+/// Reads `conn` to its end (the helper shuts down its write side), at most
+/// [`MAX_MESSAGE`] bytes, failing with `TimedOut` past `deadline`.
+fn read_until_eof(conn: &UnixStream, deadline: Instant) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::new());
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    let mut reader = conn.take(MAX_MESSAGE);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "request too slow"));
+        }
+        conn.set_read_timeout(Some(left))?;
+        match reader.read(&mut chunk[..]) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -464,6 +517,42 @@ mod tests {
         let path = s.socket().to_owned();
         drop(s);
         assert!(!path.exists(), "socket removed on drop");
+    }
+
+    /// A connection that never sends anything holds up neither git's real
+    /// request nor the end of the session.
+    #[test]
+    fn a_silent_connection_stalls_nothing() {
+        let dir = session_dir();
+        let remote = Remote::parse("https://git.example.com/Owner/Repo.git", false).unwrap();
+        let token = SecretString::from("ghp_FAKEFAKEFAKEFAKEFAKE");
+        let s = CredentialSession::open(dir.path(), "s.sock", &remote, "x-access-token", &token)
+            .unwrap();
+        let silent = UnixStream::connect(s.socket()).unwrap();
+        let started = std::time::Instant::now();
+        let nonce = s.nonce().to_owned();
+        assert_eq!(
+            ask(
+                &s,
+                &nonce,
+                "protocol=https\nhost=git.example.com\npath=Owner/Repo.git\n"
+            ),
+            "username=x-access-token\npassword=ghp_FAKEFAKEFAKEFAKEFAKE\n"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the real request waited {:?} behind a silent connection",
+            started.elapsed()
+        );
+        let _still_silent = UnixStream::connect(s.socket()).unwrap();
+        let started = std::time::Instant::now();
+        drop(s);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "dropping the session took {:?}",
+            started.elapsed()
+        );
+        drop(silent);
     }
 
     proptest! {

@@ -33,7 +33,16 @@
 //! `http` for test servers) allowed; pushes name the remote URL explicitly,
 //! never `origin`, and only clone/fetch/push get a credential session at all.
 //! (The worker also puts back its own `.git/config` after the action, since a
-//! URL-specific `http.<url>.proxy` would override the plain `http.proxy=`.)
+//! URL-specific `http.<url>.proxy` would override the plain `http.proxy=`,
+//! and [`GitJob::check_config`] refuses a config holding such keys.) Every
+//! command run in a work dir is pinned to `<work dir>/.git` (`GIT_DIR`,
+//! `GIT_COMMON_DIR`, `GIT_WORK_TREE`) after [`check_git_dir`] has made sure it
+//! is a real directory without `commondir`, `config.worktree` or `worktrees`,
+//! so a planted pointer to another repository's config is never followed.
+//!
+//! git runs in its own process group: a timeout kills git together with its
+//! remote helper and credential helper, and the credential session is closed
+//! before git's output is collected (with a deadline).
 //!
 //! git's stderr can echo URLs and server messages; it reaches a [`GitError`]
 //! message only through the [`StderrFilter`] (the redactor, with the job's
@@ -81,6 +90,28 @@ const PASS_THROUGH_ENV: &[&str] = &[
     "HTTPS_PROXY",
     "NO_PROXY",
 ];
+
+/// How long git's output is still read after git ended (a process that left
+/// its group may hold the pipes open forever).
+const PUMP_GRACE: Duration = Duration::from_secs(2);
+
+/// How much of git's stderr is kept for an error message.
+const STDERR_LIMIT: usize = 1 << 20;
+
+/// The part of a stderr capture that ends on a line terminator, when the
+/// capture hit [`STDERR_LIMIT`]: a token cut in two at the limit would leave
+/// its prefix too short for the redactor to recognise, and a token never
+/// spans lines (a PEM block does, but the redactor masks an unterminated
+/// block to the end).
+fn whole_lines(captured: &[u8]) -> &[u8] {
+    if captured.len() < STDERR_LIMIT {
+        return captured;
+    }
+    match captured.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &captured[..=i],
+        None => &[],
+    }
+}
 
 /// How git is run.
 #[derive(Clone)]
@@ -537,6 +568,33 @@ impl GitJob {
         .filter(|s| !s.is_empty())
     }
 
+    /// Refuses a repository configuration (`<dest>/.git/config`) that holds
+    /// a key able to redirect or intercept the credential: URL-specific
+    /// `http.*` settings (proxy, TLS trust, `curloptResolve`), `url.*`
+    /// rewrites, `include`/`includeIf`, `credential.*`, `core.sshCommand`,
+    /// `core.gitProxy`, `core.worktree`. `git clone` writes none of them, so
+    /// their presence means something other than the worker wrote the file.
+    pub fn check_config(&self, dest: &Path) -> Result<(), GitError> {
+        let path = dest.join(".git").join("config");
+        let path_s = path
+            .to_str()
+            .ok_or_else(|| GitError::new(GitOp::Checkout, "the work dir path is not UTF-8"))?;
+        let keys = self.run(
+            GitOp::Checkout,
+            None,
+            &["config", "--file", path_s, "--list", "--name-only"],
+            None,
+            None,
+        )?;
+        if let Some(bad) = keys.lines().find(|k| forbidden_config_key(k)) {
+            return Err(GitError::new(
+                GitOp::Checkout,
+                format!("the work dir's .git/config sets {bad:?}, which the worker did not write"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs one git command with the hardened environment; with a remote and
     /// a token, under a fresh credential session for that remote. Returns
     /// stdout.
@@ -571,11 +629,22 @@ impl GitJob {
             _ => None,
         };
         let mut cmd = Command::new(&s.program);
-        if let Some(dir) = cwd {
-            cmd.current_dir(dir);
-        }
         cmd.args(self.config_args()).args(args);
         self.set_env(&mut cmd);
+        if let Some(dir) = cwd {
+            // The work dir may have been edited by a job action: a `.git`
+            // symlink, a planted `commondir` or `config.worktree` would make
+            // git read configuration the worker never saw. Refuse those, and
+            // pin git to the work dir's own `.git` for everything else.
+            check_git_dir(dir).map_err(|m| GitError::new(op, m))?;
+            let dir = std::path::absolute(dir)
+                .map_err(|e| GitError::new(op, format!("cannot resolve {}: {e}", dir.display())))?;
+            let git_dir = dir.join(".git");
+            cmd.current_dir(&dir)
+                .env("GIT_DIR", &git_dir)
+                .env("GIT_COMMON_DIR", &git_dir)
+                .env("GIT_WORK_TREE", &dir);
+        }
         if let Some(session) = &session {
             cmd.env(credential::SOCKET_ENV, session.socket())
                 .env(credential::NONCE_ENV, session.nonce());
@@ -583,6 +652,9 @@ impl GitJob {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Its own process group: on timeout `git-remote-https` and the
+        // credential helper must die with git (they hold the pipes open).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .spawn()
             .map_err(|e| GitError::new(op, format!("cannot run {}: {e}", s.program.display())))?;
@@ -595,7 +667,9 @@ impl GitJob {
         });
         let err_thread = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let _ = (&mut stderr).take(1 << 20).read_to_end(&mut buf);
+            let _ = (&mut stderr)
+                .take(STDERR_LIMIT as u64)
+                .read_to_end(&mut buf);
             // Drain the rest so git never blocks on a full pipe.
             let _ = std::io::copy(&mut stderr, &mut std::io::sink());
             buf
@@ -605,17 +679,25 @@ impl GitJob {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
+                    crate::proc_group::kill_group(child.id());
                     let _ = child.wait();
                     break None;
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(GitError::new(op, format!("waiting for git: {e}"))),
+                Err(e) => {
+                    crate::proc_group::kill_group(child.id());
+                    let _ = child.wait();
+                    return Err(GitError::new(op, format!("waiting for git: {e}")));
+                }
             }
         };
-        let stdout = out_thread.join().unwrap_or_default();
-        let stderr = err_thread.join().unwrap_or_default();
+        // Nothing git started may outlive it, and the credential (held by the
+        // session) goes away before anything else can wait.
+        crate::proc_group::kill_group(child.id());
         drop(session);
+        let pump_deadline = Instant::now() + PUMP_GRACE;
+        let stdout = crate::proc_group::join_within(out_thread, pump_deadline);
+        let stderr = crate::proc_group::join_within(err_thread, pump_deadline).unwrap_or_default();
         let Some(status) = status else {
             return Err(GitError::new(
                 op,
@@ -623,6 +705,9 @@ impl GitJob {
             ));
         };
         if status.success() {
+            let stdout = stdout.ok_or_else(|| {
+                GitError::new(op, "git's output did not end (a process held it open)")
+            })?;
             return Ok(String::from_utf8_lossy(&stdout).into_owned());
         }
         let what = match status.code() {
@@ -631,7 +716,7 @@ impl GitJob {
         };
         let message = match &s.stderr_filter {
             Some(filter) => {
-                let text = String::from_utf8_lossy(&stderr);
+                let text = String::from_utf8_lossy(whole_lines(&stderr));
                 format!("{what}: {}", filter(text.trim()))
             }
             None => format!("{what} (stderr withheld: no redactor configured)"),
@@ -699,6 +784,42 @@ impl GitJob {
             .env("GIT_COMMITTER_NAME", &s.author_name)
             .env("GIT_COMMITTER_EMAIL", &s.author_email);
     }
+}
+
+/// Whether a repository config key could redirect or intercept the
+/// credential (see [`GitJob::check_config`]). Keys are compared in git's
+/// canonical lowercase form.
+fn forbidden_config_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["http.", "url.", "include.", "includeif.", "credential."]
+        .iter()
+        .any(|p| k.starts_with(p))
+        || ["core.sshcommand", "core.gitproxy", "core.worktree"].contains(&k.as_str())
+}
+
+/// Checks that `<work_dir>/.git` is a real directory (not a symlink) without
+/// the files that make git read configuration or objects from elsewhere
+/// (`commondir`, `config.worktree`, `worktrees/`). A job action could plant
+/// any of them; the worker never creates them.
+pub fn check_git_dir(work_dir: &Path) -> Result<(), String> {
+    let git_dir = work_dir.join(".git");
+    let meta = std::fs::symlink_metadata(&git_dir)
+        .map_err(|e| format!("{} is not usable: {e}", git_dir.display()))?;
+    if !meta.file_type().is_dir() {
+        return Err(format!(
+            "{} is not a plain directory (a symlink or a file); refusing to run git in it",
+            git_dir.display()
+        ));
+    }
+    for name in ["commondir", "config.worktree", "worktrees"] {
+        if std::fs::symlink_metadata(git_dir.join(name)).is_ok() {
+            return Err(format!(
+                "{} contains {name}, which the worker never writes; refusing to run git in it",
+                git_dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Quotes a path for the shell git uses to run `!`-helpers.
@@ -775,6 +896,56 @@ mod tests {
         ] {
             assert!(check_ref_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn forbidden_config_keys() {
+        for bad in [
+            "http.http://h/.proxy",
+            "http.https://h/.sslverify",
+            "url.http://evil/.insteadof",
+            "include.path",
+            "includeIf.gitdir:/x.path",
+            "credential.helper",
+            "core.sshCommand",
+        ] {
+            assert!(forbidden_config_key(bad), "{bad}");
+        }
+        for ok in ["core.bare", "remote.origin.url", "branch.main.remote"] {
+            assert!(!forbidden_config_key(ok), "{ok}");
+        }
+    }
+
+    /// A token straddling the stderr limit: git (a stand-in printing 1 MiB
+    /// minus 10 bytes, then a token) fails, and the message must not hold
+    /// the token's first bytes, which the redactor cannot recognise alone.
+    #[test]
+    fn a_token_at_the_stderr_limit_is_not_cut_in_two() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake_git = dir.path().join("git");
+        std::fs::write(
+            &fake_git,
+            format!(
+                "#!/bin/sh\n{{ head -c {} /dev/zero | tr '\\0' 'a'; echo; \
+                 echo 'ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE6006'; }} >&2\nexit 1\n",
+                STDERR_LIMIT - 11
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake_git, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut settings = GitSettings::new(&fake_git);
+        settings.program = fake_git.clone();
+        settings.tmp_dir = Some(dir.path().to_owned());
+        settings.stderr_filter = Some(Arc::new(|t: &str| crate::redact::redact(t)));
+        let job = Git::new(settings).begin_job().unwrap();
+        let e = job.check_config(dir.path()).unwrap_err();
+        assert!(
+            e.message().contains("exited with status 1"),
+            "{}",
+            &e.message()[..80]
+        );
+        assert!(!e.message().contains("ghp_"), "a token prefix leaked");
     }
 
     #[test]

@@ -397,38 +397,89 @@ impl Drop for GitServer {
     }
 }
 
-/// Scans every regular file under `root` for each of `needles`, and returns
-/// `(file, needle index)` for every hit. Used after each job to prove that a
+/// The needle index [`scan_for_needles`] reports for a path it could not
+/// read (a missing root, an unreadable directory or file): a scan never
+/// passes by failing to look.
+pub const UNREADABLE: usize = usize::MAX;
+
+/// The needle index [`scan_for_needles`] reports for a symlink that resolves
+/// outside the scanned root: the scan does not follow it, so whatever it
+/// points at was not looked at.
+pub const LINK_OUTSIDE: usize = usize::MAX - 1;
+
+/// What a leak scan found and how much it looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// `(path, needle index)` for every hit, plus [`UNREADABLE`] and
+    /// [`LINK_OUTSIDE`] findings.
+    pub hits: Vec<(PathBuf, usize)>,
+    /// How many regular files were read. A caller that expects files (a
+    /// work dir, a repository) asserts this is above zero, so a scan of the
+    /// wrong directory cannot pass vacuously.
+    pub files: usize,
+}
+
+/// Scans every regular file under `root` for each of `needles`
+/// ([`scan_tree`]) and returns the hits. Used after each job to prove that a
 /// token (and its encodings, see [`token_forms`]) was left nowhere on disk.
-/// Symlinks are not followed; unreadable files are reported as a hit on
-/// needle `usize::MAX`, so a scan can never pass by failing to look.
 pub fn scan_for_needles(root: &Path, needles: &[Vec<u8>]) -> Vec<(PathBuf, usize)> {
-    let mut hits = Vec::new();
+    scan_tree(root, needles).hits
+}
+
+/// Scans every regular file under `root` for each of `needles`. Symlinks are
+/// not followed; one resolving outside `root` is reported ([`LINK_OUTSIDE`]).
+/// A missing or unreadable root, directory or file is reported
+/// ([`UNREADABLE`]). Counts the files read.
+pub fn scan_tree(root: &Path, needles: &[Vec<u8>]) -> Scan {
+    let mut scan = Scan::default();
+    let Ok(canonical_root) = std::fs::canonicalize(root) else {
+        scan.hits.push((root.to_path_buf(), UNREADABLE));
+        return scan;
+    };
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(_) => {
+                scan.hits.push((dir, UNREADABLE));
+                continue;
+            }
         };
-        for entry in entries.flatten() {
+        for entry in entries {
+            let Ok(entry) = entry else {
+                scan.hits.push((dir.clone(), UNREADABLE));
+                continue;
+            };
             let path = entry.path();
-            let Ok(ft) = entry.file_type() else { continue };
+            let Ok(ft) = entry.file_type() else {
+                scan.hits.push((path, UNREADABLE));
+                continue;
+            };
             if ft.is_dir() {
                 stack.push(path);
+            } else if ft.is_symlink() {
+                // A dangling link points at nothing that could hold a token.
+                if let Ok(target) = std::fs::canonicalize(&path)
+                    && !target.starts_with(&canonical_root)
+                {
+                    scan.hits.push((path, LINK_OUTSIDE));
+                }
             } else if ft.is_file() {
                 match std::fs::read(&path) {
                     Ok(bytes) => {
+                        scan.files += 1;
                         for (i, n) in needles.iter().enumerate() {
                             if !n.is_empty() && bytes.windows(n.len()).any(|w| w == n.as_slice()) {
-                                hits.push((path.clone(), i));
+                                scan.hits.push((path.clone(), i));
                             }
                         }
                     }
-                    Err(_) => hits.push((path, usize::MAX)),
+                    Err(_) => scan.hits.push((path, UNREADABLE)),
                 }
             }
         }
     }
-    hits
+    scan
 }
 
 /// The forms of a token a leak scan looks for: the token itself, its base64,
@@ -844,6 +895,29 @@ mod tests {
                 (dir.path().join("sub/raw"), 0)
             ]
         );
+    }
+
+    #[test]
+    fn scan_reports_what_it_could_not_look_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let forms = token_forms(&SecretString::from("ghp_FAKEFAKEFAKEFAKE"), &[]);
+        // A missing root is a finding, not an empty (passing) scan.
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            scan_tree(&missing, &forms).hits,
+            vec![(missing.clone(), UNREADABLE)]
+        );
+        // An empty root: no hits, and zero files for the caller to notice.
+        assert_eq!(scan_tree(dir.path(), &forms), Scan::default());
+        std::fs::write(dir.path().join("a"), "clean").unwrap();
+        std::fs::write(outside.path().join("secret"), "ghp_FAKEFAKEFAKEFAKE").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("in")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("dangling")).unwrap();
+        let scan = scan_tree(dir.path(), &forms);
+        assert_eq!(scan.files, 1);
+        assert_eq!(scan.hits, vec![(dir.path().join("out"), LINK_OUTSIDE)]);
     }
 
     #[test]

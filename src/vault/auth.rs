@@ -32,8 +32,24 @@ pub(crate) struct Issued {
 impl Issued {
     /// When the token stops working, if known.
     pub fn expires_at(&self) -> Option<Instant> {
-        self.ttl.map(|t| self.obtained + t)
+        // Overflow (a TTL no clock can represent) means no known expiry.
+        self.ttl.and_then(|t| self.obtained.checked_add(t))
     }
+
+    /// When the token should be renewed: two thirds into its TTL, if known.
+    pub fn renew_at(&self) -> Option<Instant> {
+        self.ttl.and_then(|t| self.obtained.checked_add(t / 3 * 2))
+    }
+}
+
+/// The longest TTL taken from Vault at face value; a larger
+/// `lease_duration` (a misconfigured or hostile server) is clamped to it.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A `lease_duration` in seconds as a TTL: `None` for 0 (unlimited),
+/// clamped to [`MAX_TTL`].
+pub(crate) fn ttl_from_lease(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds).min(MAX_TTL))
 }
 
 /// Reads a credential file: trimmed, non-empty, zeroized when dropped.
@@ -136,7 +152,7 @@ fn issued_from(mut info: AuthInfo, what: &str) -> Result<Issued, ResolveError> {
     }
     Ok(Issued {
         token,
-        ttl: (info.lease_duration > 0).then(|| Duration::from_secs(info.lease_duration)),
+        ttl: ttl_from_lease(info.lease_duration),
         renewable: info.renewable,
         obtained,
     })
@@ -157,4 +173,29 @@ pub(crate) async fn renew(
     // Vault answers with the same token; keep ours (same bytes) regardless.
     issued.token = SecretString::from(token.expose_secret());
     Ok(issued)
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::*;
+
+    #[test]
+    fn huge_lease_durations_do_not_panic() {
+        assert_eq!(ttl_from_lease(0), None);
+        assert_eq!(ttl_from_lease(60), Some(Duration::from_secs(60)));
+        assert_eq!(ttl_from_lease(u64::MAX), Some(MAX_TTL));
+        let issued = |ttl| Issued {
+            token: SecretString::from("s.FAKEFAKEFAKE"),
+            ttl,
+            renewable: true,
+            obtained: Instant::now(),
+        };
+        let clamped = issued(ttl_from_lease(u64::MAX));
+        assert!(clamped.expires_at().is_some());
+        assert!(clamped.renew_at().unwrap() < clamped.expires_at().unwrap());
+        // Even an unclamped TTL (Duration::MAX) is "no expiry", not a panic.
+        let unclamped = issued(Some(Duration::MAX));
+        assert_eq!(unclamped.expires_at(), None);
+        assert_eq!(unclamped.renew_at(), None);
+    }
 }

@@ -187,12 +187,12 @@ impl TokenManager {
                 }
                 continue;
             };
-            let Some(ttl) = held.issued.ttl else {
-                // Never expires: wait until the token is replaced.
+            let Some(renew_at) = held.issued.renew_at() else {
+                // Never expires (or not within any representable time): wait
+                // until the token is replaced.
                 self.changed.notified().await;
                 continue;
             };
-            let renew_at = held.issued.obtained + ttl * 2 / 3;
             let changed = self.changed.clone();
             let notified = changed.notified();
             tokio::select! {

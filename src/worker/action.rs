@@ -10,6 +10,10 @@
 //! `VAULTREF_INSTRUCTION` and `VAULTREF_WORKDIR`; its stdout and stderr go
 //! through the job's redactor into the worker log (a defence in depth: it
 //! could still print something it read from disk).
+//!
+//! A command runs in its own process group; when it exits or times out, the
+//! whole group is killed, so nothing it started in the background survives
+//! into the publish step.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::log::JobLog;
+
+/// How long the action's output is still read after it ended (a process
+/// that left its group may hold the pipes open forever).
+const PUMP_GRACE: Duration = Duration::from_secs(2);
 
 /// What the action is told about the job.
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +109,9 @@ fn run_command(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Its own process group, so that its background children can be killed
+    // with it (see `crate::proc_group`).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run the job action {}: {e}", program.display()))?;
@@ -130,16 +141,24 @@ fn run_command(
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                crate::proc_group::kill_group(child.id());
                 let _ = child.wait();
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("waiting for the job action: {e}")),
+            Err(e) => {
+                crate::proc_group::kill_group(child.id());
+                let _ = child.wait();
+                return Err(format!("waiting for the job action: {e}"));
+            }
         }
     };
+    // Whatever the action left running in the background must not outlive
+    // it: it would run during the push, next to git and its credential.
+    crate::proc_group::kill_group(child.id());
+    let pump_deadline = Instant::now() + PUMP_GRACE;
     for p in pumps {
-        let _ = p.join();
+        let _ = crate::proc_group::join_within(p, pump_deadline);
     }
     match status {
         None => Err(format!("the job action timed out after {timeout:?}")),

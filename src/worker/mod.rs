@@ -22,7 +22,10 @@
 //!    `ref`, detached ([`crate::git`]).
 //! 6. **Job action** ([`JobAction`]), if any: edits the checkout. The
 //!    worker's `.git/config` is put back afterwards, so nothing the action
-//!    wrote there (a proxy, a filter, a helper) applies to the push.
+//!    wrote there (a proxy, a filter, a helper) applies to the push; a `.git`
+//!    made a symlink, or holding a planted `commondir`, `config.worktree` or
+//!    `worktrees/`, fails the job (`action_failed`), and every later git
+//!    command is pinned to `<work dir>/.git` (`GIT_DIR`, `GIT_COMMON_DIR`).
 //! 7. **Publish** (`publish.mode` `branch` or `pr`): commit every change on
 //!    `<branch_prefix><job id>`, resolve `publishAuthRef` (falling back to
 //!    `repoAuthRef`, read again so a rotation in between is honoured; the same
@@ -75,7 +78,8 @@ pub struct WorkerSettings {
     /// What refs a job may name (mounts, length, scopes).
     pub ref_policy: RefPolicy,
     /// Where work dirs are created: `jobs/<job id>` for fresh clones,
-    /// `repos/<owner>__<repo>` for `workdirMode: reuse`.
+    /// `repos/<owner>__<repo>-<url hash>` for `workdirMode: reuse`
+    /// ([`reuse_dir_name`]).
     pub work_root: PathBuf,
     /// The base URL for `owner/repo` slugs (default `https://github.com`).
     pub git_base_url: String,
@@ -365,7 +369,7 @@ impl Worker {
 
         // 5.-7a. Prepare, act, commit: blocking work on the blocking pool,
         // holding the work dir's lock until the job ends.
-        let work_dir = self.work_dir(wj)?;
+        let work_dir = self.work_dir(wj, &remote)?;
         let dir_lock = {
             let mut locks = self.dir_locks.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(locks.entry(work_dir.clone()).or_default())
@@ -419,6 +423,19 @@ impl Worker {
                         work_dir: &work_dir,
                     };
                     let result = action.run(&ctx, &action_log);
+                    // A `.git` replaced by a symlink (or a planted
+                    // `commondir`, `config.worktree`, `worktrees/`) would make
+                    // git read a configuration the worker never wrote, and
+                    // restoring `config` through the symlink would not help:
+                    // the action broke the checkout (G8).
+                    if let Err(m) = crate::git::check_git_dir(&work_dir) {
+                        // Remove the broken checkout (a symlinked `.git` is
+                        // removed, not followed), so that a `reuse` work dir
+                        // is cloned afresh next time instead of failing
+                        // every later job.
+                        let _ = std::fs::remove_dir_all(&work_dir);
+                        return Err(fail(ErrorCode::ActionFailed, m));
+                    }
                     restore_file(&config_path, &trusted_config).map_err(|e| {
                         fail(
                             ErrorCode::GitFailed,
@@ -426,6 +443,7 @@ impl Worker {
                         )
                     })?;
                     result.map_err(|m| fail(ErrorCode::ActionFailed, m))?;
+                    git_job.check_config(&work_dir)?;
                 }
                 let commit = if publishing {
                     git_job.commit_all(&work_dir, &branch, &format!("vaultref job {id}"))?
@@ -529,7 +547,7 @@ impl Worker {
         parsed.map_err(|e| format!("cannot use repository {repo}: {e}"))
     }
 
-    fn work_dir(&self, wj: &WorkerJob) -> Result<PathBuf, Fail> {
+    fn work_dir(&self, wj: &WorkerJob, remote: &Remote) -> Result<PathBuf, Fail> {
         let s = &self.settings;
         let dir = if wj.job.workdir_mode() == Some(WorkdirMode::Reuse) {
             let slug = wj
@@ -538,7 +556,7 @@ impl Worker {
                 .unwrap_or_else(|| wj.job.repository().to_owned());
             s.work_root
                 .join("repos")
-                .join(sanitize(&slug.replace('/', "__")))
+                .join(reuse_dir_name(&slug, &remote.url()))
         } else {
             s.work_root.join("jobs").join(sanitize(&wj.id))
         };
@@ -583,6 +601,20 @@ fn restore_file(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, content)
 }
 
+/// The directory name of a `workdirMode: reuse` work dir: a readable prefix
+/// (the slug, sanitized, at most 40 bytes) and the first 16 hex digits of the
+/// SHA-256 of the full remote URL. The hash tells apart what sanitizing
+/// merges (`Acme/my.repo` and `Acme/my_repo`) and the same slug on two hosts.
+pub fn reuse_dir_name(slug: &str, remote_url: &str) -> String {
+    use sha2::Digest;
+    let prefix: String = sanitize(&slug.replace('/', "__"))
+        .chars()
+        .take(40)
+        .collect();
+    let digest = sha2::Sha256::digest(remote_url.as_bytes());
+    format!("{prefix}-{}", &hex::encode(digest)[..16])
+}
+
 fn publishes(job: &CodexExecJob) -> bool {
     job.publish().mode() != PublishMode::None
 }
@@ -619,6 +651,39 @@ mod tests {
         assert_eq!(sanitize(""), "job");
         assert_eq!(sanitize(&"x".repeat(100)).len(), 64);
         assert!(crate::git::check_ref_name(&format!("vaultref/{}", sanitize(".lock"))).is_ok());
+    }
+
+    #[test]
+    fn reused_work_dirs_never_merge_two_remotes() {
+        let root = tempfile::tempdir().unwrap();
+        let mut settings = WorkerSettings::new(
+            "w",
+            root.path(),
+            crate::git::GitSettings::new("/nonexistent"),
+        );
+        settings.git_base_url = "https://github.com".to_owned();
+        let worker = Worker::new(settings, None, log::stderr_sink());
+        let dir = |repo: &str, base: &str| {
+            let bytes = serde_json::to_vec(&serde_json::json!({
+                "type": "codex_exec",
+                "payload": {"repository": repo, "instruction": "x", "workdirMode": "reuse"},
+            }))
+            .unwrap();
+            let job = crate::payload::validate(&bytes, &Default::default()).unwrap();
+            let remote = Remote::from_slug(base, repo, false).unwrap();
+            let wj = WorkerJob {
+                id: "j".to_owned(),
+                job,
+            };
+            worker.work_dir(&wj, &remote).ok().unwrap()
+        };
+        let a = dir("Acme/my.repo", "https://github.com");
+        assert_ne!(a, dir("Acme/my_repo", "https://github.com"));
+        assert_ne!(a, dir("Acme/my.repo", "https://git.example.com"));
+        assert_eq!(a, dir("Acme/my.repo", "https://github.com"));
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("Acme__my_repo-"), "{name}");
+        assert_eq!(name.len(), "Acme__my_repo-".len() + 16);
     }
 
     #[test]

@@ -39,17 +39,25 @@ fn exit_code(code: ErrorCode) -> u8 {
     }
 }
 
+/// User input echoed back, through the built-in token rules: a token pasted
+/// where a ref belongs must not land on stdout or in a CI log.
+fn echo(text: &str) -> String {
+    vaultref::redact::redact(text)
+}
+
 fn fail(args: &ResolveArgs, e: &ResolveError) -> ExitCode {
+    // Messages may quote the ref (and so the pasted token).
+    let message = echo(e.message());
     match args.format {
-        Format::Text => eprintln!("error[{}]: {}", e.code(), e.message()),
+        Format::Text => eprintln!("error[{}]: {message}", e.code()),
         Format::Json => println!(
             "{}",
             json!({
-                "ref": args.secret_ref,
-                "job_id": args.job_id,
+                "ref": echo(&args.secret_ref),
+                "job_id": echo(&args.job_id),
                 "outcome": "failed",
                 "code": e.code(),
-                "message": e.message(),
+                "message": message,
             })
         ),
     }
@@ -97,8 +105,8 @@ pub fn run(args: ResolveArgs) -> ExitCode {
                 Format::Json => println!(
                     "{}",
                     json!({
-                        "ref": args.secret_ref,
-                        "job_id": args.job_id,
+                        "ref": echo(&args.secret_ref),
+                        "job_id": echo(&args.job_id),
                         "outcome": "resolved",
                         "fingerprint": fingerprint,
                     })

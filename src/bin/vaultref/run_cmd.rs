@@ -40,9 +40,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         match e.split_once('=') {
             Some((name, r)) if valid_env_name(name) && !r.is_empty() => pairs.push((name, r)),
             _ => {
+                // The argument is echoed through the token rules: it may be
+                // a token pasted where NAME=REF belongs.
                 eprintln!(
-                    "error[{}]: --env wants NAME=REF with NAME of [A-Za-z_][A-Za-z0-9_]*, got {e:?}",
-                    ErrorCode::ConfigInvalid
+                    "error[{}]: --env wants NAME=REF with NAME of [A-Za-z_][A-Za-z0-9_]*, got {:?}",
+                    ErrorCode::ConfigInvalid,
+                    vaultref::redact::redact(e)
                 );
                 return ExitCode::from(2);
             }
@@ -82,20 +85,32 @@ pub fn run(args: RunArgs) -> ExitCode {
                 .await
                 .map_err(|e| (e.code(), e.message().to_owned()))?;
             let mut out = Vec::new();
+            let mut failed = None;
             for (name, r) in &pairs {
-                let value = resolver
+                match resolver
                     .resolve_str(r, &ScopeContext::default(), &job_id)
                     .await
-                    .map_err(|e| (e.code(), e.message().to_owned()))?;
-                out.push(((*name).to_owned(), value));
+                {
+                    Ok(value) => out.push(((*name).to_owned(), value)),
+                    Err(e) => {
+                        failed = Some((e.code(), e.message().to_owned()));
+                        break;
+                    }
+                }
             }
+            // Revoke a token we logged in for, whether or not every ref
+            // resolved (spec T6): a failed run leaves no live login token.
             resolver.shutdown().await;
-            Ok(out)
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
         });
     let resolved = match resolved {
         Ok(v) => v,
         Err((code, message)) => {
-            eprintln!("error[{code}]: {message}");
+            // Messages may quote a ref, and so a token pasted as one.
+            eprintln!("error[{code}]: {}", vaultref::redact::redact(&message));
             return ExitCode::from(if code == ErrorCode::ConfigInvalid {
                 2
             } else {
