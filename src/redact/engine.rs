@@ -454,13 +454,16 @@ impl RedactStream {
     fn multi_holdback(&self, p: &[u8], mut r: usize) -> usize {
         let inner = &self.r.inner;
         let line_start = |s: usize| memchr::memrchr2(b'\n', b'\r', &p[..s]).map_or(0, |i| i + 1);
-        // Tails of the ready part that are prefixes of a multi-line form.
+        // Tails of the ready part that are prefixes of a multi-line form. Every
+        // prefix is matched against the tail at the original cut `end`: a
+        // shorter prefix moving `r` back first must not hide a longer one.
+        let end = r;
         for m in &inner.multi {
             for (t, &b) in m.iter().enumerate() {
                 if is_term(b) && t + 1 < m.len() {
                     let pre = &m[..=t];
-                    if r >= pre.len() && p[r - pre.len()..r] == pre[..] {
-                        r = r.min(line_start(r - pre.len()));
+                    if end >= pre.len() && p[end - pre.len()..end] == pre[..] {
+                        r = r.min(line_start(end - pre.len()));
                     }
                 }
             }
@@ -758,6 +761,23 @@ mod tests {
         let want = "x [REDACTED] y\nlone [REDACTED]\n";
         for n in 1..30 {
             assert_eq!(chunked(&r, &text, n), want, "chunk {n}");
+        }
+    }
+
+    /// Found by proptest: a multi-line secret whose own lines repeat its
+    /// first line's ending (`=\n`) was decided line by line when a write
+    /// ended right after its second line.
+    #[test]
+    fn multi_line_secret_whose_prefix_recurs_is_held_back() {
+        let secret = "=\n+c+=i=6==X+=\n8h+5bwlUY+V+i\n=9+";
+        let r = with(&[secret]);
+        for cut in 0..=secret.len() {
+            let mut s = r.stream();
+            let mut out = Vec::new();
+            s.push(&secret.as_bytes()[..cut], &mut out);
+            s.push(&secret.as_bytes()[cut..], &mut out);
+            s.finish(&mut out);
+            assert_eq!(out, b"[REDACTED]", "cut at {cut}");
         }
     }
 
