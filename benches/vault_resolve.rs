@@ -21,14 +21,20 @@ fn resolve(c: &mut Criterion) {
         let v = TestVault::dev()
             .await
             .unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
-        v.put_read_policy("reader", &["bench/*"]).await.unwrap();
-        v.put_secret(
-            "bench/s",
-            json!({"token": "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEBNCH"}),
-        )
-        .await
-        .unwrap();
-        v.put_secret("denied/s", json!({"token": "ghp_FAKE"}))
+        v.admin()
+            .put_read_policy("reader", "kv", &["bench/*"])
+            .await
+            .unwrap();
+        v.admin()
+            .kv_write(
+                "kv",
+                "bench/s",
+                json!({"token": "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEBNCH"}),
+            )
+            .await
+            .unwrap();
+        v.admin()
+            .kv_write("kv", "denied/s", json!({"token": "ghp_FAKE"}))
             .await
             .unwrap();
         let cfg = v

@@ -29,8 +29,12 @@ async fn vault() -> TestVault {
 }
 
 async fn seed(v: &TestVault) -> SecretRef {
-    v.put_read_policy("reader", &["auth/*"]).await.unwrap();
-    v.put_secret("auth/s", json!({"token": VALUE}))
+    v.admin()
+        .put_read_policy("reader", "kv", &["auth/*"])
+        .await
+        .unwrap();
+    v.admin()
+        .kv_write("kv", "auth/s", json!({"token": VALUE}))
         .await
         .unwrap();
     SecretRef::parse("vault://kv/auth/s#token").unwrap()
@@ -88,7 +92,11 @@ fn sign(private_der: &[u8], claims: &Value) -> String {
 async fn token_file() {
     let v = vault().await;
     let r = seed(&v).await;
-    let token = v.create_token(&["reader"], "1h").await.unwrap();
+    let token = v
+        .admin()
+        .create_token(&["reader"], "1h", true)
+        .await
+        .unwrap();
     resolves(v.token_file_config("sink", &token).unwrap(), &r).await;
     // A file that holds no token.
     let path = v.write_file("garbage", "not a token\u{7}").unwrap();
@@ -135,26 +143,30 @@ async fn jwt_signed_locally() {
     let v = vault().await;
     let r = seed(&v).await;
     let (private, public_pem) = ed25519();
-    v.enable_auth("jwt", "jwt").await.unwrap();
-    v.write(
-        "auth/jwt/config",
-        json!({"jwt_validation_pubkeys": [public_pem], "bound_issuer": "vaultref-tests"}),
-    )
-    .await
-    .unwrap();
-    v.write(
-        "auth/jwt/role/worker",
-        json!({
-            "role_type": "jwt",
-            "user_claim": "sub",
-            "bound_audiences": ["vault"],
-            "bound_subject": "worker-01",
-            "token_policies": ["reader"],
-            "token_ttl": "1h",
-        }),
-    )
-    .await
-    .unwrap();
+    v.admin().ensure_auth("jwt", "jwt").await.unwrap();
+    v.admin()
+        .call(
+            "POST",
+            "auth/jwt/config",
+            Some(json!({"jwt_validation_pubkeys": [public_pem], "bound_issuer": "vaultref-tests"})),
+        )
+        .await
+        .unwrap();
+    v.admin()
+        .call(
+            "POST",
+            "auth/jwt/role/worker",
+            Some(json!({
+                "role_type": "jwt",
+                "user_claim": "sub",
+                "bound_audiences": ["vault"],
+                "bound_subject": "worker-01",
+                "token_policies": ["reader"],
+                "token_ttl": "1h",
+            })),
+        )
+        .await
+        .unwrap();
     let claims = json!({
         "iss": "vaultref-tests", "sub": "worker-01", "aud": "vault",
         "iat": now(), "nbf": now() - 5, "exp": now() + 600,
@@ -266,25 +278,32 @@ async fn kubernetes_with_a_served_token_review() {
     });
     let sa_token = sign(&claims);
     let (k8s, server) = token_review_server(sa_token.clone()).await;
-    v.enable_auth("kubernetes", "kubernetes").await.unwrap();
-    v.write(
-        "auth/kubernetes/config",
-        json!({"kubernetes_host": k8s, "disable_local_ca_jwt": true,
-               "kubernetes_ca_cert": UNUSED_CA}),
-    )
-    .await
-    .unwrap();
-    v.write(
-        "auth/kubernetes/role/worker",
-        json!({
-            "bound_service_account_names": ["vaultref"],
-            "bound_service_account_namespaces": ["ci"],
-            "token_policies": ["reader"],
-            "token_ttl": "1h",
-        }),
-    )
-    .await
-    .unwrap();
+    v.admin()
+        .ensure_auth("kubernetes", "kubernetes")
+        .await
+        .unwrap();
+    v.admin()
+        .call(
+            "POST",
+            "auth/kubernetes/config",
+            Some(json!({"kubernetes_host": k8s, "disable_local_ca_jwt": true,
+               "kubernetes_ca_cert": UNUSED_CA})),
+        )
+        .await
+        .unwrap();
+    v.admin()
+        .call(
+            "POST",
+            "auth/kubernetes/role/worker",
+            Some(json!({
+                "bound_service_account_names": ["vaultref"],
+                "bound_service_account_namespaces": ["ci"],
+                "token_policies": ["reader"],
+                "token_ttl": "1h",
+            })),
+        )
+        .await
+        .unwrap();
     let jwt_file = v.write_file("sa-token", &sa_token).unwrap();
     let cfg = VaultConfig::new(
         v.addr(),
@@ -310,7 +329,11 @@ async fn kubernetes_with_a_served_token_review() {
 async fn vault_token_env_only_with_opt_in() {
     let v = vault().await;
     let r = seed(&v).await;
-    let token = v.create_token(&["reader"], "1h").await.unwrap();
+    let token = v
+        .admin()
+        .create_token(&["reader"], "1h", true)
+        .await
+        .unwrap();
     let addr = v.addr().to_string();
     let tok = token.expose_secret().to_string();
     let lookup = |allow: bool| {

@@ -48,11 +48,21 @@ async fn setup() -> (TestVault, Vec<(String, String)>, String) {
     let v = TestVault::dev()
         .await
         .unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
-    v.put_read_policy("reader", &["cli/*"]).await.unwrap();
-    v.put_secret("cli/s", json!({"token": VALUE}))
+    v.admin()
+        .put_read_policy("reader", "kv", &["cli/*"])
         .await
         .unwrap();
-    let (role_id, secret_id) = v.approle("cli", &["reader"], "1h", "2h").await.unwrap();
+    v.admin()
+        .kv_write("kv", "cli/s", json!({"token": VALUE}))
+        .await
+        .unwrap();
+    let admin = v.admin();
+    admin.ensure_auth("approle", "approle").await.unwrap();
+    let role_id = admin
+        .approle_role("approle", "cli", &["reader"], "1h", "2h")
+        .await
+        .unwrap();
+    let secret_id = admin.approle_secret_id("approle", "cli").await.unwrap();
     let role_file = v.write_file("role_id", &role_id).unwrap();
     let secret_file = v
         .write_file("secret_id", secret_id.expose_secret())

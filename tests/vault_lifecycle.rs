@@ -23,8 +23,12 @@ async fn vault() -> TestVault {
 }
 
 async fn seed(v: &TestVault) -> SecretRef {
-    v.put_read_policy("reader", &["app/*"]).await.unwrap();
-    v.put_secret("app/one", json!({"token": VALUE}))
+    v.admin()
+        .put_read_policy("reader", "kv", &["app/*"])
+        .await
+        .unwrap();
+    v.admin()
+        .kv_write("kv", "app/one", json!({"token": VALUE}))
         .await
         .unwrap();
     SecretRef::parse("vault://kv/app/one#token").unwrap()
@@ -91,13 +95,14 @@ async fn logs_in_again_after_revocation_and_retries_once() {
     res.resolve(&r, "job-before").await.unwrap();
     // Revoke every token AppRole issued: the resolver's token is now dead
     // and Vault answers 403 exactly as for a policy denial.
-    v.request(
-        "PUT",
-        "sys/leases/revoke-prefix/auth/approle/login",
-        Some(json!({})),
-    )
-    .await
-    .unwrap();
+    v.admin()
+        .request(
+            "PUT",
+            "sys/leases/revoke-prefix/auth/approle/login",
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
     let value = res.resolve(&r, "job-after").await.unwrap();
     assert_eq!(value.expose_secret(), VALUE);
     assert_eq!(res.metrics_handle().logins(None), 2);
@@ -117,13 +122,14 @@ async fn fails_secure_when_it_cannot_log_in_again() {
     // revoked: no way back in.
     v.write_file("stuck.secret_id", "00000000-0000-0000-0000-000000000000")
         .unwrap();
-    v.request(
-        "PUT",
-        "sys/leases/revoke-prefix/auth/approle/login",
-        Some(json!({})),
-    )
-    .await
-    .unwrap();
+    v.admin()
+        .request(
+            "PUT",
+            "sys/leases/revoke-prefix/auth/approle/login",
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
     let e = res.resolve(&r, "job-stuck").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::VaultAuthFailed, "{e}");
     assert!(e.message().contains("job-stuck"));
@@ -134,23 +140,35 @@ async fn fails_secure_when_it_cannot_log_in_again() {
 async fn token_file_follows_the_agent_sink() {
     let v = vault().await;
     let r = seed(&v).await;
-    let first = v.create_token(&["reader"], "1h").await.unwrap();
+    let first = v
+        .admin()
+        .create_token(&["reader"], "1h", true)
+        .await
+        .unwrap();
     let cfg = v.token_file_config("sink", &first).unwrap();
     let res = Resolver::new(cfg).await.unwrap();
     res.resolve(&r, "job-1").await.unwrap();
 
     // The agent logs in again and rewrites its sink; the old token dies.
-    let second = v.create_token(&["reader"], "1h").await.unwrap();
+    let second = v
+        .admin()
+        .create_token(&["reader"], "1h", true)
+        .await
+        .unwrap();
     v.write_file("sink", second.expose_secret()).unwrap();
-    v.revoke_token(&first).await.unwrap();
+    v.admin().revoke_token(&first).await.unwrap();
     assert_eq!(
         res.resolve(&r, "job-2").await.unwrap().expose_secret(),
         VALUE
     );
 
     // The file is rewritten only after the token died: found on retry.
-    let third = v.create_token(&["reader"], "1h").await.unwrap();
-    v.revoke_token(&second).await.unwrap();
+    let third = v
+        .admin()
+        .create_token(&["reader"], "1h", true)
+        .await
+        .unwrap();
+    v.admin().revoke_token(&second).await.unwrap();
     v.write_file("sink", third.expose_secret()).unwrap();
     assert_eq!(
         res.resolve(&r, "job-3").await.unwrap().expose_secret(),
@@ -158,7 +176,7 @@ async fn token_file_follows_the_agent_sink() {
     );
 
     // The token dies and the sink is not rewritten: fail secure.
-    v.revoke_token(&third).await.unwrap();
+    v.admin().revoke_token(&third).await.unwrap();
     let e = res.resolve(&r, "job-4").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::VaultAuthFailed, "{e}");
     assert!(e.message().contains("not been rewritten"), "{e}");
@@ -215,13 +233,14 @@ async fn a_burst_of_jobs_with_a_dead_token_logs_in_once() {
         .unwrap();
     let res = std::sync::Arc::new(Resolver::new(cfg).await.unwrap());
     res.resolve(&r, "job-first").await.unwrap();
-    v.request(
-        "PUT",
-        "sys/leases/revoke-prefix/auth/approle/login",
-        Some(json!({})),
-    )
-    .await
-    .unwrap();
+    v.admin()
+        .request(
+            "PUT",
+            "sys/leases/revoke-prefix/auth/approle/login",
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
     let jobs: Vec<_> = (0..8)
         .map(|i| {
             let (res, r) = (res.clone(), r.clone());

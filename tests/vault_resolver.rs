@@ -28,7 +28,12 @@ fn r(s: &str) -> SecretRef {
 
 /// An AppRole resolver allowed to read `kv/data/repos/*` and `kv/data/pinned/*`.
 async fn resolver(v: &TestVault) -> Resolver {
-    v.put_read_policy("reader", &["repos/*", "repos/+/*", "pinned/*", "gone/*"])
+    v.admin()
+        .put_read_policy(
+            "reader",
+            "kv",
+            &["repos/*", "repos/+/*", "pinned/*", "gone/*"],
+        )
         .await
         .unwrap();
     let cfg = v
@@ -62,19 +67,22 @@ fn assert_clean(e: &ResolveError, job: &str, secret_ref: &str) {
 async fn resolves_and_follows_rotation_between_jobs() {
     let v = vault().await;
     let res = resolver(&v).await;
-    v.put_secret(
-        "repos/Acme/Api",
-        json!({"github_token": VALUE_1, "username": "x-access-token"}),
-    )
-    .await
-    .unwrap();
+    v.admin()
+        .kv_write(
+            "kv",
+            "repos/Acme/Api",
+            json!({"github_token": VALUE_1, "username": "x-access-token"}),
+        )
+        .await
+        .unwrap();
     let latest = r("vault://kv/repos/Acme/Api#github_token");
     let job1 = res.resolve(&latest, "job-1").await.unwrap();
     assert_eq!(job1.expose_secret(), VALUE_1);
 
     // Rotate between two jobs: the next job gets the new value, same resolver.
     let version = v
-        .put_secret("repos/Acme/Api", json!({"github_token": VALUE_2}))
+        .admin()
+        .kv_write("kv", "repos/Acme/Api", json!({"github_token": VALUE_2}))
         .await
         .unwrap();
     assert_eq!(version, 2);
@@ -98,21 +106,32 @@ async fn resolves_and_follows_rotation_between_jobs() {
 async fn each_resolution_error_code() {
     let v = vault().await;
     let res = resolver(&v).await;
-    v.put_secret(
-        "repos/Acme/Api",
-        json!({"github_token": VALUE_1, "count": 3}),
-    )
-    .await
-    .unwrap();
-    v.put_secret("gone/a", json!({"t": VALUE_1})).await.unwrap();
-    v.put_secret("gone/a", json!({"t": VALUE_2})).await.unwrap();
-    v.write("kv/delete/gone/a", json!({"versions": [1]}))
+    v.admin()
+        .kv_write(
+            "kv",
+            "repos/Acme/Api",
+            json!({"github_token": VALUE_1, "count": 3}),
+        )
         .await
         .unwrap();
-    v.write("kv/destroy/gone/a", json!({"versions": [2]}))
+    v.admin()
+        .kv_write("kv", "gone/a", json!({"t": VALUE_1}))
         .await
         .unwrap();
-    v.put_secret("private/x", json!({"t": VALUE_1}))
+    v.admin()
+        .kv_write("kv", "gone/a", json!({"t": VALUE_2}))
+        .await
+        .unwrap();
+    v.admin()
+        .kv_delete_versions("kv", "gone/a", &[1])
+        .await
+        .unwrap();
+    v.admin()
+        .kv_destroy_versions("kv", "gone/a", &[2])
+        .await
+        .unwrap();
+    v.admin()
+        .kv_write("kv", "private/x", json!({"t": VALUE_1}))
         .await
         .unwrap();
 
@@ -175,7 +194,8 @@ async fn each_resolution_error_code() {
 async fn permission_denied_does_not_log_in_again() {
     let v = vault().await;
     let res = resolver(&v).await;
-    v.put_secret("private/y", json!({"t": VALUE_1}))
+    v.admin()
+        .kv_write("kv", "private/y", json!({"t": VALUE_1}))
         .await
         .unwrap();
     for job in ["job-a", "job-b"] {
@@ -192,7 +212,8 @@ async fn permission_denied_does_not_log_in_again() {
 async fn job_id_is_in_the_audit_log_and_values_are_not() {
     let v = vault().await;
     let res = resolver(&v).await;
-    v.put_secret("repos/Acme/Audit", json!({"github_token": VALUE_1}))
+    v.admin()
+        .kv_write("kv", "repos/Acme/Audit", json!({"github_token": VALUE_1}))
         .await
         .unwrap();
     let value = res
@@ -249,14 +270,15 @@ async fn refused_refs_cause_no_vault_request() {
 async fn unavailable_sealed_and_probe() {
     let mut v = vault().await;
     let res = resolver(&v).await;
-    v.put_secret("repos/Acme/P", json!({"t": VALUE_1}))
+    v.admin()
+        .kv_write("kv", "repos/Acme/P", json!({"t": VALUE_1}))
         .await
         .unwrap();
     let x = r("vault://kv/repos/Acme/P#t");
     res.probe().await.unwrap();
     res.resolve(&x, "job-p1").await.unwrap();
 
-    v.seal().await.unwrap();
+    v.admin().seal().await.unwrap();
     let e = res.resolve(&x, "job-p2").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::VaultUnavailable, "{e}");
     assert_eq!(
@@ -316,7 +338,8 @@ async fn metrics_are_served_as_prometheus_text() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let v = vault().await;
     let res = std::sync::Arc::new(resolver(&v).await);
-    v.put_secret("repos/Acme/M", json!({"t": VALUE_1}))
+    v.admin()
+        .kv_write("kv", "repos/Acme/M", json!({"t": VALUE_1}))
         .await
         .unwrap();
     res.resolve(&r("vault://kv/repos/Acme/M#t"), "job-m1")

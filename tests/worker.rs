@@ -71,13 +71,18 @@ async fn world(persistent: bool, tweak: impl FnOnce(&mut WorkerSettings)) -> Wor
         std::fs::create_dir(root.path().join(d)).unwrap();
     }
     vault
+        .admin()
         .put_policy(
             "worker",
             r#"path "kv/data/moonmind/repos/*" { capabilities = ["read"] }"#,
         )
         .await
         .unwrap();
-    let token = vault.create_token(&["worker"], "1h").await.unwrap();
+    let token = vault
+        .admin()
+        .create_token(&["worker"], "1h", true)
+        .await
+        .unwrap();
     let token_file = vault
         .write_file("worker-token", secrecy::ExposeSecret::expose_secret(&token))
         .unwrap();
@@ -217,7 +222,9 @@ async fn rotation_between_two_jobs() {
     });
 
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t1)}),
         )
@@ -229,7 +236,9 @@ async fn rotation_between_two_jobs() {
 
     // Rotate in Vault and on the git server: the queued job picks up t2.
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t2)}),
         )
@@ -255,7 +264,9 @@ async fn publish_uses_publish_auth_ref_then_falls_back_to_repo_auth_ref() {
     let read = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE2001");
     let push = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE2002");
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({
                 "github_token": secrecy::ExposeSecret::expose_secret(&read),
@@ -340,7 +351,9 @@ async fn repository_not_allowed_fails_without_any_vault_request() {
     .await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE3001");
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
         )
@@ -380,7 +393,9 @@ async fn degraded_mode_down_and_back_up() {
     let mut w = world(true, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE4001");
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
         )
@@ -446,7 +461,9 @@ async fn action_output_and_errors_are_redacted() {
     // A value no built-in rule knows: only registration can mask it.
     let t = secret("plain-looking-credential-5001-FAKE");
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
         )
@@ -592,7 +609,9 @@ async fn concurrent_jobs_on_a_reused_work_dir_take_turns() {
     let w = world(false, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE6001");
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
         )
@@ -630,7 +649,9 @@ async fn an_action_cannot_reconfigure_git_for_the_push() {
     let w = world(false, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7001");
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
         )

@@ -15,7 +15,8 @@ async fn vault_with_secret() -> (TestVault, std::path::PathBuf) {
         .await
         .expect("OpenBao test server (see vaultref::testing::vault for how to get `bao`)");
     vault
-        .put_secret("moonmind/tools/ci", json!({ "api_key": VALUE }))
+        .admin()
+        .kv_write("kv", "moonmind/tools/ci", json!({ "api_key": VALUE }))
         .await
         .unwrap();
     let token: SecretString = vault.root_token().clone();

