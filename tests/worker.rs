@@ -787,7 +787,9 @@ async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir(
     let w = world(false, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7002");
     w.vault
-        .put_secret(
+        .admin()
+        .kv_write(
+            "kv",
             REPO_PATH,
             json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
         )
