@@ -295,16 +295,25 @@ pub(crate) const AUDIT: Needs = Needs {
 
 /// A token session that can read everything under the scenario's prefix.
 async fn own_prefix(cx: &Cx) -> Result<Session, Verdict> {
-    session(
-        cx,
-        &[format!("{}/*", cx.prefix())],
-        Auth::Token { ttl: "10m" },
-        None,
-    )
-    .await
+    session(cx, &own_scope(cx), Auth::Token { ttl: "10m" }, None).await
 }
 
 /// Writes `values` as successive versions of field `token` at `<prefix>/app`.
+/// The read scope every scenario gets by default: its own prefix, nothing else.
+fn own_scope(cx: &Cx) -> [String; 1] {
+    [format!("{}/*", cx.prefix())]
+}
+
+/// Resolves the `token` field of the scenario secret at `path` (see
+/// [`put_versions`]).
+async fn resolve_token(
+    s: &mut Session,
+    path: &str,
+    job_id: &str,
+) -> Result<Map<String, Value>, Verdict> {
+    resolve(s, &format!("vault://kv/{path}#token"), job_id, None).await
+}
+
 async fn put_versions(cx: &Cx, values: &[&SecretString]) -> Result<String, Verdict> {
     let vault = cx.vault()?;
     let path = format!("{}/app", cx.prefix());
@@ -370,13 +379,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let (v1, v2) = (cx.fake_token(), cx.fake_token());
                 let path = put_versions(&cx, &[&v1, &v2]).await?;
                 let mut s = own_prefix(&cx).await?;
-                let r = resolve(
-                    &mut s,
-                    &format!("vault://kv/{path}#token"),
-                    "job-latest",
-                    None,
-                )
-                .await?;
+                let r = resolve_token(&mut s, &path, "job-latest").await?;
                 Ok(expect_value(
                     "secret-ref.md §1: a ref without a version resolves to the latest version",
                     &r,
@@ -538,13 +541,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     None,
                 )
                 .await?;
-                let r = resolve(
-                    &mut s,
-                    &format!("vault://kv/{path}#token"),
-                    "job-denied",
-                    None,
-                )
-                .await?;
+                let r = resolve_token(&mut s, &path, "job-denied").await?;
                 Ok(expect_code(
                     "errors.md: a policy denial with a live token is vault_permission_denied",
                     &r,
@@ -569,13 +566,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     .kv_put(OTHER_MOUNT, &path, &[("token", &v1)])
                     .await
                     .map_err(verr)?;
-                let mut s = session(
-                    &cx,
-                    &[format!("{}/*", cx.prefix())],
-                    Auth::Token { ttl: "10m" },
-                    None,
-                )
-                .await?;
+                let mut s = own_prefix(&cx).await?;
                 let other = format!(
                     "path \"{OTHER_MOUNT}/data/{}/*\" {{ capabilities = [\"read\"] }}\n",
                     cx.prefix()
@@ -584,7 +575,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     .admin
                     .put_policy(
                         &cx.name("read"),
-                        &format!("{}{other}", read_policy(&[format!("{}/*", cx.prefix())])),
+                        &format!("{}{other}", read_policy(&own_scope(&cx))),
                     )
                     .await
                     .map_err(verr)?;
@@ -740,13 +731,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     None,
                 )
                 .await?;
-                let r = resolve(
-                    &mut s,
-                    &format!("vault://kv/{path}#token"),
-                    "job-least",
-                    None,
-                )
-                .await?;
+                let r = resolve_token(&mut s, &path, "job-least").await?;
                 let first = expect_value("resolve works", &r, &s.key, &v1, "the value");
                 if first != Verdict::Pass {
                     return Ok(first);
@@ -789,7 +774,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = own_prefix(&cx).await?;
                 let job = format!("job-{}", random_hex(4));
-                let r = resolve(&mut s, &format!("vault://kv/{path}#token"), &job, None).await?;
+                let r = resolve_token(&mut s, &path, &job).await?;
                 let first = expect_value("resolve works", &r, &s.key, &v1, "the value");
                 if first != Verdict::Pass {
                     return Ok(first);
@@ -826,20 +811,9 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
-                let mut s = session(
-                    &cx,
-                    &[format!("{}/*", cx.prefix())],
-                    Auth::TokenLine { ttl: "10m" },
-                    None,
-                )
-                .await?;
-                let r = resolve(
-                    &mut s,
-                    &format!("vault://kv/{path}#token"),
-                    "job-tokenfile",
-                    None,
-                )
-                .await?;
+                let mut s =
+                    session(&cx, &own_scope(&cx), Auth::TokenLine { ttl: "10m" }, None).await?;
+                let r = resolve_token(&mut s, &path, "job-tokenfile").await?;
                 Ok(expect_value(
                     "token auth from a file",
                     &r,
@@ -861,7 +835,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
                     &cx,
-                    &[format!("{}/*", cx.prefix())],
+                    &own_scope(&cx),
                     Auth::AppRole {
                         ttl: "10m",
                         max_ttl: "20m",
@@ -870,13 +844,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     None,
                 )
                 .await?;
-                let r = resolve(
-                    &mut s,
-                    &format!("vault://kv/{path}#token"),
-                    "job-approle",
-                    None,
-                )
-                .await?;
+                let r = resolve_token(&mut s, &path, "job-approle").await?;
                 Ok(expect_value("AppRole login", &r, &s.key, &v1, "the value"))
             }),
         ),
@@ -892,7 +860,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
                     &cx,
-                    &[format!("{}/*", cx.prefix())],
+                    &own_scope(&cx),
                     Auth::AppRole {
                         ttl: "10m",
                         max_ttl: "20m",
@@ -901,13 +869,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     None,
                 )
                 .await?;
-                let r = resolve(
-                    &mut s,
-                    &format!("vault://kv/{path}#token"),
-                    "job-badsecret",
-                    None,
-                )
-                .await?;
+                let r = resolve_token(&mut s, &path, "job-badsecret").await?;
                 Ok(expect_code(
                     "errors.md: a failed login is vault_auth_failed",
                     &r,
@@ -925,13 +887,7 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, {
                 let v1 = cx.fake_token();
                 let path = put_versions(&cx, &[&v1]).await?;
-                let mut s = session(
-                    &cx,
-                    &[format!("{}/*", cx.prefix())],
-                    Auth::Token { ttl: "4s" },
-                    None,
-                )
-                .await?;
+                let mut s = session(&cx, &own_scope(&cx), Auth::Token { ttl: "4s" }, None).await?;
                 let reference = format!("vault://kv/{path}#token");
                 let r = resolve(&mut s, &reference, "job-refresh-1", None).await?;
                 let first = expect_value("token auth", &r, &s.key, &v1, "the value");
@@ -970,7 +926,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
                     &cx,
-                    &[format!("{}/*", cx.prefix())],
+                    &own_scope(&cx),
                     Auth::AppRole {
                         ttl: "2s",
                         max_ttl: "30s",
@@ -1013,7 +969,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
                     &cx,
-                    &[format!("{}/*", cx.prefix())],
+                    &own_scope(&cx),
                     Auth::AppRole {
                         ttl: "1s",
                         max_ttl: "2s",
@@ -1054,7 +1010,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     max_ttl: "20m",
                     bad_secret_id: false,
                 };
-                let mut s = session(&cx, &[format!("{}/*", cx.prefix())], approle, None).await?;
+                let mut s = session(&cx, &own_scope(&cx), approle, None).await?;
                 let reference = format!("vault://kv/{path}#token");
                 let r = resolve(&mut s, &reference, "job-revoke-1", None).await?;
                 let first = expect_value("AppRole login", &r, &s.key, &v1, "the value");
@@ -1086,7 +1042,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 let path = put_versions(&cx, &[&v1]).await?;
                 let mut s = session(
                     &cx,
-                    &[format!("{}/*", cx.prefix())],
+                    &own_scope(&cx),
                     Auth::AppRole {
                         ttl: "2s",
                         max_ttl: "60s",
