@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use vaultref::ErrorCode;
 use vaultref::git::{Git, GitOp, GitSettings, Remote};
-use vaultref::testing::git_server::{Access, AuthOutcome, GitServer, scan_tree, token_forms};
+use vaultref::testing::git_server::{Access, AuthOutcome, GitServer};
+use vaultref::testing::leak::{scan_tree, token_forms};
 
 const REPO: &str = "Owner/Repo";
 

@@ -7,13 +7,14 @@ use vaultref::git::Remote;
 use vaultref::git::credential::{Description, request_matches};
 
 fn vectors(file: &str) -> Vec<Value> {
-    let path = format!("{}/fixtures/git/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    let v = doc["vectors"]
-        .as_array()
-        .expect("a `vectors` array")
-        .clone();
+    let dir = vaultref::testing::vectors::fixtures_dir().join("git");
+    let v: Vec<Value> = vaultref::testing::vectors::load_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .find(|f| f.name == file)
+        .unwrap_or_else(|| panic!("no fixtures/git/{file}"))
+        .vectors()
+        .to_vec();
     assert!(!v.is_empty(), "{file} has no vectors");
     let mut ids: Vec<&str> = v.iter().map(|x| x["id"].as_str().expect("an id")).collect();
     ids.sort();

@@ -33,12 +33,13 @@ struct Options {
 }
 
 fn corpus() -> Corpus {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/redaction/corpus.json"
-    ))
-    .expect("fixtures/redaction/corpus.json is readable");
-    serde_json::from_str(&text).expect("corpus.json parses")
+    let dir = vaultref::testing::vectors::fixtures_dir().join("redaction");
+    let files = vaultref::testing::vectors::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let corpus = files
+        .into_iter()
+        .find(|f| f.name == "corpus.json")
+        .expect("fixtures/redaction/corpus.json");
+    serde_json::from_value(corpus.doc).expect("corpus.json has the corpus's shape")
 }
 
 fn redactor(v: &Vector) -> Redactor {

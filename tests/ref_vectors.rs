@@ -19,11 +19,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde_json::Value;
 use vaultref::policy::PolicySettings;
+use vaultref::testing::vectors;
 use vaultref::{ErrorCode, RefPolicy, ScopeContext};
 
 /// One vector file: `{"description": ..., "vectors": [...]}`.
@@ -71,55 +71,18 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn read_json(path: &Path) -> Value {
-    let text =
-        fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
-}
-
 /// Loads and schema-checks every vector file, sorted by name.
 fn load_files() -> Vec<(String, VectorFile)> {
     let dir = root().join("fixtures/refs");
-    let schema = read_json(&dir.join("vectors.schema.json"));
-    if let Err(e) = jsonschema::meta::validate(&schema) {
-        panic!("vectors.schema.json is not a valid JSON Schema: {e}");
-    }
-    let validator = jsonschema::draft202012::new(&schema)
-        .unwrap_or_else(|e| panic!("cannot compile vectors.schema.json: {e}"));
-
-    let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter(|p| !p.ends_with("vectors.schema.json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no vector files in {}", dir.display());
-
-    let mut schema_errors = Vec::new();
-    let mut files = Vec::new();
-    for path in paths {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let value = read_json(&path);
-        let errors: Vec<String> = validator
-            .iter_errors(&value)
-            .map(|e| format!("{name}: at {}: {e}", e.instance_path()))
-            .collect();
-        if !errors.is_empty() {
-            schema_errors.extend(errors);
-            continue;
-        }
-        let file: VectorFile = serde_json::from_value(value)
-            .unwrap_or_else(|e| panic!("{name} passed the schema but not serde: {e}"));
-        files.push((name, file));
-    }
-    assert!(
-        schema_errors.is_empty(),
-        "vector files violate vectors.schema.json:\n{}",
-        schema_errors.join("\n")
-    );
-    files
+    vectors::load_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|f| {
+            let file: VectorFile = serde_json::from_value(f.doc)
+                .unwrap_or_else(|e| panic!("{} passed the schema but not serde: {e}", f.name));
+            (f.name, file)
+        })
+        .collect()
 }
 
 /// What running one vector produced, in the same shape as [`Expect`].

@@ -11,8 +11,11 @@
 //! [`random_hex`], [`audit_config`]) live here, once.
 
 pub mod admin;
+pub mod audit;
 pub mod git_server;
+pub mod leak;
 pub mod vault;
+pub mod vectors;
 
 use std::time::SystemTime;
 

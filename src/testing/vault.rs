@@ -44,7 +44,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 
 use super::{Admin, TestSupportError, audit_config, err, free_port, random_hex};
 use crate::vault::{AuthConfig, DEFAULT_JOB_ID_HEADER, VaultConfig};
@@ -506,13 +505,8 @@ impl TestVault {
     }
 
     /// Every audit log entry so far, parsed.
-    pub fn audit_entries(&self) -> Result<Vec<Value>, TestSupportError> {
-        let text = std::fs::read_to_string(&self.audit_log)
-            .map_err(|e| err(format!("read audit log: {e}")))?;
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
+    pub fn audit_entries(&self) -> Result<Vec<super::audit::AuditEntry>, TestSupportError> {
+        super::audit::read_log(&self.audit_log)
     }
 
     /// Creates AppRole `role` at `approle/` (enabled if needed) with the
