@@ -13,6 +13,7 @@
 //! leader was reaped can, in theory, hit a new group that reused the id; the
 //! window is the few microseconds between the reap and the kill.
 
+use std::process::{Child, ExitStatus};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,4 +42,32 @@ pub(crate) fn join_within<T>(handle: JoinHandle<T>, deadline: Instant) -> Option
         std::thread::sleep(Duration::from_millis(5));
     }
     handle.join().ok()
+}
+
+/// Waits for `child` (spawned with `process_group(0)`) until `deadline`,
+/// then kills its whole group, whether it exited, timed out or could not be
+/// waited for: whatever it left running must not outlive it. `Ok(None)` is a
+/// timeout (the child was killed and reaped).
+pub(crate) fn wait_then_kill_group(
+    child: &mut Child,
+    deadline: Instant,
+) -> std::io::Result<Option<ExitStatus>> {
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(Some(status)),
+            Ok(None) if Instant::now() >= deadline => {
+                kill_group(child.id());
+                let _ = child.wait();
+                break Ok(None);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                kill_group(child.id());
+                let _ = child.wait();
+                break Err(e);
+            }
+        }
+    };
+    kill_group(child.id());
+    status
 }

@@ -32,9 +32,10 @@
 //! `http.sslVerify=true` and `protocol.allow=never` with only `https` (and
 //! `http` for test servers) allowed; pushes name the remote URL explicitly,
 //! never `origin`, and only clone/fetch/push get a credential session at all.
-//! (The worker also puts back its own `.git/config` after the action, since a
-//! URL-specific `http.<url>.proxy` would override the plain `http.proxy=`,
-//! and [`GitJob::check_config`] refuses a config holding such keys.) Every
+//! ([`GitJob::run_action`], in [`workdir`], puts back the worker's own
+//! `.git/config` after the action, since a URL-specific `http.<url>.proxy`
+//! would override the plain `http.proxy=`, and refuses a config holding such
+//! keys.) Every
 //! command run in a work dir is pinned to `<work dir>/.git` (`GIT_DIR`,
 //! `GIT_COMMON_DIR`, `GIT_WORK_TREE`) after [`check_git_dir`] has made sure it
 //! is a real directory without `commondir`, `config.worktree` or `worktrees`,
@@ -55,6 +56,9 @@
 
 pub mod credential;
 pub mod remote;
+pub mod workdir;
+
+pub use workdir::{ActionError, check_git_dir};
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -568,33 +572,6 @@ impl GitJob {
         .filter(|s| !s.is_empty())
     }
 
-    /// Refuses a repository configuration (`<dest>/.git/config`) that holds
-    /// a key able to redirect or intercept the credential: URL-specific
-    /// `http.*` settings (proxy, TLS trust, `curloptResolve`), `url.*`
-    /// rewrites, `include`/`includeIf`, `credential.*`, `core.sshCommand`,
-    /// `core.gitProxy`, `core.worktree`. `git clone` writes none of them, so
-    /// their presence means something other than the worker wrote the file.
-    pub fn check_config(&self, dest: &Path) -> Result<(), GitError> {
-        let path = dest.join(".git").join("config");
-        let path_s = path
-            .to_str()
-            .ok_or_else(|| GitError::new(GitOp::Checkout, "the work dir path is not UTF-8"))?;
-        let keys = self.run(
-            GitOp::Checkout,
-            None,
-            &["config", "--file", path_s, "--list", "--name-only"],
-            None,
-            None,
-        )?;
-        if let Some(bad) = keys.lines().find(|k| forbidden_config_key(k)) {
-            return Err(GitError::new(
-                GitOp::Checkout,
-                format!("the work dir's .git/config sets {bad:?}, which the worker did not write"),
-            ));
-        }
-        Ok(())
-    }
-
     /// Runs one git command with the hardened environment; with a remote and
     /// a token, under a fresh credential session for that remote. Returns
     /// stdout.
@@ -674,26 +651,11 @@ impl GitJob {
             let _ = std::io::copy(&mut stderr, &mut std::io::sink());
             buf
         });
-        let deadline = Instant::now() + s.timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= deadline => {
-                    crate::proc_group::kill_group(child.id());
-                    let _ = child.wait();
-                    break None;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => {
-                    crate::proc_group::kill_group(child.id());
-                    let _ = child.wait();
-                    return Err(GitError::new(op, format!("waiting for git: {e}")));
-                }
-            }
-        };
         // Nothing git started may outlive it, and the credential (held by the
         // session) goes away before anything else can wait.
-        crate::proc_group::kill_group(child.id());
+        let status =
+            crate::proc_group::wait_then_kill_group(&mut child, Instant::now() + s.timeout)
+                .map_err(|e| GitError::new(op, format!("waiting for git: {e}")))?;
         drop(session);
         let pump_deadline = Instant::now() + PUMP_GRACE;
         let stdout = crate::proc_group::join_within(out_thread, pump_deadline);
@@ -786,42 +748,6 @@ impl GitJob {
     }
 }
 
-/// Whether a repository config key could redirect or intercept the
-/// credential (see [`GitJob::check_config`]). Keys are compared in git's
-/// canonical lowercase form.
-fn forbidden_config_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["http.", "url.", "include.", "includeif.", "credential."]
-        .iter()
-        .any(|p| k.starts_with(p))
-        || ["core.sshcommand", "core.gitproxy", "core.worktree"].contains(&k.as_str())
-}
-
-/// Checks that `<work_dir>/.git` is a real directory (not a symlink) without
-/// the files that make git read configuration or objects from elsewhere
-/// (`commondir`, `config.worktree`, `worktrees/`). A job action could plant
-/// any of them; the worker never creates them.
-pub fn check_git_dir(work_dir: &Path) -> Result<(), String> {
-    let git_dir = work_dir.join(".git");
-    let meta = std::fs::symlink_metadata(&git_dir)
-        .map_err(|e| format!("{} is not usable: {e}", git_dir.display()))?;
-    if !meta.file_type().is_dir() {
-        return Err(format!(
-            "{} is not a plain directory (a symlink or a file); refusing to run git in it",
-            git_dir.display()
-        ));
-    }
-    for name in ["commondir", "config.worktree", "worktrees"] {
-        if std::fs::symlink_metadata(git_dir.join(name)).is_ok() {
-            return Err(format!(
-                "{} contains {name}, which the worker never writes; refusing to run git in it",
-                git_dir.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Quotes a path for the shell git uses to run `!`-helpers.
 fn shell_quote(s: &OsStr) -> OsString {
     let text = s.to_string_lossy();
@@ -895,24 +821,6 @@ mod tests {
             "HEAD@{1}",
         ] {
             assert!(check_ref_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn forbidden_config_keys() {
-        for bad in [
-            "http.http://h/.proxy",
-            "http.https://h/.sslverify",
-            "url.http://evil/.insteadof",
-            "include.path",
-            "includeIf.gitdir:/x.path",
-            "credential.helper",
-            "core.sshCommand",
-        ] {
-            assert!(forbidden_config_key(bad), "{bad}");
-        }
-        for ok in ["core.bare", "remote.origin.url", "branch.main.remote"] {
-            assert!(!forbidden_config_key(ok), "{ok}");
         }
     }
 

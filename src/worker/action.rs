@@ -136,26 +136,10 @@ fn run_command(
         })
     })
     .collect();
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() >= deadline => {
-                crate::proc_group::kill_group(child.id());
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                crate::proc_group::kill_group(child.id());
-                let _ = child.wait();
-                return Err(format!("waiting for the job action: {e}"));
-            }
-        }
-    };
     // Whatever the action left running in the background must not outlive
     // it: it would run during the push, next to git and its credential.
-    crate::proc_group::kill_group(child.id());
+    let status = crate::proc_group::wait_then_kill_group(&mut child, Instant::now() + timeout)
+        .map_err(|e| format!("waiting for the job action: {e}"))?;
     let pump_deadline = Instant::now() + PUMP_GRACE;
     for p in pumps {
         let _ = crate::proc_group::join_within(p, pump_deadline);

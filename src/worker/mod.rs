@@ -56,7 +56,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::error::ErrorCode;
-use crate::git::{Git, GitError, GitSettings, Published, Remote};
+use crate::git::{ActionError, Git, GitError, GitSettings, Published, Remote};
 use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
 use crate::vault::Resolver;
 use crate::{RefPolicy, ScopeContext, SecretRef};
@@ -289,12 +289,21 @@ impl Worker {
         }
     }
 
+    /// Admit, act, publish: the three stages of a job (`spec/resolver.md` §11).
     async fn run_inner(
         &self,
         wj: &WorkerJob,
         action: Option<&JobAction>,
         log: &mut JobLog,
     ) -> Result<Completion, JobEnd> {
+        let admitted = self.admit(wj)?;
+        let acted = self.act(wj, &admitted, action, log).await?;
+        self.publish(wj, &admitted, acted, log).await
+    }
+
+    /// Steps 1-3: queue policy, ref policy, degraded mode, remote. Nothing
+    /// here touches Vault or git: a job refused here leaves no trace there.
+    fn admit(&self, wj: &WorkerJob) -> Result<Admitted, JobEnd> {
         let job = &wj.job;
         let s = &self.settings;
 
@@ -337,13 +346,8 @@ impl Worker {
         }
 
         // 3. Degraded mode.
-        let needs_secret = repo_ref.is_some() || publish_ref.is_some();
-        if needs_secret {
+        if let Some(r) = repo_ref.as_ref().or(publish_ref.as_ref()) {
             if self.resolver.is_none() {
-                let r = repo_ref
-                    .as_ref()
-                    .or(publish_ref.as_ref())
-                    .expect("needs_secret");
                 return Err(fail(
                     ErrorCode::VaultNotConfigured,
                     crate::vault::ResolveError::not_configured(&r.to_string(), &wj.id).message(),
@@ -360,39 +364,53 @@ impl Worker {
         let remote = self
             .remote_for(job)
             .map_err(|m| fail(ErrorCode::GitFailed, m))?;
+        Ok(Admitted {
+            repo_ref,
+            publish_ref,
+            publishing,
+            remote,
+        })
+    }
 
-        // 4. Resolve repoAuthRef at the moment of use.
-        let read_token = match &repo_ref {
+    /// Steps 4-7a: resolve `repoAuthRef` at the moment of use, then prepare,
+    /// run the action (through [`crate::git::GitJob::run_action`]) and commit,
+    /// on the blocking pool, holding the work dir's lock until the job ends.
+    async fn act(
+        &self,
+        wj: &WorkerJob,
+        admitted: &Admitted,
+        action: Option<&JobAction>,
+        log: &mut JobLog,
+    ) -> Result<Acted, JobEnd> {
+        let job = &wj.job;
+        let read_token = match &admitted.repo_ref {
             Some(r) => Some(self.resolve(r, &wj.id, log).await?),
             None => None,
         };
-
-        // 5.-7a. Prepare, act, commit: blocking work on the blocking pool,
-        // holding the work dir's lock until the job ends.
-        let work_dir = self.work_dir(wj, &remote)?;
+        let work_dir = self.work_dir(wj, &admitted.remote)?;
         let dir_lock = {
             let mut locks = self.dir_locks.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(locks.entry(work_dir.clone()).or_default())
         };
-        let _dir_guard = dir_lock.lock().await;
+        let dir_guard = dir_lock.lock_owned().await;
         let git_job = self.git.begin_job()?;
         let redactor = log.redactor();
         let git_job = git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
-        let branch = format!("{}{}", s.branch_prefix, sanitize(&wj.id));
+        let branch = format!("{}{}", self.settings.branch_prefix, sanitize(&wj.id));
         let fresh = job.workdir_mode() != Some(WorkdirMode::Reuse);
-        let (git_job, checked_out, commit) = {
-            let remote = remote.clone();
-            let work_dir = work_dir.clone();
-            let action = action.cloned();
-            let id = wj.id.clone();
-            let instruction = job.instruction().to_owned();
-            let git_ref = job.git_ref().map(str::to_owned);
-            let token = read_token.clone();
-            let branch = branch.clone();
-            let action_log = log.clone();
+        let publishing = admitted.publishing;
+        let remote = admitted.remote.clone();
+        let dir = work_dir.clone();
+        let action = action.cloned();
+        let id = wj.id.clone();
+        let instruction = job.instruction().to_owned();
+        let git_ref = job.git_ref().map(str::to_owned);
+        let action_log = log.clone();
+        let commit_branch = branch.clone();
+        let (git_job, checked_out, commit) =
             tokio::task::spawn_blocking(move || -> Result<_, Fail> {
-                if fresh && work_dir.exists() {
-                    std::fs::remove_dir_all(&work_dir).map_err(|e| {
+                if fresh && dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| {
                         fail(
                             ErrorCode::GitFailed,
                             format!("cannot clear the work dir: {e}"),
@@ -400,102 +418,97 @@ impl Worker {
                     })?;
                 }
                 let checkout =
-                    git_job.prepare(&remote, &work_dir, git_ref.as_deref(), token.as_ref())?;
+                    git_job.prepare(&remote, &dir, git_ref.as_deref(), read_token.as_ref())?;
+                drop(read_token);
                 action_log.line(&format!(
                     "checked out {} ({})",
                     checkout.head,
                     if checkout.cloned { "cloned" } else { "fetched" }
                 ));
                 if let Some(action) = &action {
-                    // The action may rewrite `.git/config` (URL-specific proxy
-                    // or sslVerify, filters, helpers); put back the worker's own
-                    // before git runs again in this directory.
-                    let config_path = work_dir.join(".git").join("config");
-                    let trusted_config = std::fs::read(&config_path).map_err(|e| {
-                        fail(
-                            ErrorCode::GitFailed,
-                            format!("cannot read .git/config: {e}"),
-                        )
-                    })?;
                     let ctx = ActionContext {
                         job_id: &id,
                         instruction: &instruction,
-                        work_dir: &work_dir,
+                        work_dir: &dir,
                     };
-                    let result = action.run(&ctx, &action_log);
-                    // A `.git` replaced by a symlink (or a planted
-                    // `commondir`, `config.worktree`, `worktrees/`) would make
-                    // git read a configuration the worker never wrote, and
-                    // restoring `config` through the symlink would not help:
-                    // the action broke the checkout (G8).
-                    if let Err(m) = crate::git::check_git_dir(&work_dir) {
-                        // Remove the broken checkout (a symlinked `.git` is
-                        // removed, not followed), so that a `reuse` work dir
-                        // is cloned afresh next time instead of failing
-                        // every later job.
-                        let _ = std::fs::remove_dir_all(&work_dir);
-                        return Err(fail(ErrorCode::ActionFailed, m));
-                    }
-                    restore_file(&config_path, &trusted_config).map_err(|e| {
-                        fail(
-                            ErrorCode::GitFailed,
-                            format!("cannot restore .git/config: {e}"),
-                        )
-                    })?;
-                    result.map_err(|m| fail(ErrorCode::ActionFailed, m))?;
-                    git_job.check_config(&work_dir)?;
+                    git_job
+                        .run_action(&dir, || action.run(&ctx, &action_log))
+                        .map_err(|e| match e {
+                            ActionError::Action(m) => fail(ErrorCode::ActionFailed, m),
+                            ActionError::Git(e) => e.into(),
+                        })?;
                 }
                 let commit = if publishing {
-                    git_job.commit_all(&work_dir, &branch, &format!("vaultref job {id}"))?
+                    git_job.commit_all(&dir, &commit_branch, &format!("vaultref job {id}"))?
                 } else {
                     None
                 };
                 Ok((git_job, checkout.head, commit))
             })
             .await
-            .map_err(|e| fail(ErrorCode::GitFailed, format!("the git task failed: {e}")))??
-        };
-        drop(read_token);
+            .map_err(|e| fail(ErrorCode::GitFailed, format!("the git task failed: {e}")))??;
+        Ok(Acted {
+            git_job,
+            work_dir,
+            branch,
+            checked_out,
+            commit,
+            _dir_guard: dir_guard,
+        })
+    }
 
-        let mut notes = Vec::new();
-        let published = match (publishing, commit) {
-            (false, _) => None,
-            (true, None) => {
-                notes.push("nothing to publish: the job changed no file".to_owned());
-                None
-            }
-            (true, Some(_)) => {
-                // 7b. Resolve publishAuthRef (or repoAuthRef) now, at push time.
-                let push_token = match &publish_ref {
-                    Some(r) => Some(self.resolve(r, &wj.id, log).await?),
-                    None => None,
-                };
-                let redactor = log.redactor();
-                let git_job =
-                    git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
-                let remote = remote.clone();
-                let work_dir = work_dir.clone();
-                let branch = branch.clone();
-                let published = tokio::task::spawn_blocking(move || {
-                    git_job.push(&work_dir, &remote, &branch, push_token.as_ref())
-                })
-                .await
-                .map_err(|e| fail(ErrorCode::GitFailed, format!("the git task failed: {e}")))??;
-                if job.publish().mode() == PublishMode::Pr {
-                    notes.push(
-                        "publish.mode pr: branch pushed; opening the pull request is out of scope"
-                            .to_owned(),
-                    );
-                }
-                Some(published)
-            }
-        };
-        Ok(Completion {
+    /// Step 7b: when publishing and the job changed files, resolve
+    /// `publishAuthRef` (or `repoAuthRef`) now, at push time, and push.
+    async fn publish(
+        &self,
+        wj: &WorkerJob,
+        admitted: &Admitted,
+        acted: Acted,
+        log: &mut JobLog,
+    ) -> Result<Completion, JobEnd> {
+        let Acted {
+            git_job,
+            work_dir,
+            branch,
+            checked_out,
+            commit,
+            _dir_guard,
+        } = acted;
+        let mut done = Completion {
             work_dir,
             checked_out,
-            published,
-            notes,
+            published: None,
+            notes: Vec::new(),
+        };
+        if !admitted.publishing {
+            return Ok(done);
+        }
+        if commit.is_none() {
+            done.notes
+                .push("nothing to publish: the job changed no file".to_owned());
+            return Ok(done);
+        }
+        let push_token = match &admitted.publish_ref {
+            Some(r) => Some(self.resolve(r, &wj.id, log).await?),
+            None => None,
+        };
+        let redactor = log.redactor();
+        let git_job = git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
+        let remote = admitted.remote.clone();
+        let work_dir = done.work_dir.clone();
+        let published = tokio::task::spawn_blocking(move || {
+            git_job.push(&work_dir, &remote, &branch, push_token.as_ref())
         })
+        .await
+        .map_err(|e| fail(ErrorCode::GitFailed, format!("the git task failed: {e}")))??;
+        if wj.job.publish().mode() == PublishMode::Pr {
+            done.notes.push(
+                "publish.mode pr: branch pushed; opening the pull request is out of scope"
+                    .to_owned(),
+            );
+        }
+        done.published = Some(published);
+        Ok(done)
     }
 
     /// Resolves one ref with the timeout, registering the value with the
@@ -572,6 +585,25 @@ impl Worker {
     }
 }
 
+/// What admission decided: the refs to resolve and where git goes.
+struct Admitted {
+    repo_ref: Option<SecretRef>,
+    publish_ref: Option<SecretRef>,
+    publishing: bool,
+    remote: Remote,
+}
+
+/// What the act stage left: the checkout, the commit to publish, and the
+/// work dir's lock (held until the job ends, push included).
+struct Acted {
+    git_job: crate::git::GitJob,
+    work_dir: PathBuf,
+    branch: String,
+    checked_out: String,
+    commit: Option<String>,
+    _dir_guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
 /// How `run_inner` ends early.
 enum JobEnd {
     Failed(Fail),
@@ -588,17 +620,6 @@ impl From<GitError> for JobEnd {
     fn from(e: GitError) -> JobEnd {
         JobEnd::Failed(e.into())
     }
-}
-
-/// Replaces `path` with `content`, even if the action made it a directory or
-/// a symlink.
-fn restore_file(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
-        Ok(_) => std::fs::remove_file(path)?,
-        Err(_) => {}
-    }
-    std::fs::write(path, content)
 }
 
 /// The directory name of a `workdirMode: reuse` work dir: a readable prefix
