@@ -6,6 +6,7 @@
 
 mod git_credential_cmd;
 mod payload_cmd;
+mod policy_args;
 mod redact_cmd;
 mod ref_cmd;
 mod resolve_cmd;

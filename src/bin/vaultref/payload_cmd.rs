@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vaultref::RefPolicy;
 use vaultref::payload::{CodexExecJob, PayloadError, QueuePolicy, ValidationOptions, validate};
 use zeroize::Zeroizing;
 
 use crate::Format;
+use crate::policy_args::PolicyArgs;
 
 #[derive(Subcommand)]
 pub enum PayloadCommand {
@@ -23,18 +23,10 @@ pub enum PayloadCommand {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// A mount auth refs may name (repeatable; default: kv).
-    #[arg(long = "allowed-mount", value_name = "M")]
-    allowed_mounts: Vec<String>,
-    /// Maximum ref length in bytes (1 to 512).
-    #[arg(long, value_name = "N")]
-    max_length: Option<usize>,
-    /// A ref path scope template, e.g. `moonmind/repos/{repository}` (repeatable).
-    #[arg(long = "scope", value_name = "TEMPLATE")]
-    scopes: Vec<String>,
-    /// The worker's id, bound to `{worker_id}` in scopes.
-    #[arg(long, value_name = "ID")]
-    worker_id: Option<String>,
+    /// The ref policy for the job's auth refs (`{repository}` in scopes is
+    /// bound to the job's own repository).
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Queue policy: a repository the worker may take, exact match (repeatable;
     /// default: any).
     #[arg(long = "allowed-repository", value_name = "R")]
@@ -86,14 +78,7 @@ fn check(args: CheckArgs) -> ExitCode {
 }
 
 fn build_options(args: &CheckArgs) -> Result<ValidationOptions, vaultref::policy::PolicyError> {
-    let mut policy = RefPolicy::default();
-    if !args.allowed_mounts.is_empty() {
-        policy = policy.with_allowed_mounts(args.allowed_mounts.iter().cloned());
-    }
-    if let Some(n) = args.max_length {
-        policy = policy.with_max_length(n)?;
-    }
-    let policy = policy.with_scopes(&args.scopes)?;
+    let policy = args.policy.policy()?;
     let list = |l: &Vec<String>| (!l.is_empty()).then(|| l.clone());
     let queue = QueuePolicy {
         allowed_repositories: list(&args.allowed_repositories),
@@ -101,7 +86,7 @@ fn build_options(args: &CheckArgs) -> Result<ValidationOptions, vaultref::policy
     };
     Ok(ValidationOptions {
         ref_policy: policy,
-        worker_id: args.worker_id.clone(),
+        worker_id: args.policy.worker_id.clone(),
         queue_policy: (queue != QueuePolicy::default()).then_some(queue),
     })
 }

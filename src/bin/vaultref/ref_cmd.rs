@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vaultref::{RefError, RefPolicy, ScopeContext, SecretRef};
+use vaultref::{RefError, ScopeContext, SecretRef};
 
 use crate::Format;
+use crate::policy_args::PolicyArgs;
 
 #[derive(Subcommand)]
 pub enum RefCommand {
@@ -17,21 +18,11 @@ pub enum RefCommand {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// A mount refs may name (repeatable; default: kv).
-    #[arg(long = "allowed-mount", value_name = "M")]
-    allowed_mounts: Vec<String>,
-    /// Maximum ref length in bytes (1 to 512).
-    #[arg(long, value_name = "N")]
-    max_length: Option<usize>,
-    /// A path scope template, e.g. `moonmind/repos/{repository}` (repeatable).
-    #[arg(long = "scope", value_name = "TEMPLATE")]
-    scopes: Vec<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// The job's repository (`owner/repo`), bound to `{repository}` in scopes.
     #[arg(long, value_name = "OWNER/REPO")]
     repository: Option<String>,
-    /// The worker's id, bound to `{worker_id}` in scopes.
-    #[arg(long, value_name = "ID")]
-    worker_id: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -47,7 +38,7 @@ pub fn run(cmd: RefCommand) -> ExitCode {
 }
 
 fn check(args: CheckArgs) -> ExitCode {
-    let policy = match build_policy(&args) {
+    let policy = match args.policy.policy() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error[{}]: {}", e.code(), e.message());
@@ -56,7 +47,7 @@ fn check(args: CheckArgs) -> ExitCode {
     };
     let ctx = ScopeContext {
         repository: args.repository.clone(),
-        worker_id: args.worker_id.clone(),
+        worker_id: args.policy.worker_id.clone(),
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -87,17 +78,6 @@ fn check(args: CheckArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     ExitCode::from(if all_valid { 0 } else { 1 })
-}
-
-fn build_policy(args: &CheckArgs) -> Result<RefPolicy, vaultref::policy::PolicyError> {
-    let mut policy = RefPolicy::default();
-    if !args.allowed_mounts.is_empty() {
-        policy = policy.with_allowed_mounts(args.allowed_mounts.iter().cloned());
-    }
-    if let Some(n) = args.max_length {
-        policy = policy.with_max_length(n)?;
-    }
-    policy.with_scopes(&args.scopes)
 }
 
 fn write_result(
