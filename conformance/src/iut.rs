@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::scenario::{Failure, Verdict};
+use crate::verdict::{Failure, Verdict};
 
 /// The protocol version this harness speaks.
 pub const PROTOCOL_VERSION: u64 = 1;

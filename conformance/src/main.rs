@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use vaultref_conformance::backend::BackendSpec;
 use vaultref_conformance::expect::Expectations;
 use vaultref_conformance::iut::IutCommand;
 use vaultref_conformance::runner::{RunConfig, as_expected};
 use vaultref_conformance::scenario::Profile;
-use vaultref_conformance::vault::BackendSpec;
-use vaultref_conformance::{report, scenarios, vault};
+use vaultref_conformance::{backend, report, scenarios};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Backend {
@@ -196,7 +196,7 @@ fn backend_spec(cli: &Cli) -> Result<BackendSpec, String> {
     let chosen = cli.backend.unwrap_or_else(|| {
         if cli.vault_addr.is_some() {
             Backend::External
-        } else if vault::container_engine_available() {
+        } else if backend::container_engine_available() {
             Backend::Container
         } else {
             Backend::Process
@@ -214,14 +214,14 @@ fn backend_spec(cli: &Cli) -> Result<BackendSpec, String> {
                 .ok_or("--backend external needs --vault-token-file")?,
         },
         Backend::Process => BackendSpec::Process {
-            binary: vault::find_binary(cli.bao.clone())?,
+            binary: backend::find_binary(cli.bao.clone())?,
         },
         Backend::Container => BackendSpec::Container {
             image: cli.vault_image.clone(),
             binary: if cli.vault_image.is_some() {
                 None
             } else {
-                Some(vault::find_binary(cli.bao.clone())?)
+                Some(backend::find_binary(cli.bao.clone())?)
             },
         },
     })

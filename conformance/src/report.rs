@@ -11,7 +11,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::runner::{RunOutcome, as_expected, tally};
-use crate::scenario::{Profile, ScenarioResult, Status};
+use crate::scenario::Profile;
+use crate::verdict::{ScenarioResult, Status};
 
 /// The JSON report.
 pub fn json(outcome: &RunOutcome) -> serde_json::Value {
@@ -329,7 +330,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::scenario::{Failure, Level, Meta, Verdict};
+    use crate::scenario::{Level, Meta};
+    use crate::verdict::{Failure, Verdict};
 
     fn meta(id: &str, profile: Profile, level: Level) -> Meta {
         Meta {

@@ -13,94 +13,19 @@
 //! the output of the processes it started, with exactly the secrets it
 //! provisioned; a last pass scans all output for all secrets (H3).
 
-use std::future::Future;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use crate::backend::{BackendSpec, Vault};
+use crate::cx::{Cx, Env};
 use crate::expect::Expectations;
-use crate::hygiene;
 use crate::iut::{Captured, Iut, IutCommand};
-use crate::scenario::{Failure, Level, Meta, Profile, ScenarioResult, Status, Verdict};
-use crate::vault::{BackendSpec, Vault};
-
-/// A boxed future, for scenario bodies.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// What a live scenario needs from the machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Needs {
-    /// A Vault server.
-    pub vault: bool,
-    /// Reading Vault's audit log.
-    pub audit: bool,
-}
-
-/// The body of a live scenario.
-pub type LiveFn = Arc<dyn Fn(Cx) -> BoxFuture<Verdict> + Send + Sync>;
-
-/// A check of one reply, for vector scenarios.
-pub type Check = Box<dyn Fn(&Map<String, Value>) -> Verdict + Send + Sync>;
-
-/// How a scenario runs.
-pub enum Body {
-    /// One request on the shared process, and a check of its reply.
-    Vector {
-        /// The operation.
-        op: &'static str,
-        /// The request's fields.
-        request: Value,
-        /// The check.
-        check: Check,
-        /// Secrets the request carries (tokens planted in a payload vector):
-        /// the reply's strings must not contain them (H1), nor any output (H3).
-        secrets: Vec<SecretString>,
-    },
-    /// A scenario with its own processes and Vault state.
-    Live {
-        /// What it needs.
-        needs: Needs,
-        /// The scenario.
-        run: LiveFn,
-    },
-}
-
-/// A scenario: its description and its body.
-pub struct Scenario {
-    /// Id, profile, level, spec section, title.
-    pub meta: Meta,
-    /// How it runs.
-    pub body: Body,
-}
-
-impl Scenario {
-    /// A live scenario.
-    pub fn live(
-        id: &str,
-        profile: Profile,
-        level: Level,
-        spec: &str,
-        title: &str,
-        needs: Needs,
-        run: LiveFn,
-    ) -> Scenario {
-        Scenario {
-            meta: Meta {
-                id: id.into(),
-                profile,
-                level,
-                spec: spec.into(),
-                title: title.into(),
-            },
-            body: Body::Live { needs, run },
-        }
-    }
-}
+use crate::scenario::{Body, Level, LiveFn, Meta, Needs, Profile, Scenario};
+use crate::verdict::{Failure, ScenarioResult, Status, Verdict};
 
 /// Settings of one run.
 pub struct RunConfig {
@@ -136,195 +61,13 @@ pub struct RunOutcome {
     pub duration: Duration,
 }
 
-/// Shared state of a run.
-pub struct Env {
-    iut: IutCommand,
-    backend: BackendSpec,
-    vault: Option<Vault>,
-    vault_error: Option<String>,
-    run_id: String,
-    all_secrets: Mutex<Vec<SecretString>>,
-    all_outputs: Mutex<Vec<Captured>>,
-}
-
-/// A live scenario's handle on the run: processes, Vault, secrets, directories.
-/// Cheap to clone; everything it starts or provisions is attributed to the scenario.
-#[derive(Clone)]
-pub struct Cx {
-    env: Arc<Env>,
-    id: String,
-    state: Arc<Mutex<CxState>>,
-    /// A server of this scenario's own (see [`Cx::with_own_vault`]).
-    own_vault: Option<Arc<Vault>>,
-}
-
-#[derive(Default)]
-struct CxState {
-    secrets: Vec<SecretString>,
-    outputs: Vec<Captured>,
-    dirs: Vec<tempfile::TempDir>,
-    counter: u32,
-}
-
-/// Directories a process of a scenario was given.
-#[derive(Clone, Debug)]
-pub struct Dirs {
-    /// Its root (the process's working directory).
-    pub root: PathBuf,
-    /// `work_dir` of `configure`.
-    pub work: PathBuf,
-    /// `temp_dir` of `configure`, and `TMPDIR`.
-    pub tmp: PathBuf,
-    /// Where the harness writes credential files.
-    pub creds: PathBuf,
-}
-
-impl Cx {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CxState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The Vault server, or the reason there is none (an `error` verdict).
-    pub fn vault(&self) -> Result<&Vault, Verdict> {
-        if let Some(own) = &self.own_vault {
-            return Ok(own);
-        }
-        self.env.vault.as_ref().ok_or_else(|| {
-            Verdict::Error(
-                self.env
-                    .vault_error
-                    .clone()
-                    .unwrap_or_else(|| "no Vault server".into()),
-            )
-        })
-    }
-
-    /// Starts a Vault server for this scenario alone, one the harness can
-    /// really stop and start with its data kept ([`Vault::start_stoppable`]),
-    /// or `None` on a backend where the harness cannot stop the server
-    /// (external). Stopping the shared server would break every scenario
-    /// running at the same time, hence a server of its own.
-    pub async fn stoppable_vault(&self) -> Result<Option<Arc<Vault>>, Verdict> {
-        match Vault::start_stoppable(&self.env.backend).await {
-            Ok(v) => Ok(v.map(Arc::new)),
-            Err(e) => Err(Verdict::Error(format!("a stoppable Vault: {e}"))),
-        }
-    }
-
-    /// The same handle, with [`Cx::vault`] answering `vault` from now on.
-    pub fn with_own_vault(&self, vault: Arc<Vault>) -> Cx {
-        Cx {
-            own_vault: Some(vault),
-            ..self.clone()
-        }
-    }
-
-    /// A path prefix unique to this scenario in this run, e.g. `vc-1a2b/resolve-latest`.
-    pub fn prefix(&self) -> String {
-        format!("vc-{}/{}", self.env.run_id, self.id.replace('.', "-"))
-    }
-
-    /// A name unique to this scenario, for policies and roles.
-    pub fn name(&self, what: &str) -> String {
-        format!(
-            "vc-{}-{}-{what}",
-            self.env.run_id,
-            self.id.replace('.', "-")
-        )
-    }
-
-    /// A fresh, obviously fake, unique GitHub-style token, registered for hygiene.
-    pub fn fake_token(&self) -> SecretString {
-        let mut s = self.lock();
-        s.counter += 1;
-        let suffix = crate::vault::random_hex(10);
-        let value = SecretString::from(format!("ghp_FAKEFAKE{:04}{suffix}", s.counter));
-        s.secrets.push(value.clone());
-        value
-    }
-
-    /// Registers a secret the scenario handed out (a Vault token, a secret id).
-    pub fn register(&self, secret: &SecretString) {
-        self.lock().secrets.push(secret.clone());
-    }
-
-    /// Fresh directories for one process.
-    pub fn dirs(&self) -> Result<Dirs, Verdict> {
-        let dir = tempfile::Builder::new()
-            .prefix("vaultref-conf-")
-            .tempdir()
-            .map_err(|e| Verdict::Error(format!("temp dir: {e}")))?;
-        let root = dir.path().to_path_buf();
-        let dirs = Dirs {
-            work: root.join("work"),
-            tmp: root.join("tmp"),
-            creds: root.join("creds"),
-            root,
-        };
-        for d in [&dirs.work, &dirs.tmp, &dirs.creds] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| Verdict::Error(format!("{}: {e}", d.display())))?;
-        }
-        self.lock().dirs.push(dir);
-        Ok(dirs)
-    }
-
-    /// Starts an implementation process in `dirs`; its output is attributed to
-    /// this scenario.
-    pub async fn start_iut(&self, dirs: &Dirs) -> Result<Iut, Verdict> {
-        self.start_iut_env(dirs, &[]).await
-    }
-
-    /// [`Cx::start_iut`] with extra environment variables.
-    pub async fn start_iut_env(
-        &self,
-        dirs: &Dirs,
-        env: &[(String, std::ffi::OsString)],
-    ) -> Result<Iut, Verdict> {
-        let iut = Iut::start_with_env(&self.env.iut, &dirs.root, &dirs.tmp, env).await?;
-        self.lock()
-            .outputs
-            .extend([iut.out.clone(), iut.err.clone()]);
-        Ok(iut)
-    }
-
-    /// Writes a credential file with mode 0600 (no trailing newline).
-    pub fn write_secret_file(
-        &self,
-        dirs: &Dirs,
-        name: &str,
-        value: &SecretString,
-    ) -> Result<PathBuf, Verdict> {
-        use secrecy::ExposeSecret;
-        let path = dirs.creds.join(name);
-        write_0600(&path, value.expose_secret().as_bytes())
-            .map_err(|e| Verdict::Error(format!("{}: {e}", path.display())))?;
-        Ok(path)
-    }
-}
-
-/// Writes `bytes` to `path` (replacing it atomically) with mode 0600.
-pub fn write_0600(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Hygiene over some outputs with some secrets: a failure naming the form, or `None`.
 fn hygiene_failure(outputs: &[Captured], secrets: &[SecretString]) -> Option<Failure> {
     if secrets.is_empty() {
         return None;
     }
     outputs.iter().enumerate().find_map(|(i, out)| {
-        hygiene::find_leak(&out.snapshot(), secrets).map(|form| {
+        vaultref::testing::leak::find_leak(&out.snapshot(), secrets).map(|form| {
             Failure::new(
                 "protocol.md §6 H1/H2: no secret value, nor an encoding of one, in the implementation's output",
                 "no secret in stdout or stderr",
@@ -359,7 +102,7 @@ fn reply_leak(reply: &Map<String, Value>, secrets: &[SecretString]) -> Option<Fa
         strings(v, &mut all);
     }
     let text = all.join("\n");
-    hygiene::find_leak(text.as_bytes(), secrets).map(|form| {
+    vaultref::testing::leak::find_leak(text.as_bytes(), secrets).map(|form| {
         Failure::new(
             "protocol.md §6 H1; errors.md: a message never contains secret material",
             "no token from the request in the reply",
@@ -482,7 +225,7 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
         backend: config.backend.clone(),
         vault,
         vault_error,
-        run_id: crate::vault::random_hex(3),
+        run_id: crate::backend::random_hex(3),
         all_secrets: Mutex::new(Vec::new()),
         all_outputs: Mutex::new(vec![vector_iut.out.clone(), vector_iut.err.clone()]),
     });

@@ -1,13 +1,19 @@
 //! What a scenario is: a stable id, a profile, a level, the spec section it
-//! checks, and what it concluded.
-//!
-//! Statuses only ever come from a [`Verdict`] (what the scenario saw) combined
-//! with the expectations file (what the user said it would see), so the
-//! meaning of every status is decided in one place: [`Status::settle`].
+//! checks ([`Meta`]), and how it runs ([`Body`]): one request on the shared
+//! process (a vector), or a body of its own with its own processes and Vault
+//! state (live). What it concluded is [`crate::verdict`]'s business.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cx::Cx;
+use crate::verdict::Verdict;
 
 /// A group of scenarios an implementation claims as a whole in `hello`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -105,177 +111,100 @@ pub struct Meta {
     pub title: String,
 }
 
-/// Why a scenario failed: the requirement, what was accepted, what happened.
-/// None of the three may contain a secret value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Failure {
-    /// The requirement that did not hold.
-    pub requirement: String,
-    /// The accepted outcome(s).
-    pub expected: String,
-    /// What the implementation did.
-    pub actual: String,
+/// A boxed future, for scenario bodies.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a live scenario needs from the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A Vault server.
+    pub vault: bool,
+    /// Reading Vault's audit log.
+    pub audit: bool,
 }
 
-impl Failure {
-    /// Builds a failure from its three parts.
-    pub fn new(
-        requirement: impl Into<String>,
-        expected: impl Into<String>,
-        actual: impl Into<String>,
-    ) -> Failure {
-        Failure {
-            requirement: requirement.into(),
-            expected: expected.into(),
-            actual: actual.into(),
-        }
-    }
+/// The body of a live scenario.
+pub type LiveFn = Arc<dyn Fn(Cx) -> BoxFuture<Verdict> + Send + Sync>;
+
+/// A check of one reply, for vector scenarios.
+pub type Check = Box<dyn Fn(&Map<String, Value>) -> Verdict + Send + Sync>;
+
+/// How a scenario runs.
+pub enum Body {
+    /// One request on the shared process, and a check of its reply.
+    Vector {
+        /// The operation.
+        op: &'static str,
+        /// The request's fields.
+        request: Value,
+        /// The check.
+        check: Check,
+        /// Secrets the request carries (tokens planted in a payload vector):
+        /// the reply's strings must not contain them (H1), nor any output (H3).
+        secrets: Vec<SecretString>,
+    },
+    /// A scenario with its own processes and Vault state.
+    Live {
+        /// What it needs.
+        needs: Needs,
+        /// The scenario.
+        run: LiveFn,
+    },
 }
 
-/// What running a scenario concluded, before expectations are applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every check held.
-    Pass,
-    /// A check did not hold.
-    Fail(Failure),
-    /// Not run, and why.
-    Skip(String),
-    /// The implementation does not support it, and what it said.
-    Unsupported(String),
-    /// The harness or its infrastructure failed, and how.
-    Error(String),
-}
-
-/// The final status of a scenario (`spec/protocol.md` §4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// Every check held.
-    Pass,
-    /// A check did not hold.
-    Fail,
-    /// Not run, with a reason.
-    Skip,
-    /// Not supported by the implementation.
-    Unsupported,
-    /// Harness or infrastructure failure.
-    Error,
-    /// Failed, as the expectations file said.
-    ExpectedFail,
-    /// Passed, though the expectations file said it would fail.
-    UnexpectedPass,
-}
-
-impl Status {
-    /// Every status, in report order.
-    pub const ALL: &'static [Status] = &[
-        Status::Pass,
-        Status::Fail,
-        Status::ExpectedFail,
-        Status::UnexpectedPass,
-        Status::Skip,
-        Status::Unsupported,
-        Status::Error,
-    ];
-
-    /// Combines a verdict with whether the expectations file expects a failure.
-    pub fn settle(verdict: &Verdict, expected_to_fail: bool) -> Status {
-        match (verdict, expected_to_fail) {
-            (Verdict::Pass, false) => Status::Pass,
-            (Verdict::Pass, true) => Status::UnexpectedPass,
-            (Verdict::Fail(_), false) => Status::Fail,
-            (Verdict::Fail(_), true) => Status::ExpectedFail,
-            (Verdict::Skip(_), _) => Status::Skip,
-            (Verdict::Unsupported(_), _) => Status::Unsupported,
-            (Verdict::Error(_), _) => Status::Error,
-        }
-    }
-
-    /// Whether this status makes the run "not as expected" (exit code 1).
-    pub fn is_bad(self) -> bool {
-        matches!(self, Status::Fail | Status::Error | Status::UnexpectedPass)
-    }
-
-    /// The spelling used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
-            Status::Unsupported => "unsupported",
-            Status::Error => "error",
-            Status::ExpectedFail => "expected-fail",
-            Status::UnexpectedPass => "unexpected-pass",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One scenario's line in the reports.
-#[derive(Clone, Debug, Serialize)]
-pub struct ScenarioResult {
-    /// What was run.
-    #[serde(flatten)]
+/// A scenario: its description and its body.
+pub struct Scenario {
+    /// Id, profile, level, spec section, title.
     pub meta: Meta,
-    /// The final status.
-    pub status: Status,
-    /// The failure, for `fail` and `expected-fail`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Failure>,
-    /// The reason, for `skip`, `unsupported`, `error`, `expected-fail` (the
-    /// expectation's reason) and `unexpected-pass`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Wall-clock time in milliseconds.
-    pub duration_ms: u64,
+    /// How it runs.
+    pub body: Body,
 }
 
-impl ScenarioResult {
-    /// Builds a result from a verdict and the matching expectation's reason, if any.
-    pub fn new(meta: Meta, verdict: Verdict, expectation: Option<&str>, duration_ms: u64) -> Self {
-        let status = Status::settle(&verdict, expectation.is_some());
-        let (failure, reason) = match verdict {
-            Verdict::Pass => (
-                None,
-                expectation.map(|r| format!("expected to fail ({r}) but passed")),
-            ),
-            Verdict::Fail(f) => (Some(f), expectation.map(str::to_string)),
-            Verdict::Skip(r) | Verdict::Unsupported(r) | Verdict::Error(r) => (None, Some(r)),
-        };
-        ScenarioResult {
-            meta,
-            status,
-            failure,
-            reason,
-            duration_ms,
+impl Scenario {
+    /// A live scenario.
+    pub fn live(
+        id: &str,
+        profile: Profile,
+        level: Level,
+        spec: &str,
+        title: &str,
+        needs: Needs,
+        run: LiveFn,
+    ) -> Scenario {
+        Scenario {
+            meta: Meta {
+                id: id.into(),
+                profile,
+                level,
+                spec: spec.into(),
+                title: title.into(),
+            },
+            body: Body::Live { needs, run },
         }
     }
+}
+
+/// Wraps a scenario body (an `async` block returning `Result<Verdict, Verdict>`,
+/// where `Err` is an early verdict from `?`) as a [`LiveFn`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! live_scenario {
+    ($cx:ident, $body:block) => {
+        std::sync::Arc::new(
+            move |$cx: $crate::cx::Cx| -> $crate::scenario::BoxFuture<$crate::verdict::Verdict> {
+                Box::pin(async move {
+                    let r: Result<$crate::verdict::Verdict, $crate::verdict::Verdict> =
+                        async { $body }.await;
+                    r.unwrap_or_else(|v| v)
+                })
+            },
+        )
+    };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settle_covers_the_table() {
-        let fail = Verdict::Fail(Failure::new("r", "e", "a"));
-        assert_eq!(Status::settle(&Verdict::Pass, false), Status::Pass);
-        assert_eq!(Status::settle(&Verdict::Pass, true), Status::UnexpectedPass);
-        assert_eq!(Status::settle(&fail, false), Status::Fail);
-        assert_eq!(Status::settle(&fail, true), Status::ExpectedFail);
-        assert_eq!(
-            Status::settle(&Verdict::Skip("x".into()), true),
-            Status::Skip
-        );
-        assert!(Status::Fail.is_bad() && Status::Error.is_bad() && Status::UnexpectedPass.is_bad());
-        assert!(!Status::ExpectedFail.is_bad() && !Status::Skip.is_bad());
-    }
 
     #[test]
     fn profiles_round_trip() {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use vaultref_conformance::vault::{BackendSpec, KV_MOUNT, Vault, find_binary};
+use vaultref_conformance::backend::{BackendSpec, KV_MOUNT, Vault, find_binary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_backends_stoppable_server_stops_for_real_and_keeps_its_data() {
@@ -22,7 +22,7 @@ async fn the_process_backends_stoppable_server_stops_for_real_and_keeps_its_data
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_container_backends_stoppable_server_stops_for_real_and_keeps_its_data() {
     assert!(
-        tokio::task::spawn_blocking(vaultref_conformance::vault::container_engine_available)
+        tokio::task::spawn_blocking(vaultref_conformance::backend::container_engine_available)
             .await
             .unwrap(),
         "this test needs a Docker engine (the Engine API did not answer on the default socket); \

@@ -16,12 +16,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+use vaultref_conformance::backend::{BackendSpec, find_binary};
 use vaultref_conformance::expect::{Expectations, glob_match};
 use vaultref_conformance::iut::IutCommand;
 use vaultref_conformance::runner::{RunConfig, RunOutcome, run};
-use vaultref_conformance::scenario::{Profile, Status};
+use vaultref_conformance::scenario::Profile;
 use vaultref_conformance::scenarios::{catalogue, default_fixtures};
-use vaultref_conformance::vault::{BackendSpec, find_binary};
+use vaultref_conformance::verdict::Status;
 
 fn harness(
     program: &str,
@@ -65,24 +66,19 @@ fn failing(outcome: &RunOutcome) -> BTreeSet<String> {
         .collect()
 }
 
+/// Ids of the vectors in `fixtures/<dir>` selected by `pick(vector)`.
+fn vector_ids(dir: &str, pick: impl Fn(&Value) -> bool) -> BTreeSet<String> {
+    vaultref::testing::vectors::all_vectors(&default_fixtures().join(dir))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .filter(|v| pick(v))
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Ids of ref vectors selected by `pick(vector)`.
 fn ref_vectors(pick: impl Fn(&Value) -> bool) -> BTreeSet<String> {
-    let dir = default_fixtures().join("refs");
-    let mut ids = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.to_string_lossy().to_string();
-        if !name.ends_with(".json") || name.ends_with(".schema.json") {
-            continue;
-        }
-        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for v in doc["vectors"].as_array().unwrap() {
-            if pick(v) {
-                ids.insert(v["id"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    ids
+    vector_ids("refs", pick)
 }
 
 fn code_is(v: &Value, code: &str) -> bool {
@@ -154,22 +150,7 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 
 /// Ids of payload vectors selected by `pick(vector)`.
 fn payload_vectors(pick: impl Fn(&Value) -> bool) -> BTreeSet<String> {
-    let dir = default_fixtures().join("payloads");
-    let mut ids = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.to_string_lossy().to_string();
-        if !name.ends_with(".json") || name.ends_with(".schema.json") {
-            continue;
-        }
-        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for v in doc["vectors"].as_array().unwrap() {
-            if pick(v) {
-                ids.insert(v["id"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    ids
+    vector_ids("payloads", pick)
 }
 
 /// The `(code, pointer)` pairs a payload vector expects (empty when valid).
@@ -772,4 +753,34 @@ fn a_payload_check_without_schema_fails_the_invalid_vectors() {
 #[test]
 fn a_payload_check_without_lint_fails_the_planted_token_vectors() {
     run_case("skip-payload-lint", 0);
+}
+
+/// README's fault table ("The suite can fail") names exactly the faults of
+/// [`cases`], in the order they first appear there, one row each.
+#[test]
+fn the_readme_fault_table_names_every_case() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find("| fault | fails |")
+        .expect("README has the fault table");
+    let in_readme: Vec<String> = readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            // The first cell starts with the fault's name in backticks.
+            l.split('`').nth(1).unwrap_or("").to_string()
+        })
+        .collect();
+    let mut in_cases: Vec<String> = Vec::new();
+    for c in cases() {
+        if !in_cases.iter().any(|f| f == c.fault) {
+            in_cases.push(c.fault.to_string());
+        }
+    }
+    assert_eq!(
+        in_readme, in_cases,
+        "README's fault table and cases() disagree (names and order)"
+    );
 }

@@ -229,7 +229,7 @@ fn external_backend_skips_what_needs_the_audit_log_and_says_why() {
 #[test]
 fn container_backend_runs_a_local_openbao_image() {
     assert!(
-        vaultref_conformance::vault::container_engine_available(),
+        vaultref_conformance::backend::container_engine_available(),
         "this test needs a Docker engine (its Engine API must answer on the default socket \
          or DOCKER_HOST); install docker.io and start dockerd"
     );
@@ -315,4 +315,56 @@ fn a_python_adapter_passes_the_ref_vectors_and_reports_what_it_cannot_do() {
     // What the CLI cannot carry (newlines, an empty allow-list) is `unsupported`, not a failure.
     assert!(json["counts"]["unsupported"].as_u64().unwrap() > 0);
     assert_eq!(json["counts"]["fail"], 0);
+}
+
+/// The rows of the Markdown table that starts with `header` in `doc`, each
+/// split into trimmed cells.
+fn table_rows(doc: &str, header: &str) -> Vec<Vec<String>> {
+    let start = doc
+        .find(header)
+        .unwrap_or_else(|| panic!("no table headed {header:?}"));
+    doc[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// `spec/protocol.md` §5 lists every scenario that is not a vector exactly as
+/// `--list` prints it (id, profile, level, spec section, title), in order.
+#[test]
+fn the_spec_scenario_table_is_what_list_prints() {
+    let list = harness(&["--list"]);
+    assert_eq!(code(&list), 0, "{}", text(&list));
+    let listed: Vec<Vec<String>> = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("ref.") && !l.starts_with("payload."))
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/protocol.md"))
+        .unwrap();
+    let table: Vec<Vec<String>> =
+        table_rows(&doc, "| id | profile | level | checks | what happens |")
+            .into_iter()
+            .map(|mut row| {
+                row[0] = row[0].trim_matches('`').to_string();
+                row
+            })
+            .collect();
+    assert!(
+        listed.len() > 25,
+        "--list printed {} live scenarios",
+        listed.len()
+    );
+    assert_eq!(
+        table, listed,
+        "spec/protocol.md §5 and `vaultref-conformance --list` disagree: regenerate the table"
+    );
 }

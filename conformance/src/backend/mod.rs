@@ -36,9 +36,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde_json::Value;
 
 use vaultref::testing::TestVault;
+use vaultref::testing::audit::{AuditEntry, read_log};
 pub use vaultref::testing::{Admin, random_hex};
 
 /// The KV v2 mount scenarios use (the design's `kv/`).
@@ -247,22 +247,23 @@ impl Vault {
         self.admin.addr()
     }
 
-    /// Audit entries (one JSON object per line) whose request path starts with
-    /// `prefix`, or `None` when the log cannot be read on this backend.
-    pub fn audit_entries(&self, prefix_contains: &str) -> Option<Vec<Value>> {
-        let path = self.audit_log.as_ref()?;
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+    /// Audit `request` entries whose path contains `path_part`, or `None`
+    /// when the log cannot be read on this backend.
+    pub fn audit_requests(&self, path_part: &str) -> Option<Vec<AuditEntry>> {
+        let entries = read_log(self.audit_log.as_ref()?).unwrap_or_default();
         Some(
-            text.lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter(|e| e["type"] == "request")
-                .filter(|e| {
-                    e["request"]["path"]
-                        .as_str()
-                        .is_some_and(|p| p.contains(prefix_contains))
-                })
+            entries
+                .into_iter()
+                .filter(|e| e.is_request() && e.path().contains(path_part))
                 .collect(),
         )
+    }
+
+    /// [`Vault::audit_requests`] without writes: what an implementation asked
+    /// (the harness's own provisioning writes are in the log too).
+    pub fn iut_requests(&self, path_part: &str) -> Option<Vec<AuditEntry>> {
+        self.audit_requests(path_part)
+            .map(|all| all.into_iter().filter(|e| !e.is_write()).collect())
     }
 
     /// Whether the audit log is readable here; the reason if not.

@@ -1,17 +1,28 @@
-//! The scenario catalogue.
+//! The scenario catalogue, one module per profile.
 //!
-//! - [`vectors`]: one scenario per vector of `fixtures/refs/` (and
-//!   `fixtures/payloads/` when present), id = the vector's id;
-//! - [`resolve`]: `resolve`, `auth` and `lifecycle` scenarios against a real Vault;
-//! - [`worker`]: `run_job` against a real Vault and a real git HTTP server.
+//! - [`vectors`]: one scenario per vector of `fixtures/refs/` and
+//!   `fixtures/payloads/`, id = the vector's id (profiles `refs`, `payload`);
+//! - [`resolve`], [`auth`], [`lifecycle`]: `resolve` against a real Vault;
+//! - [`worker`], [`degraded`]: `run_job` against a real Vault and a real git
+//!   HTTP server;
+//! - `protocol.unknown-op` (here) for the protocol itself.
+//!
+//! What live scenarios share is in [`support`] (a configured implementation,
+//! provisioning, reply checks) and [`rig`] (the git server and the recording
+//! `git`). Scenarios of one shape are rows of a table ([`resolve::Case`]).
 
+pub mod auth;
+pub mod degraded;
+pub mod lifecycle;
 pub mod resolve;
+pub mod rig;
+pub mod support;
 pub mod vectors;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
 
-use crate::runner::Scenario;
+use crate::scenario::Scenario;
 
 /// The fixtures shipped with this source tree.
 pub fn default_fixtures() -> PathBuf {
@@ -23,6 +34,9 @@ pub fn catalogue(fixtures: &Path) -> Result<Vec<Scenario>, String> {
     let mut all = vectors::ref_vectors(&fixtures.join("refs"))?;
     all.extend(vectors::payload_vectors(&fixtures.join("payloads"))?);
     all.extend(resolve::scenarios());
+    all.extend(auth::scenarios());
+    all.extend(lifecycle::scenarios());
+    all.extend(degraded::scenarios());
     all.extend(worker::scenarios());
     all.push(protocol_unknown_op());
     Ok(all)
@@ -33,9 +47,10 @@ pub fn catalogue(fixtures: &Path) -> Result<Vec<Scenario>, String> {
 fn protocol_unknown_op() -> Scenario {
     use std::sync::Arc;
 
+    use crate::cx::Cx;
     use crate::iut::Exchange;
-    use crate::runner::{BoxFuture, Cx, Needs};
-    use crate::scenario::{Failure, Level, Profile, Verdict};
+    use crate::scenario::{BoxFuture, Level, Needs, Profile};
+    use crate::verdict::{Failure, Verdict};
 
     let run = Arc::new(|cx: Cx| -> BoxFuture<Verdict> {
         Box::pin(async move {

@@ -8,37 +8,16 @@ use std::path::Path;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use crate::runner::{Body, Scenario};
-use crate::scenario::{Failure, Level, Meta, Profile, Verdict};
+use crate::scenario::{Body, Level, Meta, Profile, Scenario};
+use crate::verdict::{Failure, Verdict};
 
+/// The vector files of `dir` (schema-checked: a malformed vector is an
+/// error, never a scenario that tests nothing).
 fn read_vector_files(dir: &Path) -> Result<Vec<(String, Value)>, String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("fixtures {}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().ends_with(".schema.json"))
-        })
-        .collect();
-    files.sort();
-    files
+    Ok(vaultref::testing::vectors::load_dir(dir)?
         .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let v: Value =
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-            Ok((
-                p.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-                v,
-            ))
-        })
-        .collect()
+        .map(|f| (f.name, f.doc))
+        .collect())
 }
 
 /// One `check_ref` scenario per vector in `dir` (`fixtures/refs/`).
@@ -189,44 +168,17 @@ pub fn payload_vectors(dir: &Path) -> Result<Vec<Scenario>, String> {
     Ok(out)
 }
 
-/// Tokens planted in a payload vector: every match of the project's token
-/// rules (`vaultref::redact::rules`) in the job's text, 8 bytes or longer.
+/// The tokens a payload vector says it planted (its `planted` member): the
+/// harness takes them from the data, never from a detector of its own, so an
+/// implementation is not judged with the reference's code.
 fn planted_tokens(v: &Value) -> Vec<SecretString> {
-    let text = match (v.get("job"), v.get("job_text")) {
-        (Some(j), _) => j.to_string(),
-        (None, Some(Value::String(t))) => t.clone(),
-        _ => return Vec::new(),
-    };
-    // JSON escapes (`\n` in PEM blocks) are searched decoded too.
-    let decoded = serde_json::from_str::<Value>(&text)
-        .map(|j| {
-            let mut all = Vec::new();
-            collect_strings(&j, &mut all);
-            all.join("\n")
-        })
-        .unwrap_or_default();
-    let mut found: Vec<String> = Vec::new();
-    for t in [&text, &decoded] {
-        for m in vaultref::redact::find_tokens(t) {
-            let token = &t[m.range];
-            if token.len() >= 8 && !found.iter().any(|f| f == token) {
-                found.push(token.to_string());
-            }
-        }
-    }
-    found.into_iter().map(SecretString::from).collect()
-}
-
-fn collect_strings(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
-        Value::Object(m) => m.iter().for_each(|(k, x)| {
-            out.push(k.clone());
-            collect_strings(x, out)
-        }),
-        _ => {}
-    }
+    v["planted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|t| SecretString::from(t.to_string()))
+        .collect()
 }
 
 fn error_set(errors: &Value) -> Vec<(String, String)> {
