@@ -20,24 +20,13 @@ use vaultref::testing::TestVault;
 use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
 use vaultref::{ErrorCode, SecretRef};
 
+mod common;
+use common::vault;
+
 const VALUE: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEAUTH";
 
-async fn vault() -> TestVault {
-    TestVault::dev()
-        .await
-        .unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"))
-}
-
 async fn seed(v: &TestVault) -> SecretRef {
-    v.admin()
-        .put_read_policy("reader", "kv", &["auth/*"])
-        .await
-        .unwrap();
-    v.admin()
-        .kv_write("kv", "auth/s", json!({"token": VALUE}))
-        .await
-        .unwrap();
-    SecretRef::parse("vault://kv/auth/s#token").unwrap()
+    common::seed(v, "auth", "s", VALUE).await
 }
 
 async fn resolves(cfg: VaultConfig, r: &SecretRef) {

@@ -14,24 +14,13 @@ use vaultref::testing::TestVault;
 use vaultref::vault::Resolver;
 use vaultref::{ErrorCode, SecretRef};
 
+mod common;
+use common::vault;
+
 const VALUE: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKELIFE";
 
-async fn vault() -> TestVault {
-    TestVault::dev()
-        .await
-        .unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"))
-}
-
 async fn seed(v: &TestVault) -> SecretRef {
-    v.admin()
-        .put_read_policy("reader", "kv", &["app/*"])
-        .await
-        .unwrap();
-    v.admin()
-        .kv_write("kv", "app/one", json!({"token": VALUE}))
-        .await
-        .unwrap();
-    SecretRef::parse("vault://kv/app/one#token").unwrap()
+    common::seed(v, "app", "one", VALUE).await
 }
 
 /// Resolves every `step` for `total`; every resolution must succeed.

@@ -13,14 +13,11 @@ use vaultref::testing::TestVault;
 use vaultref::vault::{AuthConfig, ResolveError, Resolver, VaultConfig};
 use vaultref::{ErrorCode, ScopeContext, SecretRef};
 
+mod common;
+use common::vault;
+
 const VALUE_1: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0001";
 const VALUE_2: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0002";
-
-async fn vault() -> TestVault {
-    TestVault::dev()
-        .await
-        .unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"))
-}
 
 fn r(s: &str) -> SecretRef {
     SecretRef::parse(s).unwrap()
