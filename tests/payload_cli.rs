@@ -1,7 +1,8 @@
 //! `vaultref payload check`, run as a real process.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+mod common;
 
 const GHP: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000";
 
@@ -15,17 +16,7 @@ const DESIGN_EXAMPLE: &str = r#"{
 }"#;
 
 fn vaultref(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vaultref"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the vaultref binary runs");
-    // The process may exit (usage error) before reading: a broken pipe here
-    // is not a failure of the test.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
+    common::cli(args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -1,7 +1,6 @@
 //! Snapshots of every ref error's message, and of `vaultref ref check` output.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 use vaultref::{ErrorCode, RefPolicy, ScopeContext};
 
@@ -66,23 +65,7 @@ fn every_ref_error_message() {
 }
 
 fn vaultref(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vaultref"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vaultref");
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(pipe);
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::transcript(&common::cli(args, stdin.unwrap_or("")))
 }
 
 #[test]

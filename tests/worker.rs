@@ -19,7 +19,7 @@ use vaultref::ErrorCode;
 use vaultref::git::GitSettings;
 use vaultref::payload::{QueuePolicy, ValidationOptions, validate};
 use vaultref::testing::git_server::{Access, AuthOutcome, GitServer};
-use vaultref::testing::leak::{scan_tree, token_forms};
+use vaultref::testing::leak::{GIT_USERNAME, scan_tree, token_forms};
 use vaultref::testing::vault::TestVault;
 use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
 use vaultref::worker::{Backoff, JobAction, Outcome, Worker, WorkerJob, WorkerSettings};
@@ -160,10 +160,23 @@ fn write_file_action(content: &'static str) -> JobAction {
 }
 
 impl World {
+    /// Writes `token` as the repository's `github_token` (a new version).
+    async fn put_token(&self, token: &SecretString) {
+        self.vault
+            .admin()
+            .kv_write(
+                "kv",
+                REPO_PATH,
+                json!({"github_token": secrecy::ExposeSecret::expose_secret(token)}),
+            )
+            .await
+            .unwrap();
+    }
+
     fn assert_no_leak(&self, tokens: &[&SecretString]) {
         let mut needles = Vec::new();
         for t in tokens {
-            needles.extend(token_forms(t, &["x-access-token"]));
+            needles.extend(token_forms(t, &[GIT_USERNAME]));
         }
         let argv = std::fs::read_to_string(self.root.path().join("argv.log")).unwrap_or_default();
         assert!(
@@ -204,6 +217,19 @@ impl World {
     }
 }
 
+/// A job on [`REPO`] whose `repoAuthRef` is the repository's token, no
+/// publishing.
+fn read_job(id: &str) -> WorkerJob {
+    job(
+        id,
+        json!({
+            "repository": REPO,
+            "instruction": "x",
+            "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+        }),
+    )
+}
+
 fn completed(outcome: &Outcome) -> &vaultref::worker::Completion {
     match outcome {
         Outcome::Completed(c) => c,
@@ -222,29 +248,13 @@ async fn rotation_between_two_jobs() {
         "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
     });
 
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t1)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t1).await;
     w.server.set_token(REPO, Access::Read, &t1);
     let o1 = w.worker.run_job(&job("job-1", payload.clone()), None).await;
     completed(&o1);
 
     // Rotate in Vault and on the git server: the queued job picks up t2.
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t2)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t2).await;
     w.server.set_token(REPO, Access::Read, &t2);
     w.server.clear_requests();
     let o2 = w.worker.run_job(&job("job-2", payload), None).await;
@@ -351,30 +361,9 @@ async fn repository_not_allowed_fails_without_any_vault_request() {
     })
     .await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE3001");
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t).await;
     let before = w.vault_reads_of(&format!("kv/data/{REPO_PATH}"));
-    let o = w
-        .worker
-        .run_job(
-            &job(
-                "denied-1",
-                json!({
-                    "repository": REPO,
-                    "instruction": "x",
-                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-                }),
-            ),
-            None,
-        )
-        .await;
+    let o = w.worker.run_job(&read_job("denied-1"), None).await;
     assert_eq!(o.code(), Some(ErrorCode::RepositoryNotAllowed), "{o:?}");
     // Give the audit device a moment: it writes synchronously, but be fair.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -393,15 +382,7 @@ async fn repository_not_allowed_fails_without_any_vault_request() {
 async fn degraded_mode_down_and_back_up() {
     let mut w = world(true, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE4001");
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t).await;
     w.server.set_token(REPO, Access::Read, &t);
     w.server.create_repo("Public/Repo").unwrap();
     w.server.set_public("Public/Repo", true);
@@ -461,15 +442,7 @@ async fn action_output_and_errors_are_redacted() {
     let w = world(false, |_| {}).await;
     // A value no built-in rule knows: only registration can mask it.
     let t = secret("plain-looking-credential-5001-FAKE");
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t).await;
     w.server.set_token(REPO, Access::Read, &t);
     // The repository itself leaks the token (a committed .env file).
     w.server
@@ -488,20 +461,7 @@ async fn action_output_and_errors_are_redacted() {
         args: vec!["-c".into(), "cat .env; cat .env >&2; exit 3".into()],
         timeout: Duration::from_secs(30),
     };
-    let o = w
-        .worker
-        .run_job(
-            &job(
-                "redact-1",
-                json!({
-                    "repository": REPO,
-                    "instruction": "x",
-                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-                }),
-            ),
-            Some(&action),
-        )
-        .await;
+    let o = w.worker.run_job(&read_job("redact-1"), Some(&action)).await;
     assert_eq!(o.code(), Some(ErrorCode::ActionFailed), "{o:?}");
     let log = w.log.text();
     assert!(log.contains("TOKEN=[REDACTED]"), "{log}");
@@ -542,20 +502,7 @@ async fn job_type_and_scope_refusals_make_no_vault_request() {
         };
     })
     .await;
-    let o = w
-        .worker
-        .run_job(
-            &job(
-                "type-1",
-                json!({
-                    "repository": REPO,
-                    "instruction": "x",
-                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-                }),
-            ),
-            None,
-        )
-        .await;
+    let o = w.worker.run_job(&read_job("type-1"), None).await;
     assert_eq!(o.code(), Some(ErrorCode::JobTypeNotAllowed), "{o:?}");
     assert_eq!(w.vault_reads_of("kv/data/moonmind/repos"), 0);
     assert!(w.server.requests().is_empty());
@@ -609,15 +556,7 @@ async fn a_worker_without_vault_fails_secret_jobs_and_runs_the_others() {
 async fn concurrent_jobs_on_a_reused_work_dir_take_turns() {
     let w = world(false, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE6001");
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t).await;
     w.server.set_tokens(REPO, &t);
     let payload = json!({
         "repository": REPO,
@@ -649,15 +588,7 @@ async fn concurrent_jobs_on_a_reused_work_dir_take_turns() {
 async fn an_action_cannot_reconfigure_git_for_the_push() {
     let w = world(false, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7001");
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t).await;
     w.server.set_tokens(REPO, &t);
     let base = format!("http://{}/", w.server.addr());
     // A hostile action: a URL-specific proxy (overrides a plain http.proxy),
@@ -744,19 +675,7 @@ async fn a_hanging_vault_fails_the_job_within_the_resolve_timeout() {
         Arc::new(Mutex::new(Captured::default())),
     );
     let started = Instant::now();
-    let o = worker
-        .run_job(
-            &job(
-                "hang-1",
-                json!({
-                    "repository": REPO,
-                    "instruction": "x",
-                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-                }),
-            ),
-            None,
-        )
-        .await;
+    let o = worker.run_job(&read_job("hang-1"), None).await;
     let took = started.elapsed();
     assert_eq!(o.code(), Some(ErrorCode::VaultUnavailable), "{o:?}");
     assert!(
@@ -787,15 +706,7 @@ fn counting_listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir() {
     let w = world(false, |_| {}).await;
     let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7002");
-    w.vault
-        .admin()
-        .kv_write(
-            "kv",
-            REPO_PATH,
-            json!({"github_token": secrecy::ExposeSecret::expose_secret(&t)}),
-        )
-        .await
-        .unwrap();
+    w.put_token(&t).await;
     w.server.set_tokens(REPO, &t);
     let (proxy, contacted) = counting_listener();
     let base = format!("http://{}/", w.server.addr());

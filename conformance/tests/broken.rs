@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod support;
 use vaultref_conformance::backend::{BackendSpec, find_binary};
 use vaultref_conformance::expect::{Expectations, glob_match};
 use vaultref_conformance::iut::IutCommand;
@@ -87,27 +89,10 @@ fn code_is(v: &Value, code: &str) -> bool {
 
 const BROKEN: &str = env!("CARGO_BIN_EXE_vaultref-broken-adapter");
 
-/// The adapters run `vaultref` (next to them) as git's credential helper:
-/// build it if this test run did not.
 fn ensure_helper() {
-    let helper = PathBuf::from(BROKEN).with_file_name("vaultref");
-    if helper.is_file() {
-        return;
-    }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "vaultref",
-            "--bin",
-            "vaultref",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the vaultref binary failed");
+    support::ensure_helper(BROKEN);
 }
+
 const REFS: &[Profile] = &[Profile::Refs, Profile::Suite];
 
 #[test]
@@ -116,15 +101,7 @@ fn reference_adapter_passes_everything() {
     let outcome = harness(env!("CARGO_BIN_EXE_vaultref-adapter"), &[], &[], &[], 20);
     assert_eq!(failing(&outcome), BTreeSet::new());
     assert_eq!(outcome.backend, "process");
-    for p in [
-        Profile::Refs,
-        Profile::Payload,
-        Profile::Resolve,
-        Profile::Auth,
-        Profile::Lifecycle,
-        Profile::Worker,
-        Profile::Degraded,
-    ] {
+    for &p in Profile::ALL.iter().filter(|p| **p != Profile::Suite) {
         assert!(
             outcome
                 .results

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
+mod support;
+
 const HARNESS: &str = env!("CARGO_BIN_EXE_vaultref-conformance");
 const ADAPTER: &str = env!("CARGO_BIN_EXE_vaultref-adapter");
 const BROKEN: &str = env!("CARGO_BIN_EXE_vaultref-broken-adapter");
@@ -68,9 +70,7 @@ fn the_reference_passes_the_vectors_with_exit_0_and_writes_three_reports() {
         reports.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
-            .unwrap();
+    let json = support::report_json(&reports);
     assert_eq!(json["as_expected"], true);
     assert_eq!(json["protocol"], 1);
     assert_eq!(
@@ -209,9 +209,7 @@ fn external_backend_skips_what_needs_the_audit_log_and_says_why() {
         reports.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
-            .unwrap();
+    let json = support::report_json(&reports);
     assert_eq!(json["backend"], "external");
     let results = json["results"].as_array().unwrap();
     let skipped: Vec<&Value> = results.iter().filter(|r| r["status"] == "skip").collect();
@@ -248,9 +246,7 @@ fn container_backend_runs_a_local_openbao_image() {
         reports.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
-            .unwrap();
+    let json = support::report_json(&reports);
     assert_eq!(json["backend"], "container");
     assert!(
         json["vault_version"]
@@ -263,22 +259,8 @@ fn container_backend_runs_a_local_openbao_image() {
 
 #[test]
 fn a_python_adapter_passes_the_ref_vectors_and_reports_what_it_cannot_do() {
+    support::ensure_helper(ADAPTER);
     let helper = PathBuf::from(ADAPTER).with_file_name("vaultref");
-    if !helper.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "vaultref",
-                "--bin",
-                "vaultref",
-            ])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the vaultref binary failed");
-    }
     assert!(
         Command::new("python3")
             .arg("--version")
@@ -304,9 +286,7 @@ fn a_python_adapter_passes_the_ref_vectors_and_reports_what_it_cannot_do() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
-            .unwrap();
+    let json = support::report_json(&reports);
     assert_eq!(
         json["implementation"]["implementation"]["language"],
         "python"

@@ -104,6 +104,11 @@ impl Admin {
         self.call_as(&self.root, method, path, body).await
     }
 
+    /// [`Admin::call`] for a write whose answer is not needed.
+    async fn write(&self, method: &str, path: &str, body: Value) -> Result<(), TestSupportError> {
+        self.call(method, path, Some(body)).await.map(drop)
+    }
+
     /// [`Admin::call`] with another token.
     pub async fn call_as(
         &self,
@@ -240,13 +245,12 @@ impl Admin {
         {
             return Ok(());
         }
-        self.call(
+        self.write(
             "POST",
             &format!("sys/mounts/{mount}"),
-            Some(json!({"type": "kv", "options": {"version": "2"}})),
+            json!({"type": "kv", "options": {"version": "2"}}),
         )
         .await
-        .map(drop)
     }
 
     /// Enables the auth method `kind` at `path` unless something is enabled
@@ -258,24 +262,18 @@ impl Admin {
         {
             return Ok(());
         }
-        self.call(
-            "POST",
-            &format!("sys/auth/{path}"),
-            Some(json!({ "type": kind })),
-        )
-        .await
-        .map(drop)
+        self.write("POST", &format!("sys/auth/{path}"), json!({ "type": kind }))
+            .await
     }
 
     /// Has the audit log record `header` in clear (for job ids).
     pub async fn audit_header(&self, header: &str) -> Result<(), TestSupportError> {
-        self.call(
+        self.write(
             "POST",
             &format!("sys/config/auditing/request-headers/{header}"),
-            Some(json!({"hmac": false})),
+            json!({"hmac": false}),
         )
         .await
-        .map(drop)
     }
 
     /// Writes a KV v2 secret (`data` is the secret's JSON object) at
@@ -319,13 +317,12 @@ impl Admin {
         path: &str,
         versions: &[u64],
     ) -> Result<(), TestSupportError> {
-        self.call(
+        self.write(
             "POST",
             &format!("{mount}/delete/{path}"),
-            Some(json!({"versions": versions})),
+            json!({"versions": versions}),
         )
         .await
-        .map(drop)
     }
 
     /// Destroys versions of a KV v2 secret.
@@ -335,24 +332,22 @@ impl Admin {
         path: &str,
         versions: &[u64],
     ) -> Result<(), TestSupportError> {
-        self.call(
+        self.write(
             "POST",
             &format!("{mount}/destroy/{path}"),
-            Some(json!({"versions": versions})),
+            json!({"versions": versions}),
         )
         .await
-        .map(drop)
     }
 
     /// Writes an ACL policy.
     pub async fn put_policy(&self, name: &str, hcl: &str) -> Result<(), TestSupportError> {
-        self.call(
+        self.write(
             "PUT",
             &format!("sys/policies/acl/{name}"),
-            Some(json!({"policy": hcl})),
+            json!({"policy": hcl}),
         )
         .await
-        .map(drop)
     }
 
     /// A policy granting `read` on `<mount>/data/<path>` for each path (globs
@@ -394,13 +389,12 @@ impl Admin {
 
     /// Revokes a token.
     pub async fn revoke_token(&self, token: &SecretString) -> Result<(), TestSupportError> {
-        self.call(
+        self.write(
             "POST",
             "auth/token/revoke",
-            Some(json!({"token": token.expose_secret()})),
+            json!({"token": token.expose_secret()}),
         )
         .await
-        .map(drop)
     }
 
     /// Creates (or replaces) an AppRole role at `mount` with the given

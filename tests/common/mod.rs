@@ -27,3 +27,30 @@ pub async fn seed(v: &TestVault, dir: &str, name: &str, value: &str) -> SecretRe
         .unwrap();
     SecretRef::parse(&format!("vault://kv/{dir}/{name}#token")).unwrap()
 }
+
+/// Runs the `vaultref` binary with `args`, `stdin` on its standard input.
+pub fn cli(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vaultref"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the vaultref binary runs");
+    // The process may exit (usage error) before reading: a broken pipe here
+    // is not a failure of the test.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// Exit code, stdout and stderr of a run, as one text for snapshots.
+pub fn transcript(out: &std::process::Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -46,6 +46,18 @@ enum Command {
     Run(run_cmd::RunArgs),
 }
 
+/// The single-threaded runtime the Vault subcommands run on; on failure,
+/// the message is printed and the usage-error exit code returned.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })
+}
+
 /// Output format shared by the checking subcommands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -79,15 +79,9 @@ pub fn run(args: ResolveArgs) -> ExitCode {
         }
         Err(e) => return fail(&args, &e),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let resolver = Resolver::new(config).await?;

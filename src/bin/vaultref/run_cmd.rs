@@ -69,15 +69,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         .job_id
         .clone()
         .unwrap_or_else(|| format!("run-{}", std::process::id()));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let resolved: Result<Vec<(String, SecretString)>, (ErrorCode, String)> =
         runtime.block_on(async {
