@@ -168,9 +168,48 @@ fn clean_line(rng: &mut Rng, out: &mut String) {
     }
 }
 
-/// One secret-bearing line: a registered secret (raw or base64 Basic header)
-/// or, with no secrets, a GitHub token in a clone URL. Returns what was planted.
-fn secret_line(rng: &mut Rng, secrets: &[String], out: &mut String) -> String {
+/// What a secret-bearing line carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A GitHub token inside a clone URL (a rule finds it).
+    TokenInCloneUrl,
+    /// A registered secret printed as it is.
+    Registered,
+    /// A registered secret inside a git Basic-auth header (base64).
+    RegisteredBasicHeader,
+}
+
+impl Kind {
+    /// Every kind, in report order.
+    pub const ALL: &'static [Kind] = &[
+        Kind::TokenInCloneUrl,
+        Kind::Registered,
+        Kind::RegisteredBasicHeader,
+    ];
+
+    /// A label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::TokenInCloneUrl => "github token in clone URL",
+            Kind::Registered => "registered secret, raw",
+            Kind::RegisteredBasicHeader => "registered secret, git Basic header",
+        }
+    }
+}
+
+/// A planted value: its kind and the exact text printed for it (what must
+/// not survive redaction, and what a detector must report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Planted {
+    /// What it is.
+    pub kind: Kind,
+    /// The spelling in the log.
+    pub printed: String,
+}
+
+/// One secret-bearing line: a registered secret (raw or in a base64 Basic
+/// header) or, with no secrets, a GitHub token in a clone URL.
+fn secret_line(rng: &mut Rng, secrets: &[String], out: &mut String) -> Planted {
     use base64::Engine as _;
     use std::fmt::Write;
     if secrets.is_empty() || rng.below(4) == 0 {
@@ -179,7 +218,10 @@ fn secret_line(rng: &mut Rng, secrets: &[String], out: &mut String) -> String {
             out,
             "fatal: unable to access 'https://x-access-token:{t}@github.com/o/r.git/': 403"
         );
-        return t;
+        return Planted {
+            kind: Kind::TokenInCloneUrl,
+            printed: t,
+        };
     }
     let s = secrets[rng.below(secrets.len())].clone();
     match rng.below(3) {
@@ -195,20 +237,27 @@ fn secret_line(rng: &mut Rng, secrets: &[String], out: &mut String) -> String {
         _ => {
             let b = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{s}"));
             let _ = writeln!(out, "http: > X-Auth: {b}");
+            return Planted {
+                kind: Kind::RegisteredBasicHeader,
+                printed: b,
+            };
         }
     }
-    s
+    Planted {
+        kind: Kind::Registered,
+        printed: s,
+    }
 }
 
 /// About `bytes` bytes of log, with a fraction `secret_rate` of lines
-/// secret-bearing (0.0 for clean). Returns the text and the planted values,
+/// secret-bearing (0.0 for clean). Returns the text and what was planted,
 /// one per secret-bearing line.
 pub fn corpus(
     bytes: usize,
     secret_rate: f64,
     secrets: &[String],
     seed: u64,
-) -> (String, Vec<String>) {
+) -> (String, Vec<Planted>) {
     let mut rng = Rng::new(seed);
     let mut out = String::with_capacity(bytes + 512);
     let mut planted = Vec::new();
@@ -249,7 +298,10 @@ mod tests {
         }
         let out = b.build().unwrap().redact(&text);
         for p in &planted {
-            assert!(!out.contains(p.as_str()));
+            assert!(!out.contains(p.printed.as_str()), "{:?} survived", p.kind);
+        }
+        for k in Kind::ALL {
+            assert!(planted.iter().any(|p| p.kind == *k), "no {k:?} planted");
         }
     }
 }

