@@ -96,3 +96,91 @@ fn refuses_short_secret_and_bad_usage() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Runs `vaultref redact` with `args` on `input`.
+fn redact(args: &[&std::ffi::OsStr], input: &[u8]) -> std::process::Output {
+    let mut child = bin()
+        .arg("redact")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Settings never fail open: a minimum below what the engine can mask was
+/// accepted and the 3-byte secret then never masked (exit 0). Now a usage
+/// error, before any input is read.
+#[test]
+fn a_minimum_length_the_engine_cannot_mask_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::write(&secrets, "abc\n").unwrap();
+    let out = redact(
+        &[
+            "--secrets-file".as_ref(),
+            secrets.as_os_str(),
+            "--min-secret-length".as_ref(),
+            "3".as_ref(),
+        ],
+        b"x abc y\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error[config_invalid]") && err.contains("at least 4"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // 4 is the floor, and it masks.
+    let out = redact(
+        &[
+            "--secrets-file".as_ref(),
+            secrets.as_os_str(),
+            "--min-secret-length".as_ref(),
+            "4".as_ref(),
+        ],
+        b"x abcd y\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "abc is now too short for 4");
+    std::fs::write(&secrets, "abcd\n").unwrap();
+    let out = redact(
+        &[
+            "--secrets-file".as_ref(),
+            secrets.as_os_str(),
+            "--min-secret-length".as_ref(),
+            "4".as_ref(),
+        ],
+        b"x abcd y\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x [REDACTED] y\n");
+}
+
+/// A UTF-8 byte-order mark at the start of a secrets file made the first
+/// secret unmaskable (the BOM became part of it).
+#[test]
+fn a_byte_order_mark_does_not_hide_the_first_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::write(
+        &secrets,
+        b"\xef\xbb\xbfFAKE-secret-value-1\r\nFAKE-secret-value-2\r\n",
+    )
+    .unwrap();
+    let out = redact(
+        &["--secrets-file".as_ref(), secrets.as_os_str()],
+        b"FAKE-secret-value-1 FAKE-secret-value-2\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "[REDACTED] [REDACTED]\n"
+    );
+}

@@ -49,6 +49,11 @@ pub const SEGMENT: usize = 256 * 1024;
 /// The default minimum length of a registered secret, in characters.
 pub const DEFAULT_MIN_SECRET_LENGTH: usize = 8;
 
+/// The shortest minimum secret length the redactor accepts: derived forms
+/// shorter than 4 bytes are never masked (`spec/redaction.md` §2.2), so a
+/// shorter secret could be registered and then never hidden.
+pub const MIN_MASKABLE_LENGTH: usize = 4;
+
 /// The default marker for registered secrets.
 pub const DEFAULT_REPLACEMENT: &str = "[REDACTED]";
 
@@ -123,10 +128,13 @@ impl RedactorBuilder {
         Self::default()
     }
 
-    /// Sets the minimum secret length in characters (at least 1). Set it
-    /// before adding secrets; [`RedactorBuilder::build`] checks again.
+    /// Sets the minimum secret length in characters. Values below
+    /// [`MIN_MASKABLE_LENGTH`] are raised to it (never fail open: a shorter
+    /// secret is refused with `secret_too_short` rather than accepted and
+    /// left unmasked). Set it before adding secrets;
+    /// [`RedactorBuilder::build`] checks again.
     pub fn min_secret_length(mut self, n: usize) -> Self {
-        self.min_len = n.max(1);
+        self.min_len = n.max(MIN_MASKABLE_LENGTH);
         self
     }
 
@@ -678,6 +686,18 @@ pub fn redact(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_minimum_below_the_maskable_floor_is_raised_not_honoured() {
+        let mut b = RedactorBuilder::new().min_secret_length(3);
+        let e = b
+            .add_secret(&secrecy::SecretString::from("abc"))
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SecretTooShort);
+        b.add_secret(&secrecy::SecretString::from("abcd")).unwrap();
+        assert_eq!(b.build().unwrap().redact("x abcd y"), "x [REDACTED] y");
+    }
+
     use super::*;
 
     const GHP: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000";

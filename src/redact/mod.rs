@@ -38,8 +38,8 @@ pub mod rules;
 pub mod synth;
 
 pub use engine::{
-    DEFAULT_MIN_SECRET_LENGTH, DEFAULT_REPLACEMENT, RedactError, RedactStream, Redactor,
-    RedactorBuilder, SEGMENT, redact,
+    DEFAULT_MIN_SECRET_LENGTH, DEFAULT_REPLACEMENT, MIN_MASKABLE_LENGTH, RedactError, RedactStream,
+    Redactor, RedactorBuilder, SEGMENT, redact,
 };
 pub use io::{AsyncRedactWriter, RedactWriter};
 pub use rules::{Rule, RuleKind, TokenMatch, find_tokens, rules};

@@ -183,7 +183,7 @@ static RULES: &[Rule] = &[
     },
     Rule {
         id: "url-password",
-        description: "The password part of URL user-info (scheme://user:PASSWORD@host)",
+        description: "The password in the user-info of a URL (between the colon after the user name and the @ before the host)",
         kind: RuleKind::Line(r"://[^ \t\r\n:/?#@]*:(?P<s>[^ \t\r\n/?#@]+)@"),
         keywords: &["://"],
     },
@@ -540,6 +540,18 @@ pub fn find_tokens(text: &str) -> impl Iterator<Item = TokenMatch> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Lint messages quote rule descriptions, and the CLI scrubs all its
+    /// output with the rules: a description that matched a rule would be
+    /// mangled (and would read like a leak).
+    #[test]
+    fn no_rule_description_matches_a_rule() {
+        for r in rules() {
+            let hits: Vec<_> = find_tokens(r.description).collect();
+            assert!(hits.is_empty(), "{}: its description matches a rule", r.id);
+        }
+    }
+
     use super::*;
 
     const GHP: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000";

@@ -80,33 +80,6 @@ impl std::fmt::Debug for FingerprintKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    struct Vector {
-        id: String,
-        key_hex: String,
-        value: String,
-        fingerprint: String,
-    }
-
-    /// The shared vectors in `fixtures/fingerprint/vectors.json`.
-    #[test]
-    fn fixture_vectors() {
-        let text = include_str!("../../fixtures/fingerprint/vectors.json");
-        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
-        let vectors: Vec<Vector> = serde_json::from_value(doc["vectors"].clone()).unwrap();
-        assert!(!vectors.is_empty());
-        for v in vectors {
-            let key = FingerprintKey::from_hex(&v.key_hex).unwrap();
-            assert_eq!(
-                key.fingerprint(&SecretString::from(v.value.as_str())),
-                v.fingerprint,
-                "{}",
-                v.id
-            );
-        }
-    }
 
     #[test]
     fn short_or_non_hex_keys_are_refused() {

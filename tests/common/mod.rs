@@ -30,9 +30,22 @@ pub async fn seed(v: &TestVault, dir: &str, name: &str, value: &str) -> SecretRe
 
 /// Runs the `vaultref` binary with `args`, `stdin` on its standard input.
 pub fn cli(args: &[&str], stdin: &str) -> std::process::Output {
+    cli_env(args, stdin, &[])
+}
+
+/// [`cli`] with environment variables set (an empty value removes one).
+pub fn cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vaultref"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultref"));
+    for (k, v) in env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

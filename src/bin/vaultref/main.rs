@@ -4,6 +4,9 @@
 //! checked and found invalid (or a resolution failed), 2 usage or configuration
 //! error.
 
+#[macro_use]
+mod output;
+
 mod git_credential_cmd;
 mod payload_cmd;
 mod policy_args;
@@ -53,7 +56,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .enable_all()
         .build()
         .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             ExitCode::from(2)
         })
 }
@@ -69,13 +72,26 @@ pub enum Format {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Ref(cmd) => ref_cmd::run(cmd),
-        Command::Payload(cmd) => payload_cmd::run(cmd),
-        Command::Redact(args) => redact_cmd::run(args),
-        Command::Resolve(args) => resolve_cmd::run(args),
-        Command::GitCredential(args) => git_credential_cmd::run(args),
-        Command::Run(args) => run_cmd::run(args),
-    }
+    let code = match Cli::try_parse() {
+        // clap's errors quote the offending argument: through the scrub.
+        Err(e) => {
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                errln!("{}", text.trim_end());
+            } else {
+                outln!("{}", text.trim_end());
+            }
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+        Ok(cli) => match cli.command {
+            Command::Ref(cmd) => ref_cmd::run(cmd),
+            Command::Payload(cmd) => payload_cmd::run(cmd),
+            Command::Redact(args) => redact_cmd::run(args),
+            Command::Resolve(args) => resolve_cmd::run(args),
+            Command::GitCredential(args) => git_credential_cmd::run(args),
+            Command::Run(args) => run_cmd::run(args),
+        },
+    };
+    output::finish();
+    code
 }

@@ -52,7 +52,7 @@ fn check(args: CheckArgs) -> ExitCode {
     let options = match build_options(&args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error[{}]: {}", e.code(), e.message());
+            errln!("error[{}]: {}", e.code(), e.message());
             return ExitCode::from(2);
         }
     };
@@ -65,13 +65,13 @@ fn check(args: CheckArgs) -> ExitCode {
         std::fs::File::open(&args.file).and_then(|mut f| f.read_to_end(&mut input).map(drop))
     };
     if let Err(e) = read {
-        eprintln!("error: cannot read {}: {e}", args.file);
+        errln!("error: cannot read {}: {e}", args.file);
         return ExitCode::from(2);
     }
     let result = validate(&input, &options);
-    let written = write_result(&mut io::stdout().lock(), args.format, &result);
+    let written = write_result(&mut crate::output::stdout(), args.format, &result);
     if let Err(e) = written {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return ExitCode::from(2);
     }
     ExitCode::from(if result.is_ok() { 0 } else { 1 })

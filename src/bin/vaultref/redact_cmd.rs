@@ -2,8 +2,10 @@
 //!
 //! Secrets files hold one secret per line. A multi-line secret is written as a
 //! heredoc: a line `<<WORD` opens it, the lines up to a line that is exactly
-//! `WORD` are its lines (joined with `\n`, no final newline). Empty lines are
-//! skipped and a trailing `\r` is dropped. See `spec/redaction.md` §7.
+//! `WORD` are its lines (joined with `\n`, no final newline). A leading UTF-8
+//! byte-order mark is dropped, empty lines are skipped and a trailing `\r` is
+//! dropped; every other byte, spaces and tabs included, is part of the secret.
+//! See `spec/redaction.md` §7.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -11,7 +13,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use secrecy::SecretString;
-use vaultref::redact::{DEFAULT_MIN_SECRET_LENGTH, RedactWriter, RedactorBuilder};
+use vaultref::redact::{
+    DEFAULT_MIN_SECRET_LENGTH, MIN_MASKABLE_LENGTH, RedactWriter, RedactorBuilder,
+};
 use zeroize::Zeroizing;
 
 #[derive(Args)]
@@ -38,6 +42,9 @@ struct FileSecret {
 
 /// Parses a secrets file (see the module doc).
 fn parse_secrets(text: &str) -> Result<Vec<FileSecret>, String> {
+    // A byte-order mark (editors on some systems write one) is not part of
+    // the first secret: left in, it would make that secret unmaskable.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     let mut lines = text.split('\n').enumerate();
     while let Some((i, raw)) = lines.next() {
@@ -85,8 +92,22 @@ fn parse_secrets(text: &str) -> Result<Vec<FileSecret>, String> {
 }
 
 pub fn run(args: RedactArgs) -> ExitCode {
-    if args.min_secret_length == 0 {
-        eprintln!("error[config_invalid]: --min-secret-length must be at least 1");
+    if args.min_secret_length < MIN_MASKABLE_LENGTH {
+        errln!(
+            "error[config_invalid]: --min-secret-length must be at least {MIN_MASKABLE_LENGTH}: \
+             shorter secrets could not be masked"
+        );
+        return ExitCode::from(2);
+    }
+    // The marker is written into the output: one that looks like a
+    // credential would put a credential-shaped string into every log.
+    if vaultref::redact::find_tokens(&args.replacement)
+        .next()
+        .is_some()
+    {
+        errln!(
+            "error[config_invalid]: --replacement looks like a credential; choose a plain marker"
+        );
         return ExitCode::from(2);
     }
     let mut builder = RedactorBuilder::new()
@@ -98,7 +119,7 @@ pub fn run(args: RedactArgs) -> ExitCode {
             Ok(b) => match String::from_utf8(b) {
                 Ok(s) => Zeroizing::new(s),
                 Err(_) => {
-                    eprintln!(
+                    errln!(
                         "error[config_invalid]: {}: secrets file is not UTF-8",
                         path.display()
                     );
@@ -106,7 +127,7 @@ pub fn run(args: RedactArgs) -> ExitCode {
                 }
             },
             Err(e) => {
-                eprintln!(
+                errln!(
                     "error[config_invalid]: {}: cannot read secrets file: {e}",
                     path.display()
                 );
@@ -116,13 +137,13 @@ pub fn run(args: RedactArgs) -> ExitCode {
         let secrets = match parse_secrets(&text) {
             Ok(s) => s,
             Err(msg) => {
-                eprintln!("error[config_invalid]: {}: {msg}", path.display());
+                errln!("error[config_invalid]: {}: {msg}", path.display());
                 return ExitCode::from(2);
             }
         };
         for s in secrets {
             if let Err(e) = builder.add_secret(&s.value) {
-                eprintln!(
+                errln!(
                     "error[{}]: {}:{}: {}",
                     e.code(),
                     path.display(),
@@ -136,7 +157,7 @@ pub fn run(args: RedactArgs) -> ExitCode {
     let redactor = match builder.build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error[{}]: {}", e.code(), e.message());
+            errln!("error[{}]: {}", e.code(), e.message());
             return ExitCode::from(2);
         }
     };
@@ -145,7 +166,7 @@ pub fn run(args: RedactArgs) -> ExitCode {
         // A closed pipe downstream is the reader's choice, not a failure.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(1)
         }
     }

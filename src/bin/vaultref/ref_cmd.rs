@@ -41,7 +41,7 @@ fn check(args: CheckArgs) -> ExitCode {
     let policy = match args.policy.policy() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error[{}]: {}", e.code(), e.message());
+            errln!("error[{}]: {}", e.code(), e.message());
             return ExitCode::from(2);
         }
     };
@@ -49,8 +49,7 @@ fn check(args: CheckArgs) -> ExitCode {
         repository: args.repository.clone(),
         worker_id: args.policy.worker_id.clone(),
     };
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    let mut out = crate::output::stdout();
     let mut all_valid = true;
     let mut report = |input: &[u8]| -> io::Result<()> {
         let result = policy.check_bytes(input, &ctx);
@@ -74,7 +73,7 @@ fn check(args: CheckArgs) -> ExitCode {
         }
     }
     if let Err(e) = io_result {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return ExitCode::from(2);
     }
     ExitCode::from(if all_valid { 0 } else { 1 })

@@ -49,8 +49,8 @@ fn fail(args: &ResolveArgs, e: &ResolveError) -> ExitCode {
     // Messages may quote the ref (and so the pasted token).
     let message = echo(e.message());
     match args.format {
-        Format::Text => eprintln!("error[{}]: {message}", e.code()),
-        Format::Json => println!(
+        Format::Text => errln!("error[{}]: {message}", e.code()),
+        Format::Json => outln!(
             "{}",
             json!({
                 "ref": echo(&args.secret_ref),
@@ -95,8 +95,8 @@ pub fn run(args: ResolveArgs) -> ExitCode {
     match result {
         Ok(fingerprint) => {
             match args.format {
-                Format::Text => println!("{fingerprint}"),
-                Format::Json => println!(
+                Format::Text => outln!("{fingerprint}"),
+                Format::Json => outln!(
                     "{}",
                     json!({
                         "ref": echo(&args.secret_ref),

@@ -42,7 +42,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             _ => {
                 // The argument is echoed through the token rules: it may be
                 // a token pasted where NAME=REF belongs.
-                eprintln!(
+                errln!(
                     "error[{}]: --env wants NAME=REF with NAME of [A-Za-z_][A-Za-z0-9_]*, got {:?}",
                     ErrorCode::ConfigInvalid,
                     vaultref::redact::redact(e)
@@ -54,14 +54,14 @@ pub fn run(args: RunArgs) -> ExitCode {
     let config = match VaultConfig::from_env() {
         Ok(Some(c)) => c,
         Ok(None) => {
-            eprintln!(
+            errln!(
                 "error[{}]: no Vault settings: set VAULT_ADDR and an auth method",
                 ErrorCode::VaultNotConfigured
             );
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("error[{}]: {}", e.code(), e.message());
+            errln!("error[{}]: {}", e.code(), e.message());
             return ExitCode::from(2);
         }
     };
@@ -104,7 +104,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(v) => v,
         Err((code, message)) => {
             // Messages may quote a ref, and so a token pasted as one.
-            eprintln!("error[{code}]: {}", vaultref::redact::redact(&message));
+            errln!("error[{code}]: {}", vaultref::redact::redact(&message));
             return ExitCode::from(if code == ErrorCode::ConfigInvalid {
                 2
             } else {
@@ -116,14 +116,14 @@ pub fn run(args: RunArgs) -> ExitCode {
     let mut builder = RedactorBuilder::new();
     for (name, value) in &resolved {
         if let Err(e) = builder.add_secret(value) {
-            eprintln!("error[{}]: {name}: {}", e.code(), e.message());
+            errln!("error[{}]: {name}: {}", e.code(), e.message());
             return ExitCode::from(1);
         }
     }
     let redactor = match builder.build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error[{}]: {}", e.code(), e.message());
+            errln!("error[{}]: {}", e.code(), e.message());
             return ExitCode::from(1);
         }
     };
@@ -145,7 +145,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: cannot run {}: {e}", args.command[0]);
+            errln!("error: cannot run {}: {e}", args.command[0]);
             return ExitCode::from(2);
         }
     };
@@ -171,12 +171,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(s) => match s.code() {
             Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
             None => {
-                eprintln!("vaultref run: the command was killed by a signal");
+                errln!("vaultref run: the command was killed by a signal");
                 ExitCode::from(1)
             }
         },
         Err(e) => {
-            eprintln!("error: waiting for the command: {e}");
+            errln!("error: waiting for the command: {e}");
             ExitCode::from(1)
         }
     }
