@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod audit;
 pub mod git_server;
+pub mod hostile;
 pub mod leak;
 pub mod pip;
 pub mod vault;

@@ -11,12 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use vaultrs::api::AuthInfo;
-use zeroize::{Zeroize, Zeroizing};
+use serde::Serialize;
+use zeroize::Zeroizing;
 
 use super::config::AuthConfig;
 use super::error::ResolveError;
-use super::transport::{Transport, check_token};
+use super::transport::{AuthBlock, Transport, check_token};
 use crate::ErrorCode;
 
 /// A token and what is known of its lifetime.
@@ -95,39 +95,55 @@ pub(crate) fn read_token_file(path: &Path) -> Result<SecretString, ResolveError>
     Ok(SecretString::from(token.as_str()))
 }
 
-/// Logs in with a method that can log in (`approle`, `jwt`, `kubernetes`).
+/// The body of a login request: the credentials as read from their files.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LoginBody<'a> {
+    AppRole {
+        role_id: &'a str,
+        secret_id: &'a str,
+    },
+    Jwt {
+        role: &'a str,
+        jwt: &'a str,
+    },
+}
+
+/// Logs in with `auth` (AppRole, JWT, Kubernetes): `POST auth/<mount>/login`
+/// with the credentials read afresh from their files.
 pub(crate) async fn login(
     transport: &Transport,
     auth: &AuthConfig,
 ) -> Result<Issued, ResolveError> {
-    let client = transport.vaultrs(None)?;
     let what = format!("{} login", auth.method());
-    let result = match auth {
+    let (mount, first, second) = match auth {
         AuthConfig::AppRole {
             mount,
             role_id_file,
             secret_id_file,
-        } => {
-            let role_id = read_credential(role_id_file, "role id")?;
-            let secret_id = read_credential(secret_id_file, "secret id")?;
-            vaultrs::auth::approle::login(&client, mount, &role_id, &secret_id).await
-        }
+        } => (
+            mount,
+            read_credential(role_id_file, "role id")?,
+            read_credential(secret_id_file, "secret id")?,
+        ),
         AuthConfig::Jwt {
             mount,
             role,
             jwt_file,
-        } => {
-            let jwt = read_credential(jwt_file, "JWT")?;
-            vaultrs::auth::oidc::login(&client, mount, &jwt, Some(role.clone())).await
-        }
+        } => (
+            mount,
+            Zeroizing::new(role.clone()),
+            read_credential(jwt_file, "JWT")?,
+        ),
         AuthConfig::Kubernetes {
             mount,
             role,
             jwt_file,
-        } => {
-            let jwt = read_credential(jwt_file, "service-account token")?;
-            vaultrs::auth::kubernetes::login(&client, mount, role, &jwt).await
-        }
+        } => (
+            mount,
+            Zeroizing::new(role.clone()),
+            read_credential(jwt_file, "service-account token")?,
+        ),
         AuthConfig::TokenFile { .. } | AuthConfig::EnvToken { .. } => {
             return Err(ResolveError::new(
                 ErrorCode::VaultAuthFailed,
@@ -135,25 +151,61 @@ pub(crate) async fn login(
             ));
         }
     };
-    let info = result.map_err(|e| transport.classify(&what, &e))?;
-    issued_from(info, &what)
+    let body = match auth {
+        AuthConfig::AppRole { .. } => LoginBody::AppRole {
+            role_id: &first,
+            secret_id: &second,
+        },
+        _ => LoginBody::Jwt {
+            role: &first,
+            jwt: &second,
+        },
+    };
+    let body = Zeroizing::new(serde_json::to_vec(&body).map_err(|_| {
+        ResolveError::new(
+            ErrorCode::VaultAuthFailed,
+            format!("{what}: cannot encode the request"),
+        )
+    })?);
+    let reply = transport
+        .post(&format!("auth/{mount}/login"), None, body)
+        .await?;
+    let auth_block = transport
+        .classify_auth(&what, &reply)
+        .map_err(|e| without_sent(e, &[&first, &second], &what))?;
+    issued_from(auth_block, &what)
 }
 
-fn issued_from(mut info: AuthInfo, what: &str) -> Result<Issued, ResolveError> {
+/// An error whose message (built from Vault's own error strings) quotes
+/// something we sent, as a hostile server might: the detail is dropped.
+fn without_sent(e: ResolveError, sent: &[&str], what: &str) -> ResolveError {
+    if sent
+        .iter()
+        .any(|s| !s.is_empty() && e.message().contains(s))
+    {
+        ResolveError::new(
+            e.code(),
+            format!(
+                "{what}: Vault refused it (its error text is not shown: it quoted the request)"
+            ),
+        )
+    } else {
+        e
+    }
+}
+
+fn issued_from(auth: AuthBlock, what: &str) -> Result<Issued, ResolveError> {
     let obtained = Instant::now();
-    let ok = check_token(&info.client_token);
-    let token = SecretString::from(info.client_token.as_str());
-    info.client_token.zeroize();
-    if !ok {
+    if !check_token(&auth.client_token) {
         return Err(ResolveError::new(
             ErrorCode::VaultAuthFailed,
             format!("{what}: Vault returned no usable token"),
         ));
     }
     Ok(Issued {
-        token,
-        ttl: ttl_from_lease(info.lease_duration),
-        renewable: info.renewable,
+        token: SecretString::from(auth.client_token.as_str()),
+        ttl: ttl_from_lease(auth.lease_duration),
+        renewable: auth.renewable,
         obtained,
     })
 }
@@ -164,15 +216,33 @@ pub(crate) async fn renew(
     token: &SecretString,
     increment: Duration,
 ) -> Result<Issued, ResolveError> {
-    let client = transport.vaultrs(Some(token))?;
-    let inc = format!("{}s", increment.as_secs().max(1));
-    let info = vaultrs::token::renew_self(&client, Some(&inc))
-        .await
-        .map_err(|e| transport.classify("token renewal", &e))?;
-    let mut issued = issued_from(info, "token renewal")?;
+    let body = format!(r#"{{"increment":"{}s"}}"#, increment.as_secs().max(1));
+    let reply = transport
+        .post(
+            "auth/token/renew-self",
+            Some(token),
+            Zeroizing::new(body.into_bytes()),
+        )
+        .await?;
+    let mut issued = issued_from(
+        transport.classify_auth("token renewal", &reply)?,
+        "token renewal",
+    )?;
     // Vault answers with the same token; keep ours (same bytes) regardless.
     issued.token = SecretString::from(token.expose_secret());
     Ok(issued)
+}
+
+/// Revokes `token` (`auth/token/revoke-self`); failures are ignored, the
+/// token expires anyway.
+pub(crate) async fn revoke(transport: &Transport, token: &SecretString) {
+    let _ = transport
+        .post(
+            "auth/token/revoke-self",
+            Some(token),
+            Zeroizing::new(b"{}".to_vec()),
+        )
+        .await;
 }
 
 #[cfg(test)]

@@ -33,8 +33,16 @@ pub(crate) fn interpret(
     body: &[u8],
     r: &SecretRef,
 ) -> Result<SecretString, ResolveError> {
-    let mut doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let parsed = serde_json::from_slice::<Value>(body);
+    let well_formed = matches!(parsed, Ok(Value::Object(_)));
+    let mut doc: Value = parsed.unwrap_or(Value::Null);
     let result = match status {
+        // A 200 that is not a JSON object did not come from a working KV v2
+        // engine (a proxy's error page, a hostile server): not "not found".
+        200 if !well_formed => Err(ResolveError::new(
+            ErrorCode::VaultUnavailable,
+            "the KV v2 read was answered with a body that is not a JSON object",
+        )),
         200 => field(&doc, r),
         404 => Err(not_found(&doc, r)),
         other => Err(ResolveError::new(
@@ -136,6 +144,16 @@ fn scrub(v: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_200_that_is_not_a_json_object_is_unavailable() {
+        let r = SecretRef::parse("vault://kv/a#token").unwrap();
+        for body in [&b"{not json"[..], b"", b"[1]", b"\"x\""] {
+            let e = interpret(200, body, &r).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::VaultUnavailable, "{body:?}");
+        }
+    }
+
     use super::*;
     use secrecy::ExposeSecret;
 

@@ -22,8 +22,9 @@
 //! - `config`: settings from the environment or a JSON file, validated once;
 //! - `auth`: one login function per method, credential files re-read each time;
 //! - `token`: the shared token, background renewal, re-login, fail secure;
-//! - `transport`: vaultrs for logins/renewal/health, reqwest for the job-bound
-//!   reads that must carry `X-Vaultref-Job-Id` (why: see that module);
+//! - `transport`: the one HTTP client for every request (no redirects, no
+//!   proxy, TLS trust only from vaultref's settings; why not vaultrs: see
+//!   that module);
 //! - `kv2`: the KV v2 read's answers mapped to error codes;
 //! - `metrics`: Prometheus counters and latency histogram, and a tiny listener;
 //! - `fingerprint`: `hmac-sha256:<hex>` of a value, for checking without showing;

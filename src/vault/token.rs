@@ -166,8 +166,8 @@ impl TokenManager {
             return;
         }
         let held = self.state.write().await.take();
-        if let Some(client) = held.and_then(|h| self.transport.vaultrs(Some(h.token())).ok()) {
-            let _ = vaultrs::token::revoke_self(&client).await;
+        if let Some(h) = held {
+            auth::revoke(&self.transport, h.token()).await;
         }
     }
 

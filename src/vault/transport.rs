@@ -1,47 +1,40 @@
-//! HTTP to Vault: `vaultrs` for the worker-level calls, `reqwest` for the
-//! job-bound ones.
+//! HTTP to Vault: one `reqwest` client whose rules vaultref sets, for every
+//! request (logins of every method, renewal, revocation, lookup-self, KV
+//! reads, health).
 //!
-//! # Why two clients
+//! # Why one client, and why not vaultrs
 //!
-//! Logins (AppRole, JWT, Kubernetes), token renewal and the health probe go
-//! through `vaultrs` 0.8's typed API. The KV v2 read and the `lookup-self` that
-//! may follow it do not, for three reasons found in vaultrs 0.8.0's source:
+//! An address that answers like an adversary must not be able to move a
+//! credential elsewhere, and nothing outside vaultref's own settings may
+//! weaken TLS. vaultrs 0.8 builds its reqwest client with the default
+//! redirect policy (a `307` on `auth/approle/login` re-POSTs the role id and
+//! secret id to the redirect target; on `revoke-self` the `X-Vault-Token`
+//! header follows, since reqwest drops only `Authorization` across hosts) and
+//! reads `VAULT_SKIP_VERIFY` from the environment itself; neither can be
+//! turned off through its settings (field notes §7). It also could not carry a
+//! per-request job-id header, dropped 404 bodies (deleted vs destroyed vs
+//! missing) and kept raw bodies in its errors. So every request goes through
+//! [`Transport`]:
 //!
-//! 1. Per-request headers. Every request vaultrs makes is decorated by one
-//!    `EndpointMiddleware` owned by the client (token, API version, namespace,
-//!    wrap TTL; `src/api.rs`). It has no field for extra headers, and the
-//!    high-level functions (`kv2::read`, `token::lookup_self`) take the client's
-//!    middleware, so the job id (`X-Vaultref-Job-Id`) cannot be attached per
-//!    call short of building a client per job.
-//! 2. Error bodies. A KV v2 read of a deleted or destroyed version answers 404
-//!    *with* version metadata; `kv2::read` turns every 404 into
-//!    `ClientError::APIError { code: 404, errors: [] }` and drops the body, so
-//!    `secret_version_deleted` / `_destroyed` could not be told from
-//!    `secret_not_found`.
-//! 3. Secret hygiene. vaultrs deserialises secret data into ordinary
-//!    `String`s, and its error type keeps raw response bodies
-//!    (`ResponseParseError { content }`), which a stray `{:?}` would print.
-//!    Reading the body ourselves lets the value go straight into a
-//!    `SecretString` and the buffers be zeroized.
-//!
-//! The health probe is also a plain request: vaultrs's `ReadHealthResponse`
-//! requires a `performance_standby` field that OpenBao 2.7 does not send, so
-//! `sys::health` fails to parse a healthy OpenBao's answer.
-//!
-//! vaultrs's middleware also `unwrap()`s `HeaderValue::from_str(token)`, so a
-//! token with a byte that cannot go in a header would panic inside it: tokens
-//! are checked by [`check_token`] before vaultrs ever sees one.
-//!
-//! Both clients share the configured timeout (default 5 s), which bounds every
-//! request, connection included. Nothing here retries: retry policy lives in
-//! the resolver (one retry after a re-login) and in the renewal task (backoff).
+//! - redirects are never followed (`Policy::none()`): a `3xx` is an answer
+//!   like any other, classified `vault_unavailable` with the status named;
+//! - no proxy from the environment (`no_proxy()`): `HTTPS_PROXY` and friends
+//!   are ignored, as `spec/resolver.md` S6 says;
+//! - TLS trust is the platform's roots plus `VAULT_CACERT` / `ca_cert`, and
+//!   nothing else; [`check_tls_environment`] refuses the variables other Vault
+//!   clients read implicitly (`VAULT_SKIP_VERIFY`, `VAULT_CAPATH`,
+//!   `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY`, `VAULT_TLS_SERVER_NAME`) so that
+//!   a setting the user believes in is never silently dropped;
+//! - every answer is read into a zeroizing buffer with a 4 MiB cap, so a huge
+//!   or endless body is `vault_unavailable`, not memory growth;
+//! - every request is bounded by the configured timeout (default 5 s),
+//!   connection included. Nothing here retries: retry policy lives in the
+//!   resolver (one retry after a re-login) and in the renewal task (backoff).
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
-use vaultrs::error::ClientError;
 use zeroize::Zeroizing;
 
 use super::config::VaultConfig;
@@ -49,7 +42,41 @@ use super::error::ResolveError;
 use super::job::JobId;
 use crate::ErrorCode;
 
-/// The largest answer accepted from Vault for a job-bound request.
+/// Environment variables other Vault clients read to change TLS; vaultref
+/// refuses them rather than ignore them (`spec/resolver.md` S6).
+pub const REFUSED_TLS_VARIABLES: &[&str] = &[
+    "VAULT_SKIP_VERIFY",
+    "VAULT_CAPATH",
+    "VAULT_CLIENT_CERT",
+    "VAULT_CLIENT_KEY",
+    "VAULT_TLS_SERVER_NAME",
+];
+
+/// Refuses (`config_invalid`, naming the variable) an environment that asks
+/// for TLS behaviour vaultref does not take from the environment.
+/// `VAULT_SKIP_VERIFY` set to an empty value, `0`, `f` or `false` asks for
+/// nothing and is accepted.
+pub fn check_tls_environment() -> Result<(), ResolveError> {
+    for name in REFUSED_TLS_VARIABLES {
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        let v = value.to_string_lossy().trim().to_ascii_lowercase();
+        if *name == "VAULT_SKIP_VERIFY" && matches!(v.as_str(), "" | "0" | "f" | "false") {
+            continue;
+        }
+        if v.is_empty() {
+            continue;
+        }
+        return Err(ResolveError::config(format!(
+            "{name} is set; vaultref never takes TLS settings from that variable \
+             (certificate checks cannot be turned off; trust a CA with VAULT_CACERT): unset it"
+        )));
+    }
+    Ok(())
+}
+
+/// The largest answer accepted from Vault.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// The status and body of a job-bound request. The body is zeroized on drop:
@@ -59,14 +86,13 @@ pub(crate) struct Reply {
     pub body: Zeroizing<Vec<u8>>,
 }
 
-/// Both HTTP clients, configured once.
+/// The one HTTP client, configured once.
 pub(crate) struct Transport {
     http: reqwest::Client,
     addr: String,
     namespace: Option<HeaderValue>,
     job_header: HeaderName,
     timeout: Duration,
-    ca_cert: Option<String>,
 }
 
 /// Accepts a token only if every byte is visible ASCII (what Vault issues:
@@ -78,14 +104,16 @@ pub(crate) fn check_token(token: &str) -> bool {
 
 impl Transport {
     pub(crate) fn new(cfg: &VaultConfig) -> Result<Transport, ResolveError> {
+        check_tls_environment()?;
         let mut builder = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .tls_backend_rustls();
         if cfg.addr.starts_with("http://") {
-            // Same workaround as vaultrs (reqwest#2988): plain HTTP needs no
-            // certificate store, and loading the platform one can fail.
+            // Plain HTTP needs no certificate store, and loading the platform
+            // one can fail (reqwest#2988).
             builder = builder.tls_certs_only(Vec::new());
         } else if let Some(ca) = &cfg.ca_cert {
             let pem = std::fs::read(ca).map_err(|e| {
@@ -113,7 +141,6 @@ impl Transport {
             namespace,
             job_header,
             timeout: cfg.timeout,
-            ca_cert: cfg.ca_cert.as_ref().map(|p| p.display().to_string()),
         })
     }
 
@@ -131,31 +158,65 @@ impl Transport {
         token: &SecretString,
         job: &JobId,
     ) -> Result<Reply, ResolveError> {
-        let mut token_value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
-            ResolveError::new(
-                ErrorCode::VaultAuthFailed,
-                "the token is not a valid header value",
-            )
-        })?;
-        token_value.set_sensitive(true);
-        let job_value = HeaderValue::from_str(job.as_str())
-            .map_err(|_| ResolveError::config("job id is not a valid header value"))?;
+        self.send(reqwest::Method::GET, path, Some(token), Some(job), None)
+            .await
+    }
+
+    /// `POST /v1/<path>` with a JSON body (zeroized after sending, best
+    /// effort: reqwest owns a copy while it sends), for worker-level calls:
+    /// logins, renewal, revocation. No job id (`spec/resolver.md` V8).
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: Option<&SecretString>,
+        body: Zeroizing<Vec<u8>>,
+    ) -> Result<Reply, ResolveError> {
+        self.send(reqwest::Method::POST, path, token, None, Some(body))
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&SecretString>,
+        job: Option<&JobId>,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Reply, ResolveError> {
         let mut req = self
             .http
-            .get(format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", token_value)
-            .header("X-Vault-Request", "true")
-            .header(self.job_header.clone(), job_value);
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Request", "true");
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                ResolveError::new(
+                    ErrorCode::VaultAuthFailed,
+                    "the token is not a valid header value",
+                )
+            })?;
+            value.set_sensitive(true);
+            req = req.header("X-Vault-Token", value);
+        }
+        if let Some(job) = job {
+            let value = HeaderValue::from_str(job.as_str())
+                .map_err(|_| ResolveError::config("job id is not a valid header value"))?;
+            req = req.header(self.job_header.clone(), value);
+        }
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.clone());
         }
+        if let Some(body) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(body.to_vec());
+        }
         let mut resp = req.send().await.map_err(|e| self.send_error(&e))?;
         let status = resp.status().as_u16();
-        // Read chunk by chunk into a zeroizing buffer, with a cap: a KV v2
-        // answer is a few KiB, and a confused server must not make us
-        // buffer without bound. (Each `Bytes` chunk itself cannot be
-        // zeroized; best effort, see the module doc.)
-        // Reserve up front so growth does not leave unzeroized copies behind.
+        // Read chunk by chunk into a zeroizing buffer, with a cap: a Vault
+        // answer is a few KiB, and a confused or hostile server must not make
+        // us buffer without bound. (Each `Bytes` chunk itself cannot be
+        // zeroized; best effort.) Reserve up front so growth does not leave
+        // unzeroized copies behind.
         let hint = resp.content_length().unwrap_or(16 * 1024) as usize;
         let mut body = Zeroizing::new(Vec::with_capacity(hint.min(MAX_BODY)));
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.send_error(&e))? {
@@ -201,101 +262,97 @@ impl Transport {
         )
     }
 
-    /// A vaultrs client for worker-level calls, carrying `token` if given.
-    /// Built per call: vaultrs keeps the token in a plain `String` inside the
-    /// client, so a short-lived client keeps that copy short-lived too.
-    pub(crate) fn vaultrs(
-        &self,
-        token: Option<&SecretString>,
-    ) -> Result<VaultClient, ResolveError> {
-        let mut settings = VaultClientSettingsBuilder::default();
-        settings
-            .address(&self.addr)
-            .timeout(Some(self.timeout))
-            // Never let vaultrs fall back to VAULT_TOKEN from the environment.
-            .token(
-                token
-                    .map(|t| t.expose_secret().to_string())
-                    .unwrap_or_default(),
-            )
-            .namespace(
-                self.namespace
-                    .as_ref()
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-            );
-        if let Some(ca) = &self.ca_cert {
-            settings.ca_certs(vec![ca.clone()]);
-        }
-        let settings = settings
-            .build()
-            .map_err(|e| ResolveError::config(format!("Vault client settings: {e}")))?;
-        VaultClient::new(settings)
-            .map_err(|e| ResolveError::config(format!("cannot build the Vault client: {e}")))
-    }
-
-    /// Classifies a vaultrs error from a login or renewal.
+    /// Classifies the answer to a login or a renewal (`what`), returning
+    /// the answer's `auth` block when it holds a usable token.
     ///
-    /// - no answer (connection, timeout), 5xx and 429: `vault_unavailable`,
+    /// - a redirect (3xx, never followed), 429 and 5xx: `vault_unavailable`,
     ///   worth retrying later with backoff;
-    /// - any other HTTP status, and an answer without a usable token (vaultrs
-    ///   cannot parse it, or `auth` is empty, as OpenBao answers a renewal
-    ///   in the last second of a token's max TTL): `vault_auth_failed`, so the
-    ///   caller logs in again rather than waiting.
+    /// - any other status, and a 2xx without a usable token (OpenBao answers
+    ///   a renewal in the last second of a token's max TTL with an empty
+    ///   `auth`): `vault_auth_failed`, so the caller logs in again rather
+    ///   than waiting.
     ///
     /// Only the status and Vault's own error strings (never a body) go into
     /// the message.
-    pub(crate) fn classify(&self, what: &str, e: &ClientError) -> ResolveError {
-        use rustify::errors::ClientError as Rest;
-        let detail = |errors: &[String]| {
-            if errors.is_empty() {
-                String::new()
-            } else {
-                // Vault's multi-error strings span lines; keep messages on one.
-                let joined = errors.join("; ");
-                format!(
-                    " ({})",
-                    joined.split_whitespace().collect::<Vec<_>>().join(" ")
-                )
-            }
-        };
-        let status = match e {
-            ClientError::APIError { code, errors } => Some((*code, detail(errors))),
-            ClientError::RestClientError {
-                source: Rest::ServerResponseError { code, .. },
-            } => Some((*code, String::new())),
-            ClientError::ResponseEmptyError
-            | ClientError::ResponseDataEmptyError
-            | ClientError::JsonParseError { .. }
-            | ClientError::RestClientError {
-                source:
-                    Rest::ResponseParseError { .. }
-                    | Rest::ResponseConversionError { .. }
-                    | Rest::DataParseError { .. },
-            } => {
-                return ResolveError::new(
+    pub(crate) fn classify_auth(
+        &self,
+        what: &str,
+        reply: &Reply,
+    ) -> Result<AuthBlock, ResolveError> {
+        let code = reply.status;
+        if (200..300).contains(&code) {
+            let answer: Result<AuthAnswer, _> = serde_json::from_slice(&reply.body);
+            return match answer {
+                Ok(AuthAnswer { auth: Some(auth) }) => Ok(auth),
+                _ => Err(ResolveError::new(
                     ErrorCode::VaultAuthFailed,
                     format!("{what}: Vault answered without a usable token"),
-                );
-            }
-            _ => None,
-        };
-        match status {
-            None => ResolveError::new(
+                )),
+            };
+        }
+        let detail = vault_errors(&reply.body);
+        if (300..400).contains(&code) {
+            return Err(ResolveError::new(
                 ErrorCode::VaultUnavailable,
-                format!("{what}: Vault at {} is unavailable ({e})", self.addr),
-            ),
-            Some((code, detail)) if code >= 500 || code == 429 => ResolveError::new(
+                format!(
+                    "{what}: Vault at {} answered a redirect (HTTP {code}), which vaultref never follows",
+                    self.addr
+                ),
+            ));
+        }
+        if code >= 500 || code == 429 {
+            return Err(ResolveError::new(
                 ErrorCode::VaultUnavailable,
                 format!(
                     "{what}: Vault at {} answered HTTP {code}{detail}",
                     self.addr
                 ),
-            ),
-            Some((code, detail)) => ResolveError::new(
-                ErrorCode::VaultAuthFailed,
-                format!("{what}: Vault answered HTTP {code}{detail}"),
-            ),
+            ));
         }
+        Err(ResolveError::new(
+            ErrorCode::VaultAuthFailed,
+            format!("{what}: Vault answered HTTP {code}{detail}"),
+        ))
     }
+}
+
+/// The part of a login or renewal answer vaultref reads.
+#[derive(serde::Deserialize)]
+struct AuthAnswer {
+    auth: Option<AuthBlock>,
+}
+
+/// A token as Vault issues it. `client_token` is zeroized on drop.
+#[derive(serde::Deserialize)]
+pub(crate) struct AuthBlock {
+    pub client_token: Zeroizing<String>,
+    #[serde(default)]
+    pub lease_duration: u64,
+    #[serde(default)]
+    pub renewable: bool,
+}
+
+/// Vault's own error strings (`{"errors": [...]}`) as ` (a; b)`, on one line,
+/// at most 200 characters; empty when there are none. Never the body itself.
+fn vault_errors(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<String>,
+    }
+    let Ok(Errors { errors }) = serde_json::from_slice::<Errors>(body) else {
+        return String::new();
+    };
+    if errors.is_empty() {
+        return String::new();
+    }
+    let joined = errors.join("; ");
+    let one_line: String = joined
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect();
+    format!(" ({one_line})")
 }
