@@ -104,6 +104,9 @@ error_codes! {
     GitFailed => "git_failed",
     /// The job action that edits the checkout failed or timed out.
     ActionFailed => "action_failed",
+    /// A credential would go to a git host it is not bound to (the worker's
+    /// allowed hosts, or the secret document's `host`).
+    GitHostNotAllowed => "git_host_not_allowed",
 }
 
 impl fmt::Display for ErrorCode {

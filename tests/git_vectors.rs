@@ -81,3 +81,18 @@ fn credential_vectors() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn host_binding_vectors() {
+    let mut failures = Vec::new();
+    for v in vectors("hosts.json") {
+        let id = v["id"].as_str().unwrap();
+        let remote = Remote::parse(v["url"].as_str().unwrap(), true)
+            .unwrap_or_else(|e| panic!("{id}: the vector's url is not a valid remote: {e}"));
+        let got = vaultref::git::remote::host_matches(v["bound"].as_str().unwrap(), &remote);
+        if got != v["matches"].as_bool().unwrap() {
+            failures.push(format!("{id}: got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

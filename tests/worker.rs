@@ -854,3 +854,72 @@ async fn an_action_s_background_children_die_with_it() {
         );
     }
 }
+
+/// A credential goes only to its host (G10): a job naming the repository on
+/// another git server (same slug, so the ref scope passes) is refused before
+/// any Vault read, and no request reaches that server. Found against an
+/// earlier vaultref, which handed Acme's token to the other host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_is_never_sent_to_another_host() {
+    let w = world(false, |_| {}).await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE8001");
+    w.put_token(&t).await;
+    let other = GitServer::start().unwrap();
+    other.create_repo(REPO).unwrap();
+    let before = w.vault_reads_of(&format!("kv/data/{REPO_PATH}"));
+    let o = w
+        .worker
+        .run_job(
+            &job(
+                "foreign-1",
+                json!({
+                    "repository": format!("https://{}/{REPO}", other.addr()),
+                    "instruction": "x",
+                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                }),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::GitHostNotAllowed), "{o:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(w.vault_reads_of(&format!("kv/data/{REPO_PATH}")), before);
+    assert!(other.requests().is_empty(), "the other host was contacted");
+    // The worker's own host still works.
+    w.server.set_tokens(REPO, &t);
+    completed(&w.worker.run_job(&read_job("home-1"), None).await);
+}
+
+/// The secret document's `host` binds the credential: a document naming
+/// another host is resolved but never sent; one naming the job's host (any
+/// case, default port) is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documents_host_binds_the_credential() {
+    let w = world(false, |_| {}).await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE8002");
+    w.server.set_tokens(REPO, &t);
+    let write = |host: String| {
+        let admin = w.vault.admin();
+        let t = secrecy::ExposeSecret::expose_secret(&t).to_string();
+        async move {
+            admin
+                .kv_write(
+                    "kv",
+                    REPO_PATH,
+                    json!({"github_token": t, "host": host, "username": "x-access-token"}),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    write("github.com".into()).await;
+    let o = w.worker.run_job(&read_job("bound-1"), None).await;
+    assert_eq!(o.code(), Some(ErrorCode::GitHostNotAllowed), "{o:?}");
+    assert!(
+        w.server.requests().is_empty(),
+        "a request reached the git server with a credential bound elsewhere"
+    );
+    write(w.server.addr().to_string().to_uppercase()).await;
+    completed(&w.worker.run_job(&read_job("bound-2"), None).await);
+    w.assert_no_leak(&[&t]);
+}

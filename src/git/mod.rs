@@ -336,6 +336,24 @@ pub struct Published {
 }
 
 impl GitJob {
+    /// Sets the user name sent with the token for this job's later commands
+    /// (a secret document's `username`, `spec/resolver.md` G10). It must be 1
+    /// to 256 visible ASCII characters: it goes into git's credential
+    /// protocol, where a newline would inject an attribute.
+    pub fn with_username(mut self, username: String) -> Result<GitJob, GitError> {
+        if username.is_empty()
+            || username.len() > 256
+            || !username.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(GitError::new(
+                GitOp::Fetch,
+                "the credential's user name is not 1 to 256 visible ASCII characters",
+            ));
+        }
+        self.settings.username = username;
+        Ok(self)
+    }
+
     /// Replaces the stderr filter for this job's later commands (the worker
     /// passes its redactor, rebuilt as secrets are resolved).
     pub fn with_stderr_filter(mut self, filter: StderrFilter) -> GitJob {

@@ -147,6 +147,40 @@ impl Remote {
     }
 }
 
+/// Whether a credential bound to `bound` (`host` or `host:port`, any ASCII
+/// case, as a secret document's `host` field or a worker's allowed host
+/// says) may be sent to `remote` (`spec/resolver.md` G10).
+///
+/// Hosts compare case-insensitively and exactly (no wildcard, no suffix
+/// match, a trailing dot is another name). A port absent on either side is
+/// the scheme's default (443 for `https`, 80 for `http`). Anything that does
+/// not parse (a scheme, a path, an empty host, a bad port) matches nothing.
+pub fn host_matches(bound: &str, remote: &Remote) -> bool {
+    let default = match remote.scheme() {
+        "https" => 443,
+        "http" => 80,
+        _ => return false,
+    };
+    let split = |authority: &str| -> Option<(String, u16)> {
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                (h, p.parse().ok()?)
+            }
+            Some(_) => return None,
+            None => (authority, default),
+        };
+        let ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        ok.then(|| (host.to_ascii_lowercase(), port))
+    };
+    match (split(bound), split(remote.host())) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,12 +27,28 @@ pub(crate) fn data_path(r: &SecretRef) -> String {
     }
 }
 
+/// A resolved value and what its secret document says about where it may
+/// be used: the design's credential documents carry a `host` and a
+/// `username` beside the token (`spec/resolver.md` G10). `Debug` shows the
+/// host and user name, never the value (`SecretString` prints a marker).
+#[derive(Debug)]
+pub struct Credential {
+    /// The field's value.
+    pub value: SecretString,
+    /// The document's `host` field, when it is a string: the only host (and
+    /// port) the value may be sent to.
+    pub host: Option<String>,
+    /// The document's `username` field, when it is a string: the user name
+    /// git sends with the value.
+    pub username: Option<String>,
+}
+
 /// Interprets a 200 or 404 answer to a KV v2 data read.
 pub(crate) fn interpret(
     status: u16,
     body: &[u8],
     r: &SecretRef,
-) -> Result<SecretString, ResolveError> {
+) -> Result<Credential, ResolveError> {
     let parsed = serde_json::from_slice::<Value>(body);
     let well_formed = matches!(parsed, Ok(Value::Object(_)));
     let mut doc: Value = parsed.unwrap_or(Value::Null);
@@ -43,7 +59,18 @@ pub(crate) fn interpret(
             ErrorCode::VaultUnavailable,
             "the KV v2 read was answered with a body that is not a JSON object",
         )),
-        200 => field(&doc, r),
+        200 => field(&doc, r).map(|value| {
+            let text = |k: &str| {
+                doc.pointer(&format!("/data/data/{k}"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            Credential {
+                value,
+                host: text("host"),
+                username: text("username"),
+            }
+        }),
         404 => Err(not_found(&doc, r)),
         other => Err(ResolveError::new(
             ErrorCode::VaultUnavailable,
@@ -172,7 +199,12 @@ mod tests {
         let body =
             r#"{"data":{"data":{"token":"ghp_FAKEFAKEFAKE","n":1},"metadata":{"version":3}}}"#;
         let v = interpret(200, body.as_bytes(), &r("vault://kv/a/b#token")).unwrap();
-        assert_eq!(v.expose_secret(), "ghp_FAKEFAKEFAKE");
+        assert_eq!(v.value.expose_secret(), "ghp_FAKEFAKEFAKE");
+        assert_eq!((v.host, v.username), (None, None));
+        let doc = r#"{"data":{"data":{"github_token":"ghp_FAKEFAKEFAKE","host":"github.com","username":"x-access-token"}}}"#;
+        let c = interpret(200, doc.as_bytes(), &r("vault://kv/a/b#github_token")).unwrap();
+        assert_eq!(c.host.as_deref(), Some("github.com"));
+        assert_eq!(c.username.as_deref(), Some("x-access-token"));
         let e = interpret(200, body.as_bytes(), &r("vault://kv/a/b#n")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::SecretFieldMissing);
         let e = interpret(200, body.as_bytes(), &r("vault://kv/a/b#other")).unwrap_err();

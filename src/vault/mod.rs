@@ -60,6 +60,7 @@ pub use config::{
 pub use error::ResolveError;
 pub use fingerprint::{FingerprintKey, MIN_KEY_BYTES, PREFIX as FINGERPRINT_PREFIX};
 pub use job::JobId;
+pub use kv2::Credential;
 pub use metrics::Metrics;
 pub use resolver::Resolver;
 pub use serve::serve_metrics;

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::config::VaultConfig;
 use super::error::ResolveError;
 use super::job::JobId;
-use super::kv2;
+use super::kv2::{self, Credential};
 use super::metrics::Metrics;
 use super::token::TokenManager;
 use super::transport::Transport;
@@ -88,6 +88,18 @@ impl Resolver {
         secret_ref: &SecretRef,
         job_id: &str,
     ) -> Result<SecretString, ResolveError> {
+        self.resolve_credential(secret_ref, job_id)
+            .await
+            .map(|c| c.value)
+    }
+
+    /// [`Resolver::resolve`], with the secret document's `host` and
+    /// `username` fields (for a git credential, `spec/resolver.md` G10).
+    pub async fn resolve_credential(
+        &self,
+        secret_ref: &SecretRef,
+        job_id: &str,
+    ) -> Result<Credential, ResolveError> {
         let started = Instant::now();
         let job = JobId::new(job_id);
         let result = self.resolve_inner(secret_ref, &job).await;
@@ -116,11 +128,7 @@ impl Resolver {
         self.resolve(&parsed, job_id).await
     }
 
-    async fn resolve_inner(
-        &self,
-        r: &SecretRef,
-        job: &JobId,
-    ) -> Result<SecretString, ResolveError> {
+    async fn resolve_inner(&self, r: &SecretRef, job: &JobId) -> Result<Credential, ResolveError> {
         if let Err(e) = self.policy.check_parsed(r, &ScopeContext::default()) {
             return Err(ResolveError::new(e.code(), e.message()));
         }

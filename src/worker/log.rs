@@ -90,6 +90,14 @@ impl JobLog {
         Ok(())
     }
 
+    /// Adds a Basic-auth user name (a secret document's `username`) whose
+    /// `base64(user:secret)` forms are masked from the next registration on.
+    pub fn add_username(&mut self, username: &str) {
+        if !self.usernames.iter().any(|u| u == username) {
+            self.usernames.push(username.to_owned());
+        }
+    }
+
     /// The current redactor (for git's stderr and action output).
     pub fn redactor(&self) -> Arc<Redactor> {
         Arc::clone(&self.redactor)

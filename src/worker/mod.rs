@@ -53,12 +53,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
-
 use crate::error::ErrorCode;
 use crate::git::{ActionError, Git, GitError, GitSettings, Published, Remote};
 use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
-use crate::vault::Resolver;
+use crate::vault::{Credential, Resolver};
 use crate::{RefPolicy, ScopeContext, SecretRef};
 
 pub use action::{ActionContext, ActionFn, JobAction};
@@ -83,6 +81,11 @@ pub struct WorkerSettings {
     pub work_root: PathBuf,
     /// The base URL for `owner/repo` slugs (default `https://github.com`).
     pub git_base_url: String,
+    /// The git hosts (`host` or `host:port`) credentials may be sent to; a
+    /// job whose remote is on another host fails `git_host_not_allowed`
+    /// before any Vault request. Empty (the default): the host of
+    /// `git_base_url` only (`spec/resolver.md` G10).
+    pub allowed_git_hosts: Vec<String>,
     /// How git is run.
     pub git: GitSettings,
     /// Time limit for one resolution; past it the job fails with
@@ -103,6 +106,7 @@ impl WorkerSettings {
             ref_policy: RefPolicy::default(),
             work_root: work_root.into(),
             git_base_url: "https://github.com".to_owned(),
+            allowed_git_hosts: Vec::new(),
             git,
             resolve_timeout: Duration::from_secs(30),
             backoff: Backoff::default(),
@@ -364,6 +368,18 @@ impl Worker {
         let remote = self
             .remote_for(job)
             .map_err(|m| fail(ErrorCode::GitFailed, m))?;
+        // 4. The host: a credential goes only where the worker allows.
+        if (repo_ref.is_some() || publish_ref.is_some()) && !self.host_allowed(&remote) {
+            return Err(fail(
+                ErrorCode::GitHostNotAllowed,
+                format!(
+                    "job {}: the repository is on {}, which is not one of this worker's git hosts",
+                    wj.id,
+                    remote.host()
+                ),
+            )
+            .into());
+        }
         Ok(Admitted {
             repo_ref,
             publish_ref,
@@ -383,8 +399,8 @@ impl Worker {
         log: &mut JobLog,
     ) -> Result<Acted, JobEnd> {
         let job = &wj.job;
-        let read_token = match &admitted.repo_ref {
-            Some(r) => Some(self.resolve(r, &wj.id, log).await?),
+        let read = match &admitted.repo_ref {
+            Some(r) => Some(self.resolve(r, &wj.id, &admitted.remote, log).await?),
             None => None,
         };
         let work_dir = self.work_dir(wj, &admitted.remote)?;
@@ -395,7 +411,10 @@ impl Worker {
         let dir_guard = dir_lock.lock_owned().await;
         let git_job = self.git.begin_job()?;
         let redactor = log.redactor();
-        let git_job = git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
+        let git_job = git_job
+            .with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)))
+            .with_username(self.username_for(read.as_ref()))?;
+        let read_token = read.map(|c| c.value);
         let branch = format!("{}{}", self.settings.branch_prefix, sanitize(&wj.id));
         let fresh = job.workdir_mode() != Some(WorkdirMode::Reuse);
         let publishing = admitted.publishing;
@@ -488,12 +507,15 @@ impl Worker {
                 .push("nothing to publish: the job changed no file".to_owned());
             return Ok(done);
         }
-        let push_token = match &admitted.publish_ref {
-            Some(r) => Some(self.resolve(r, &wj.id, log).await?),
+        let push = match &admitted.publish_ref {
+            Some(r) => Some(self.resolve(r, &wj.id, &admitted.remote, log).await?),
             None => None,
         };
         let redactor = log.redactor();
-        let git_job = git_job.with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)));
+        let git_job = git_job
+            .with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)))
+            .with_username(self.username_for(push.as_ref()))?;
+        let push_token = push.map(|c| c.value);
         let remote = admitted.remote.clone();
         let work_dir = done.work_dir.clone();
         let published = tokio::task::spawn_blocking(move || {
@@ -511,17 +533,41 @@ impl Worker {
         Ok(done)
     }
 
+    /// Whether the worker's allowed git hosts include `remote`'s.
+    fn host_allowed(&self, remote: &Remote) -> bool {
+        if self.settings.allowed_git_hosts.is_empty() {
+            return Remote::from_slug(&self.settings.git_base_url, "o/r", true)
+                .is_ok_and(|base| crate::git::remote::host_matches(base.host(), remote));
+        }
+        self.settings
+            .allowed_git_hosts
+            .iter()
+            .any(|h| crate::git::remote::host_matches(h, remote))
+    }
+
+    /// The user name git sends with a credential: the secret document's
+    /// `username` when it has one, else the worker's.
+    fn username_for(&self, c: Option<&Credential>) -> String {
+        c.and_then(|c| c.username.clone())
+            .unwrap_or_else(|| self.settings.git.username.clone())
+    }
+
     /// Resolves one ref with the timeout, registering the value with the
-    /// job's redactor. `vault_unavailable` switches on degraded mode.
+    /// job's redactor, and checks the document's `host` against `remote`
+    /// (G10). `vault_unavailable` switches on degraded mode.
     async fn resolve(
         &self,
         r: &SecretRef,
         job_id: &str,
+        remote: &Remote,
         log: &mut JobLog,
-    ) -> Result<SecretString, Fail> {
+    ) -> Result<Credential, Fail> {
         let resolver = self.resolver.as_ref().expect("checked by the caller");
-        let result =
-            tokio::time::timeout(self.settings.resolve_timeout, resolver.resolve(r, job_id)).await;
+        let result = tokio::time::timeout(
+            self.settings.resolve_timeout,
+            resolver.resolve_credential(r, job_id),
+        )
+        .await;
         let value = match result {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -543,8 +589,22 @@ impl Worker {
                 ));
             }
         };
-        log.register(&value)
+        if let Some(u) = &value.username {
+            log.add_username(u);
+        }
+        log.register(&value.value)
             .map_err(|(code, m)| fail(code, format!("job {job_id}: {r}: {m}")))?;
+        if let Some(host) = &value.host
+            && !crate::git::remote::host_matches(host, remote)
+        {
+            return Err(fail(
+                ErrorCode::GitHostNotAllowed,
+                format!(
+                    "job {job_id}: {r}: the secret is bound to another host than {}; it is not sent",
+                    remote.host()
+                ),
+            ));
+        }
         log.line(&format!("resolved {r}"));
         Ok(value)
     }
