@@ -176,11 +176,13 @@ pub struct RefError {
 }
 
 impl RefError {
+    /// The message passes through the token rules: it may quote a mount or
+    /// a path, and a token pasted where a ref belongs must not come back out.
     pub(crate) fn new(code: ErrorCode, offset: Option<usize>, message: String) -> RefError {
         RefError {
             code,
             offset,
-            message,
+            message: crate::redact::redact(&message),
         }
     }
 

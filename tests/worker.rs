@@ -22,7 +22,9 @@ use vaultref::testing::git_server::{Access, AuthOutcome, GitServer};
 use vaultref::testing::leak::{GIT_USERNAME, scan_tree, token_forms};
 use vaultref::testing::vault::TestVault;
 use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
-use vaultref::worker::{Backoff, JobAction, Outcome, Worker, WorkerJob, WorkerSettings};
+use vaultref::worker::{
+    Backoff, IsolationStatus, JobAction, Outcome, Worker, WorkerJob, WorkerSettings,
+};
 
 const REPO: &str = "Owner/Repo";
 const REPO_PATH: &str = "moonmind/repos/Owner/Repo";
@@ -787,42 +789,31 @@ async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir(
     w.assert_no_leak(&[&t]);
 }
 
-/// Whether a process is gone (no `/proc` entry, or a zombie nobody reaped).
-fn process_is_dead(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_s_background_children_die_with_it() {
     let w = world(false, |_| {}).await;
     w.server.set_public(REPO, true);
-    let pids = tempfile::tempdir().unwrap();
     // (job id, script, expected code): one that times out with a background
     // child holding its pipes, one that exits at once leaving one behind.
+    // The child carries a marker in its command line (PIDs inside the
+    // action's PID namespace mean nothing out here).
     let cases = [
         (
             "bg-timeout",
-            "sleep 1000 & echo $! > '{pids}/bg-timeout'; sleep 1000",
+            "sh -c 'sleep 1000' {marker} & sleep 1000",
             Some(ErrorCode::ActionFailed),
         ),
         (
             "bg-exit",
-            "sleep 1000 & echo $! > '{pids}/bg-exit'; echo r > result.txt",
+            "sh -c 'sleep 1000' {marker} & echo r > result.txt",
             None,
         ),
     ];
     for (id, script, code) in cases {
+        let marker = format!("vaultref-bg-{id}-{}", std::process::id());
         let action = JobAction::Command {
             program: PathBuf::from("sh"),
-            args: vec![
-                "-c".into(),
-                script.replace("{pids}", &pids.path().display().to_string()),
-            ],
+            args: vec!["-c".into(), script.replace("{marker}", &marker)],
             timeout: Duration::from_secs(2),
         };
         let started = Instant::now();
@@ -846,11 +837,9 @@ async fn an_action_s_background_children_die_with_it() {
             "{id}: took {:?}",
             started.elapsed()
         );
-        let pid = std::fs::read_to_string(pids.path().join(id)).unwrap();
         assert!(
-            process_is_dead(pid.trim()),
-            "{id}: the background child {} survived the action",
-            pid.trim()
+            !process_alive(&marker),
+            "{id}: the background child survived the action"
         );
     }
 }
@@ -922,4 +911,105 @@ async fn the_documents_host_binds_the_credential() {
     write(w.server.addr().to_string().to_uppercase()).await;
     completed(&w.worker.run_job(&read_job("bound-2"), None).await);
     w.assert_no_leak(&[&t]);
+}
+
+/// Whether a process whose command line contains `marker` is running.
+fn process_alive(marker: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .expect("pgrep (procps) is needed")
+}
+
+/// A job action that means harm: a `setsid` grandchild outlives the action,
+/// waits for the push and scrapes every process's environment for git's
+/// credential socket and nonce. Found against an earlier vaultref (the
+/// process-group kill missed it). In a PID namespace (the default) it dies
+/// with the action and sees no process but the action's; with isolation
+/// off the same scraper reads the environment of processes outside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escaped_action_child_dies_with_the_action_and_never_sees_git() {
+    for isolated in [true, false] {
+        let w = world(false, |s| {
+            if !isolated {
+                s.action_isolation = vaultref::worker::Isolation::Off;
+            }
+        })
+        .await;
+        if isolated {
+            assert!(
+                matches!(w.worker.isolation(), IsolationStatus::Namespaced(_)),
+                "this test needs `unshare` and namespaces (root): {:?}",
+                w.worker.isolation()
+            );
+        }
+        let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE9001");
+        w.put_token(&t).await;
+        w.server.set_tokens(REPO, &t);
+        let loot = w.root.path().join("loot");
+        let scraper = w.root.path().join("scraper.sh");
+        std::fs::write(
+            &scraper,
+            format!(
+                "while true; do for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < \"$f\"; done >> '{}' 2>/dev/null; sleep 0.05; done\n",
+                loot.display()
+            ),
+        )
+        .unwrap();
+        let marker = format!("vaultref-escape-{}-{isolated}", std::process::id());
+        let action = JobAction::Command {
+            program: PathBuf::from("sh"),
+            args: vec![
+                "-c".into(),
+                format!(
+                    "echo change > file.txt; setsid sh '{}' {marker} </dev/null >/dev/null 2>&1 & sleep 0.3",
+                    scraper.display()
+                ),
+            ],
+            timeout: Duration::from_secs(30),
+        };
+        let o = w
+            .worker
+            .run_job(
+                &job(
+                    &format!("escape-{isolated}"),
+                    json!({
+                        "repository": REPO,
+                        "instruction": "x",
+                        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+                        "publish": {"mode": "branch"},
+                    }),
+                ),
+                Some(&action),
+            )
+            .await;
+        completed(&o);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let alive = process_alive(&marker);
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", &marker])
+            .status();
+        let scraped = std::fs::read_to_string(&loot).unwrap_or_default();
+        assert!(!scraped.contains(secrecy::ExposeSecret::expose_secret(&t)));
+        if isolated {
+            assert!(!alive, "the action's setsid grandchild outlived the action");
+            assert!(
+                !scraped.contains(vaultref::git::credential::NONCE_ENV),
+                "the escaped child read git's credential nonce"
+            );
+            assert!(
+                !scraped.contains("CARGO_MANIFEST_DIR"),
+                "the isolated action saw a process outside its namespace"
+            );
+        } else {
+            // The attack is real: without isolation the scraper outlives the
+            // action and reads other processes' environments.
+            assert!(alive, "without isolation the setsid child should survive");
+            assert!(
+                scraped.contains("CARGO_MANIFEST_DIR"),
+                "the scraper read nothing"
+            );
+        }
+    }
 }

@@ -219,6 +219,17 @@ impl Iut {
         Ok(iut)
     }
 
+    /// The process's peak resident memory (`VmHWM` in `/proc/<pid>/status`),
+    /// in KiB, while it runs (Linux; `None` elsewhere or once it exited).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Whether the process broke the protocol and was killed.
     pub fn is_dead(&self) -> bool {
         self.dead

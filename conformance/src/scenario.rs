@@ -33,6 +33,8 @@ pub enum Profile {
     Worker,
     /// Vault stopped and restarted mid-queue.
     Degraded,
+    /// A Vault address, a job or an input that behaves like an adversary.
+    Hostile,
     /// Checks over the whole run (hygiene of all output).
     Suite,
 }
@@ -47,6 +49,7 @@ impl Profile {
         Profile::Lifecycle,
         Profile::Worker,
         Profile::Degraded,
+        Profile::Hostile,
         Profile::Suite,
     ];
 
@@ -60,6 +63,7 @@ impl Profile {
             Profile::Lifecycle => "lifecycle",
             Profile::Worker => "worker",
             Profile::Degraded => "degraded",
+            Profile::Hostile => "hostile",
             Profile::Suite => "suite",
         }
     }

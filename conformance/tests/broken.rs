@@ -169,6 +169,7 @@ const AUTH: &[Profile] = &[Profile::Auth, Profile::Suite];
 const LIFECYCLE: &[Profile] = &[Profile::Lifecycle, Profile::Suite];
 const WORKER: &[Profile] = &[Profile::Worker, Profile::Suite];
 const PAYLOAD: &[Profile] = &[Profile::Payload, Profile::Suite];
+const HOSTILE: &[Profile] = &[Profile::Hostile, Profile::Suite];
 
 /// Every broken run and the exact set of scenarios it must fail.
 fn cases() -> Vec<Case> {
@@ -485,6 +486,54 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        Case {
+            fault: "trust-any-host",
+            profiles: HOSTILE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["hostile.foreign-host"]),
+        },
+        // The naive client follows the redirects, and reads whole bodies
+        // (with a 5 s timeout): the 256 MiB answer and the malformed one
+        // fail too.
+        Case {
+            fault: "follow-redirects",
+            profiles: HOSTILE,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "hostile.bad-json",
+                    "hostile.huge-body",
+                    "hostile.redirect-login",
+                    "hostile.redirect-token",
+                ])
+            },
+        },
+        // No timeout: the drip holds `resolve` until the harness's 8 s
+        // request timeout; the redirect targets never answer either.
+        Case {
+            fault: "unbounded-read",
+            profiles: HOSTILE,
+            filters: &[],
+            timeout: 8,
+            want: || {
+                set(&[
+                    "hostile.bad-json",
+                    "hostile.huge-body",
+                    "hostile.redirect-login",
+                    "hostile.redirect-token",
+                    "hostile.slow-drip",
+                ])
+            },
+        },
+        Case {
+            fault: "echo-ref-input",
+            profiles: HOSTILE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["hostile.token-as-ref", "hygiene.all-output"]),
+        },
     ]
 }
 
@@ -760,4 +809,24 @@ fn the_readme_fault_table_names_every_case() {
         in_readme, in_cases,
         "README's fault table and cases() disagree (names and order)"
     );
+}
+
+#[test]
+fn trusting_any_host_fails_the_foreign_host_scenario() {
+    run_case("trust-any-host", 0);
+}
+
+#[test]
+fn following_redirects_fails_the_redirect_and_body_scenarios() {
+    run_case("follow-redirects", 0);
+}
+
+#[test]
+fn reading_without_bounds_fails_every_vault_answer_scenario() {
+    run_case("unbounded-read", 0);
+}
+
+#[test]
+fn echoing_the_ref_input_fails_token_as_ref_and_the_run_scan() {
+    run_case("echo-ref-input", 0);
 }

@@ -54,6 +54,11 @@ const CONNECTION_DEADLINE: Duration = Duration::from_secs(2);
 /// Connections served at the same time, at most (git opens one per `get`).
 const MAX_CONNECTIONS: usize = 16;
 
+/// How many times one session hands out the credential. A session serves
+/// one git command, whose remote helper asks once and keeps the answer for
+/// the rest of the command.
+const MAX_ANSWERS: usize = 1;
+
 /// One credential description in git's `key=value` line format
 /// (`git help credential`, "INPUT/OUTPUT FORMAT"). Keys may repeat (`capability[]`,
 /// `wwwauth[]`); order is kept.
@@ -255,9 +260,7 @@ impl Server {
             let spawned = std::thread::Builder::new()
                 .name("git-credential-conn".into())
                 .spawn(move || {
-                    if let Ok(true) = server.answer(conn, &stop) {
-                        answered.fetch_add(1, Ordering::SeqCst);
-                    }
+                    let _ = server.answer(conn, &stop, &answered);
                 });
             if let Ok(w) = spawned {
                 workers.push(w);
@@ -269,8 +272,16 @@ impl Server {
     }
 
     /// Answers one helper connection. Returns whether the credential was sent.
-    /// The whole request must arrive within [`CONNECTION_DEADLINE`].
-    fn answer(&self, conn: UnixStream, stop: &AtomicBool) -> io::Result<bool> {
+    /// The whole request must arrive within [`CONNECTION_DEADLINE`]. The
+    /// credential is handed out at most [`MAX_ANSWERS`] times per session: a
+    /// replayed nonce gets nothing, and a thief who raced git makes git's own
+    /// request fail (the theft shows).
+    fn answer(
+        &self,
+        conn: UnixStream,
+        stop: &AtomicBool,
+        answered: &AtomicUsize,
+    ) -> io::Result<bool> {
         let request = read_until_eof(&conn, Instant::now() + CONNECTION_DEADLINE)?;
         let text = std::str::from_utf8(&request)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -287,6 +298,10 @@ impl Server {
             return Ok(false);
         };
         if !self.matches(&request) {
+            return Ok(false);
+        }
+        if answered.fetch_add(1, Ordering::SeqCst) >= MAX_ANSWERS {
+            answered.fetch_sub(1, Ordering::SeqCst);
             return Ok(false);
         }
         let mut reply = Description::default();

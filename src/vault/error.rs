@@ -19,10 +19,13 @@ pub struct ResolveError {
 
 impl ResolveError {
     /// An error with a code from the catalogue and a message without secrets.
+    /// The message passes through the token rules (it may quote a ref or
+    /// Vault's own error strings, and either may carry what looks like a
+    /// token).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ResolveError {
         ResolveError {
             code,
-            message: message.into(),
+            message: crate::redact::redact(&message.into()),
         }
     }
 
@@ -56,7 +59,7 @@ impl ResolveError {
 
     /// Prefixes the message with the ref and job it concerns.
     pub(crate) fn context(mut self, secret_ref: &str, job: &super::JobId) -> ResolveError {
-        self.message = format!("job {job}: {secret_ref}: {}", self.message);
+        self.message = crate::redact::redact(&format!("job {job}: {secret_ref}: {}", self.message));
         self
     }
 }

@@ -14,6 +14,17 @@
 //! A command runs in its own process group; when it exits or times out, the
 //! whole group is killed, so nothing it started in the background survives
 //! into the publish step.
+//!
+//! A process group is not enough against an action that means harm: a
+//! `setsid` grandchild leaves the group, waits for the push, and reads git's
+//! credential socket and nonce from `/proc/<git pid>/environ`. So by default
+//! a command runs in a PID namespace of its own with its own `/proc`
+//! ([`Isolation::PidNamespace`], through util-linux `unshare --pid --fork
+//! --mount-proc --kill-child`): it sees only its own processes, and when it
+//! exits the kernel kills every process it started, `setsid` or not. Where
+//! that is not available (no `unshare`, no privilege for namespaces) command
+//! actions are refused unless the worker is set to [`Isolation::Off`]
+//! (`spec/resolver.md` W9).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +37,84 @@ use super::log::JobLog;
 /// How long the action's output is still read after it ended (a process
 /// that left its group may hold the pipes open forever).
 const PUMP_GRACE: Duration = Duration::from_secs(2);
+
+/// How command actions are isolated (`spec/resolver.md` W9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// A PID namespace with its own `/proc` (the default); command actions
+    /// are refused where it cannot be had.
+    #[default]
+    PidNamespace,
+    /// No isolation beyond the process group: an action can outlive itself
+    /// with `setsid` and see the worker's processes. Only for actions that are
+    /// trusted not to try.
+    Off,
+}
+
+/// What the worker found out about isolation when it started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsolationStatus {
+    /// Command actions run in a PID namespace through this `unshare`.
+    Namespaced(PathBuf),
+    /// Isolation was asked for but cannot be had here; the reason.
+    Unavailable(String),
+    /// Isolation is off by setting.
+    Off,
+}
+
+impl IsolationStatus {
+    /// Checks once what `setting` can get on this machine: runs `unshare
+    /// --pid --fork --mount-proc --kill-child true`.
+    pub fn probe(setting: Isolation) -> IsolationStatus {
+        if setting == Isolation::Off {
+            return IsolationStatus::Off;
+        }
+        let Some(unshare) = find_on_path("unshare") else {
+            return IsolationStatus::Unavailable("`unshare` (util-linux) is not on PATH".into());
+        };
+        let ok = Command::new(&unshare)
+            .args(UNSHARE_ARGS)
+            .arg("true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        match ok {
+            Ok(s) if s.success() => IsolationStatus::Namespaced(unshare),
+            Ok(s) => IsolationStatus::Unavailable(format!(
+                "`unshare --pid --mount-proc` failed ({s}): no privilege for namespaces"
+            )),
+            Err(e) => IsolationStatus::Unavailable(format!("cannot run `unshare`: {e}")),
+        }
+    }
+
+    /// One line for the worker's log at start.
+    pub fn describe(&self) -> String {
+        match self {
+            IsolationStatus::Namespaced(_) => {
+                "job actions run in a PID namespace of their own".into()
+            }
+            IsolationStatus::Unavailable(why) => format!(
+                "WARNING: job actions cannot be isolated here ({why}); command actions will be refused (set action_isolation to Off to run them unisolated)"
+            ),
+            IsolationStatus::Off => {
+                "WARNING: job action isolation is off: an action can outlive itself and read git's environment".into()
+            }
+        }
+    }
+}
+
+/// `unshare`'s arguments before the program: a new PID namespace whose
+/// first process is the action, its own `/proc`, and the action killed if
+/// `unshare` is.
+const UNSHARE_ARGS: &[&str] = &["--pid", "--fork", "--mount-proc", "--kill-child", "--"];
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
 
 /// What the action is told about the job.
 #[derive(Clone, Copy, Debug)]
@@ -78,14 +167,19 @@ impl std::fmt::Debug for JobAction {
 impl JobAction {
     /// Runs the action. The error message is redacted by the caller before it
     /// is logged or reported.
-    pub fn run(&self, ctx: &ActionContext<'_>, log: &JobLog) -> Result<(), String> {
+    pub fn run(
+        &self,
+        ctx: &ActionContext<'_>,
+        isolation: &IsolationStatus,
+        log: &JobLog,
+    ) -> Result<(), String> {
         match self {
             JobAction::Callback(f) => f(ctx),
             JobAction::Command {
                 program,
                 args,
                 timeout,
-            } => run_command(program, args, *timeout, ctx, log),
+            } => run_command(program, args, *timeout, ctx, isolation, log),
         }
     }
 }
@@ -95,9 +189,22 @@ fn run_command(
     args: &[String],
     timeout: Duration,
     ctx: &ActionContext<'_>,
+    isolation: &IsolationStatus,
     log: &JobLog,
 ) -> Result<(), String> {
-    let mut cmd = Command::new(program);
+    let mut cmd = match isolation {
+        IsolationStatus::Namespaced(unshare) => {
+            let mut c = Command::new(unshare);
+            c.args(UNSHARE_ARGS).arg(program);
+            c
+        }
+        IsolationStatus::Unavailable(why) => {
+            return Err(format!(
+                "the job action was not run: it needs isolation (a PID namespace), which is unavailable here ({why})"
+            ));
+        }
+        IsolationStatus::Off => Command::new(program),
+    };
     cmd.args(args)
         .current_dir(ctx.work_dir)
         .env_clear()
@@ -148,5 +255,36 @@ fn run_command(
         None => Err(format!("the job action timed out after {timeout:?}")),
         Some(s) if s.success() => Ok(()),
         Some(s) => Err(format!("the job action exited with {s}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where isolation cannot be had, a command action is refused: never
+    /// run unisolated behind the operator's back.
+    #[test]
+    fn an_action_is_not_run_when_isolation_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let action = JobAction::Command {
+            program: PathBuf::from("sh"),
+            args: vec!["-c".into(), format!("touch '{}'", marker.display())],
+            timeout: Duration::from_secs(5),
+        };
+        let ctx = ActionContext {
+            job_id: "j",
+            instruction: "x",
+            work_dir: dir.path(),
+        };
+        let log = JobLog::new("j", crate::worker::stderr_sink(), &[]);
+        let e = action
+            .run(&ctx, &IsolationStatus::Unavailable("test".into()), &log)
+            .unwrap_err();
+        assert!(e.contains("isolation"), "{e}");
+        assert!(!marker.exists(), "the action ran");
+        action.run(&ctx, &IsolationStatus::Off, &log).unwrap();
+        assert!(marker.exists(), "with isolation off the action runs");
     }
 }

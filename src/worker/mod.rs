@@ -59,7 +59,7 @@ use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
 use crate::vault::{Credential, Resolver};
 use crate::{RefPolicy, ScopeContext, SecretRef};
 
-pub use action::{ActionContext, ActionFn, JobAction};
+pub use action::{ActionContext, ActionFn, Isolation, IsolationStatus, JobAction};
 pub use health::{Backoff, Health, HealthStatus};
 pub use log::{JobLog, LogSink, SinkWriter, stderr_sink};
 
@@ -95,6 +95,9 @@ pub struct WorkerSettings {
     pub backoff: Backoff,
     /// Prefix of published branches (default `vaultref/`).
     pub branch_prefix: String,
+    /// How command actions are isolated (default: a PID namespace, and
+    /// command actions refused where it is unavailable; W9).
+    pub action_isolation: Isolation,
 }
 
 impl WorkerSettings {
@@ -111,6 +114,7 @@ impl WorkerSettings {
             resolve_timeout: Duration::from_secs(30),
             backoff: Backoff::default(),
             branch_prefix: "vaultref/".to_owned(),
+            action_isolation: Isolation::default(),
         }
     }
 }
@@ -205,6 +209,8 @@ pub struct Worker {
     git: Git,
     health: Arc<Health>,
     sink: LogSink,
+    /// What action isolation this machine gives (probed once, at start).
+    isolation: IsolationStatus,
     /// One lock per work dir: two jobs never share a checkout at the same
     /// time (`workdirMode: reuse`, or a job id submitted twice).
     dir_locks: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
@@ -224,15 +230,32 @@ impl Worker {
     /// A worker. `resolver` is `None` when no Vault is configured: jobs that
     /// carry a ref then fail with `vault_not_configured`. `sink` receives the
     /// (redacted) log.
+    /// Probes action isolation once and says in the log what it found.
     pub fn new(settings: WorkerSettings, resolver: Option<Arc<Resolver>>, sink: LogSink) -> Worker {
+        let isolation = IsolationStatus::probe(settings.action_isolation);
+        {
+            let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(
+                out,
+                "worker {}: {}",
+                settings.worker_id,
+                isolation.describe()
+            );
+        }
         Worker {
             git: Git::new(settings.git.clone()),
             settings,
             resolver,
             health: Arc::new(Health::default()),
             sink,
+            isolation,
             dir_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// What action isolation this worker has (`spec/resolver.md` W9).
+    pub fn isolation(&self) -> &IsolationStatus {
+        &self.isolation
     }
 
     /// The settings.
@@ -425,6 +448,7 @@ impl Worker {
         let instruction = job.instruction().to_owned();
         let git_ref = job.git_ref().map(str::to_owned);
         let action_log = log.clone();
+        let isolation = self.isolation.clone();
         let commit_branch = branch.clone();
         let (git_job, checked_out, commit) =
             tokio::task::spawn_blocking(move || -> Result<_, Fail> {
@@ -451,7 +475,7 @@ impl Worker {
                         work_dir: &dir,
                     };
                     git_job
-                        .run_action(&dir, || action.run(&ctx, &action_log))
+                        .run_action(&dir, || action.run(&ctx, &isolation, &action_log))
                         .map_err(|e| match e {
                             ActionError::Action(m) => fail(ErrorCode::ActionFailed, m),
                             ActionError::Git(e) => e.into(),

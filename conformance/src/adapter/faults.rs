@@ -15,6 +15,8 @@ use vaultref::policy::PolicySettings;
 use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
 use vaultref::{RefPolicy, SecretRef};
 
+use vaultref::worker::{Worker, stderr_sink};
+
 use super::{State, failed, invalid, ref_input, resolve_checked, scope_context};
 
 /// A deliberate defect, for the broken implementations.
@@ -95,6 +97,17 @@ pub enum Fault {
     /// Has no empty-ref rule: the empty ref fails the scheme check
     /// (`ref_bad_scheme` at offset 0).
     EmptyAsBadScheme,
+    /// Lets a job's credential go to whatever host its repository URL names
+    /// (no host binding, G10): the same slug on another host gets the token.
+    TrustAnyHost,
+    /// Logs in and reads with an HTTP client that follows redirects, as
+    /// common Vault clients do: credentials and token go where a `307` says.
+    FollowRedirects,
+    /// Reads the KV answer whole, with no timeout and no size cap, and takes
+    /// a body that is not JSON for "not found".
+    UnboundedRead,
+    /// Quotes the input in `check_ref` error messages ("… in `<input>`").
+    EchoRefInput,
 }
 
 impl Fault {
@@ -130,6 +143,10 @@ impl Fault {
         ("skip-payload-lint", Fault::SkipPayloadLint),
         ("lenient-policy-config", Fault::LenientPolicyConfig),
         ("empty-as-bad-scheme", Fault::EmptyAsBadScheme),
+        ("trust-any-host", Fault::TrustAnyHost),
+        ("follow-redirects", Fault::FollowRedirects),
+        ("unbounded-read", Fault::UnboundedRead),
+        ("echo-ref-input", Fault::EchoRefInput),
     ];
 
     /// Looks a fault up by name.
@@ -163,7 +180,9 @@ impl Faults {
             "configure" => self.before_configure(req, state),
             "resolve" => self.before_resolve(req, state),
             "run_job" => {
-                self.before_run_job(req, state);
+                if let Some(worker) = self.before_run_job(req, state) {
+                    state.worker = Some(worker);
+                }
                 None
             }
             _ => None,
@@ -184,6 +203,11 @@ impl Faults {
             }
             (Fault::NoUnsupported, _) if reply["reply"] == "unsupported" => {
                 *reply = json!({"reply": "error", "message": format!("unknown op `{op}`")});
+            }
+            (Fault::EchoRefInput, "check_ref") if reply["valid"] == false => {
+                let input = req.get("input").and_then(Value::as_str).unwrap_or("");
+                let message = format!("{} in `{input}`", reply["message"].as_str().unwrap_or(""));
+                reply["message"] = json!(message);
             }
             (Fault::OffByOne, "check_ref") => {
                 if let Some(o) = reply["offset"].as_u64() {
@@ -400,6 +424,17 @@ impl Faults {
                     let _ = state.rt.block_on(resolver.resolve(&up, &job_id));
                 }
             }
+            Fault::FollowRedirects | Fault::UnboundedRead => {
+                let config = state.vault_config.clone()?;
+                let key = state.key.as_ref()?;
+                let parsed = SecretRef::parse(&input).ok()?;
+                let reply = state.rt.block_on(naive_read(&config, &parsed, self.fault));
+                return Some(match reply {
+                    NaiveRead::Value(v) => json!({"reply": "resolve", "outcome": "resolved",
+                        "fingerprint": key.fingerprint(&v)}),
+                    NaiveRead::Failed(code) => failed("resolve", code, "naive read failed"),
+                });
+            }
             Fault::LoginPerResolve => {
                 // A new resolver, so a new login, for this one resolution.
                 let fresh = state
@@ -413,19 +448,17 @@ impl Faults {
         None
     }
 
-    fn before_run_job(&self, req: &mut Map<String, Value>, state: &State) {
+    /// May return a replacement worker (for [`Fault::TrustAnyHost`]).
+    fn before_run_job(&self, req: &mut Map<String, Value>, state: &State) -> Option<Worker> {
         let job_id = req
             .get("job_id")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let Some(payload) = req
+        let payload = req
             .get_mut("job")
             .and_then(|j| j.get_mut("payload"))
-            .and_then(Value::as_object_mut)
-        else {
-            return;
-        };
+            .and_then(Value::as_object_mut)?;
         let repo_ref = payload
             .get("repoAuthRef")
             .and_then(Value::as_str)
@@ -433,6 +466,23 @@ impl Faults {
         match self.fault {
             Fault::IgnorePublishAuthRef => {
                 payload.remove("publishAuthRef");
+            }
+            Fault::TrustAnyHost => {
+                // Whatever host the job names joins the allowed hosts.
+                let host = payload
+                    .get("repository")
+                    .and_then(Value::as_str)
+                    .and_then(|u| vaultref::git::Remote::parse(u, true).ok())
+                    .map(|r| r.host().to_string());
+                if let (Some(host), Some(worker)) = (host, &state.worker) {
+                    let mut settings = worker.settings().clone();
+                    let base =
+                        vaultref::git::Remote::from_slug(&settings.git_base_url, "o/r", true)
+                            .map(|r| r.host().to_string())
+                            .unwrap_or_default();
+                    settings.allowed_git_hosts = vec![base, host];
+                    return Some(Worker::new(settings, state.resolver.clone(), stderr_sink()));
+                }
             }
             Fault::CacheForever => {
                 for k in ["repoAuthRef", "publishAuthRef"] {
@@ -480,6 +530,7 @@ impl Faults {
             }
             _ => {}
         }
+        None
     }
 }
 
@@ -570,4 +621,69 @@ async fn raw_read(config: &VaultConfig, input: &str) {
         .header("X-Vault-Token", token.trim())
         .send()
         .await;
+}
+
+/// What [`naive_read`] concluded.
+enum NaiveRead {
+    Value(SecretString),
+    Failed(&'static str),
+}
+
+/// For [`Fault::FollowRedirects`] and [`Fault::UnboundedRead`]: an AppRole
+/// login and a KV v2 read the way a first-draft resolver does them, with an
+/// HTTP client's defaults (redirects followed; for `UnboundedRead`, no
+/// timeout and the whole body read, whatever its size).
+async fn naive_read(config: &VaultConfig, r: &SecretRef, fault: Fault) -> NaiveRead {
+    let AuthConfig::AppRole {
+        mount,
+        role_id_file,
+        secret_id_file,
+    } = &config.auth
+    else {
+        return NaiveRead::Failed("vault_auth_failed");
+    };
+    let mut builder = reqwest::Client::builder();
+    if fault == Fault::FollowRedirects {
+        builder = builder.timeout(std::time::Duration::from_secs(5));
+    }
+    let Ok(client) = builder.build() else {
+        return NaiveRead::Failed("vault_unavailable");
+    };
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let body =
+        json!({"role_id": read(role_id_file).trim(), "secret_id": read(secret_id_file).trim()});
+    let Ok(resp) = client
+        .post(format!("{}/v1/auth/{mount}/login", config.addr))
+        .body(body.to_string())
+        .send()
+        .await
+    else {
+        return NaiveRead::Failed("vault_unavailable");
+    };
+    let answer: Value =
+        serde_json::from_slice(&resp.bytes().await.unwrap_or_default()).unwrap_or(Value::Null);
+    let Some(token) = answer["auth"]["client_token"].as_str() else {
+        return NaiveRead::Failed("vault_unavailable");
+    };
+    let Ok(resp) = client
+        .get(format!("{}/v1/{}", config.addr, r.kv2_data_path()))
+        .header("X-Vault-Token", token)
+        .send()
+        .await
+    else {
+        return NaiveRead::Failed("vault_unavailable");
+    };
+    let Ok(bytes) = resp.bytes().await else {
+        return NaiveRead::Failed("vault_unavailable");
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(doc) => match doc
+            .pointer(&format!("/data/data/{}", r.field()))
+            .and_then(Value::as_str)
+        {
+            Some(v) => NaiveRead::Value(SecretString::from(v.to_string())),
+            None => NaiveRead::Failed("secret_not_found"),
+        },
+        Err(_) => NaiveRead::Failed("secret_not_found"),
+    }
 }

@@ -125,7 +125,7 @@ fn dispatch(op: &str, req: &Map<String, Value>, state: &mut State) -> Value {
                 "language": "rust",
                 "notes": "reference adapter over the vaultref library",
             },
-            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded"],
+            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded", "hostile"],
         }),
         "check_ref" => check_ref(req),
         "check_payload" => check_payload(req),

@@ -5,6 +5,8 @@
 //! - [`resolve`], [`auth`], [`lifecycle`]: `resolve` against a real Vault;
 //! - [`worker`], [`degraded`]: `run_job` against a real Vault and a real git
 //!   HTTP server;
+//! - [`hostile`]: a Vault address, a job or an input that behaves like an
+//!   adversary;
 //! - `protocol.unknown-op` (here) for the protocol itself.
 //!
 //! What live scenarios share is in [`support`] (a configured implementation,
@@ -13,6 +15,7 @@
 
 pub mod auth;
 pub mod degraded;
+pub mod hostile;
 pub mod lifecycle;
 pub mod resolve;
 pub mod rig;
@@ -38,6 +41,7 @@ pub fn catalogue(fixtures: &Path) -> Result<Vec<Scenario>, String> {
     all.extend(lifecycle::scenarios());
     all.extend(degraded::scenarios());
     all.extend(worker::scenarios());
+    all.extend(hostile::scenarios());
     all.push(protocol_unknown_op());
     Ok(all)
 }

@@ -31,7 +31,7 @@ pub fn run(args: GitCredentialArgs) -> ExitCode {
         Err(message) => {
             // The message never holds the credential: it comes from I/O or
             // protocol errors, not from the answer.
-            errln!("vaultref git-credential: {message}");
+            errln!("error: vaultref git-credential helper: {message}");
             ExitCode::from(1)
         }
     }

@@ -1,0 +1,401 @@
+//! `hostile` scenarios: no credential leaves when the Vault address answers
+//! like an adversary, when a job names a foreign git host, or when a token
+//! is pasted where a ref belongs (`spec/resolver.md` S6, G10; `protocol.md`
+//! §6).
+//!
+//! The Vault-facing scenarios talk to `vaultref::testing::hostile`'s fake
+//! server, not to OpenBao: the hostility is the scenario. Its answers are
+//! chosen per path (a `307` towards a [`Catcher`], a huge or endlessly
+//! dripping body, malformed JSON), and the catcher records every byte that
+//! reaches it. The foreign-host scenario uses the real Vault and two real git
+//! servers.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use vaultref::testing::git_server::GitServer;
+use vaultref::testing::hostile::{Answer, Catcher, HostileVault};
+
+use super::rig::{REPO, describe as describe_job, job, outcome, put_token, rig, run_job};
+use super::support::{AUDIT, Session, and, expect_code, expect_no_vault_request, resolve, verr};
+use crate::backend::{APPROLE_MOUNT, KV_MOUNT, random_hex};
+use crate::cx::Cx;
+use crate::live_scenario;
+use crate::scenario::{Level, Needs, Profile, Scenario};
+use crate::verdict::{Failure, Verdict};
+
+/// How long a hostile answer may hold a `resolve` (the IUT's own request
+/// timeout, configured at 2 s, plus slack).
+const ANSWER_BOUND: Duration = Duration::from_secs(10);
+
+/// The most an IUT may grow (peak RSS, `VmHWM`) while a 256 MiB answer is
+/// thrown at it.
+const MEMORY_BOUND_KIB: u64 = 128 * 1024;
+
+const HUGE: usize = 256 << 20;
+
+/// A fake but rule-shaped GitHub token (`ghp_` and 36 characters), so the
+/// token rules recognise it, registered for hygiene.
+fn rule_shaped_token(cx: &Cx) -> SecretString {
+    let t = SecretString::from(format!("ghp_FAKE{}", random_hex(16)));
+    cx.register(&t);
+    t
+}
+
+fn login_ok(token: &SecretString) -> Answer {
+    Answer::Json(
+        200,
+        format!(
+            r#"{{"auth":{{"client_token":"{}","lease_duration":3600,"renewable":true}}}}"#,
+            token.expose_secret()
+        ),
+    )
+}
+
+/// An IUT configured for AppRole at `addr` (the hostile server), with fake
+/// credential files; role id, secret id and the token the server will issue
+/// are registered as secrets.
+async fn front_session(cx: &Cx, addr: &str) -> Result<Session, Verdict> {
+    let dirs = cx.dirs()?;
+    let role_id = SecretString::from(format!("role-FAKE-{}", random_hex(8)));
+    let secret_id = SecretString::from(format!("secret-FAKE-{}", random_hex(8)));
+    cx.register(&role_id);
+    cx.register(&secret_id);
+    let rf = cx.write_secret_file(&dirs, "role_id", &role_id)?;
+    let sf = cx.write_secret_file(&dirs, "secret_id", &secret_id)?;
+    let key = random_hex(32);
+    let mut iut = cx.start_iut(&dirs).await?;
+    let reply = iut
+        .request(
+            "configure",
+            json!({
+                "vault": {"addr": addr, "timeout_ms": 2000,
+                          "auth": {"method": "approle", "mount": APPROLE_MOUNT,
+                                   "role_id_file": rf, "secret_id_file": sf}},
+                "fingerprint_key": key,
+                "work_dir": dirs.work,
+                "temp_dir": dirs.tmp,
+                "worker_id": "executor-01",
+            }),
+        )
+        .await?;
+    if reply.get("outcome").and_then(Value::as_str) != Some("configured") {
+        return Err(Verdict::Fail(Failure::new(
+            "protocol.md §3.2: valid settings are accepted",
+            "outcome configured",
+            format!("outcome {}", reply.get("outcome").unwrap_or(&Value::Null)),
+        )));
+    }
+    Ok(Session {
+        iut,
+        key: hex::decode(key).expect("hex"),
+        dirs,
+    })
+}
+
+/// Nothing reached the catcher (checked after the IUT shut down, so a
+/// revocation at exit counts too).
+fn expect_nothing_caught(catcher: &Catcher, what: &str) -> Verdict {
+    std::thread::sleep(Duration::from_millis(200));
+    if catcher.connections() == 0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            "resolver.md S6: a redirect is never followed to an address outside the configured Vault",
+            format!("no connection to the redirect target ({what})"),
+            format!(
+                "{} connection(s), {} byte(s) sent to the redirect target",
+                catcher.connections(),
+                catcher.received().len()
+            ),
+        ))
+    }
+}
+
+/// `resolve` answered in time with `vault_unavailable`.
+async fn expect_unavailable_in_time(
+    s: &mut Session,
+    reference: &str,
+    spec: &str,
+) -> Result<Verdict, Verdict> {
+    let t = Instant::now();
+    let r = resolve(s, reference, "job-hostile", None).await?;
+    let took = t.elapsed();
+    let v = expect_code(spec, &r, "vault_unavailable");
+    if v != Verdict::Pass {
+        return Ok(v);
+    }
+    Ok(if took > ANSWER_BOUND {
+        Verdict::Fail(Failure::new(
+            spec,
+            format!("an answer within {} s", ANSWER_BOUND.as_secs()),
+            format!("{:.1} s", took.as_secs_f32()),
+        ))
+    } else {
+        Verdict::Pass
+    })
+}
+
+/// Every `hostile` scenario.
+pub fn scenarios() -> Vec<Scenario> {
+    let none = Needs::default();
+    vec![
+        Scenario::live(
+            "hostile.redirect-login",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md S6 (redirects)",
+            "A 307 on the AppRole login: the role id and secret id go nowhere else",
+            none,
+            live_scenario!(cx, {
+                let catcher = Catcher::start().map_err(verr)?;
+                let login = format!("auth/{APPROLE_MOUNT}/login");
+                let front = HostileVault::start(&[(
+                    login.as_str(),
+                    Answer::Redirect(format!("{}/v1/{login}", catcher.url())),
+                )])
+                .map_err(verr)?;
+                let mut s = front_session(&cx, &front.url()).await?;
+                let v = expect_unavailable_in_time(
+                    &mut s,
+                    "vault://kv/app#token",
+                    "resolver.md S6: a redirected login is vault_unavailable",
+                )
+                .await?;
+                let _ = s.iut.shutdown().await;
+                Ok(and(v, expect_nothing_caught(&catcher, "login")))
+            }),
+        ),
+        Scenario::live(
+            "hostile.redirect-token",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md S6 (redirects)",
+            "307s on the KV read, lookup, renew and revoke: the token goes nowhere else",
+            none,
+            live_scenario!(cx, {
+                let catcher = Catcher::start().map_err(verr)?;
+                let token = rule_shaped_token(&cx);
+                let away = |p: &str| Answer::Redirect(format!("{}/v1/{p}", catcher.url()));
+                let login = format!("auth/{APPROLE_MOUNT}/login");
+                let front = HostileVault::start(&[
+                    (login.as_str(), login_ok(&token)),
+                    ("kv/data/app", away("kv/data/app")),
+                    ("auth/token/lookup-self", away("auth/token/lookup-self")),
+                    ("auth/token/renew-self", away("auth/token/renew-self")),
+                    ("auth/token/revoke-self", away("auth/token/revoke-self")),
+                ])
+                .map_err(verr)?;
+                let mut s = front_session(&cx, &front.url()).await?;
+                let v = expect_unavailable_in_time(
+                    &mut s,
+                    "vault://kv/app#token",
+                    "resolver.md S6: a redirected read is vault_unavailable",
+                )
+                .await?;
+                let _ = s.iut.shutdown().await;
+                Ok(and(
+                    v,
+                    expect_nothing_caught(&catcher, "read, renew, revoke"),
+                ))
+            }),
+        ),
+        Scenario::live(
+            "hostile.slow-drip",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md S6, V6 (bounded requests)",
+            "A KV answer that drips one byte every 100 ms: vault_unavailable in time",
+            none,
+            live_scenario!(cx, {
+                body_scenario(&cx, Answer::Drip(Duration::from_millis(100))).await
+            }),
+        ),
+        Scenario::live(
+            "hostile.huge-body",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md S6 (bounded answers)",
+            "A 256 MiB KV answer: vault_unavailable, and the IUT's memory stays under 128 MiB",
+            none,
+            live_scenario!(cx, { body_scenario(&cx, Answer::Huge(HUGE)).await }),
+        ),
+        Scenario::live(
+            "hostile.bad-json",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md V3 (200 that is not a JSON object)",
+            "A 200 whose body is not JSON: vault_unavailable, not secret_not_found",
+            none,
+            live_scenario!(cx, {
+                body_scenario(&cx, Answer::Json(200, "{\"data\": not json".into())).await
+            }),
+        ),
+        Scenario::live(
+            "hostile.token-as-ref",
+            Profile::Hostile,
+            Level::Must,
+            "protocol.md §6 H2; errors.md (messages carry no secret)",
+            "Tokens where a ref or a member name belongs: no reply or output repeats them",
+            none,
+            live_scenario!(cx, { token_as_ref(&cx).await }),
+        ),
+        Scenario::live(
+            "hostile.foreign-host",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md G10",
+            "A job on another git host with this host's ref, and a document bound to another host: nothing is sent",
+            AUDIT,
+            live_scenario!(cx, { foreign_host(&cx).await }),
+        ),
+    ]
+}
+
+/// Login works; the KV read is answered with `body`.
+async fn body_scenario(cx: &Cx, body: Answer) -> Result<Verdict, Verdict> {
+    let token = rule_shaped_token(cx);
+    let login = format!("auth/{APPROLE_MOUNT}/login");
+    let front = HostileVault::start(&[(login.as_str(), login_ok(&token)), ("kv/data/app", body)])
+        .map_err(verr)?;
+    let mut s = front_session(cx, &front.url()).await?;
+    let v = expect_unavailable_in_time(
+        &mut s,
+        "vault://kv/app#token",
+        "resolver.md S6: an unusable answer is vault_unavailable, in time",
+    )
+    .await?;
+    let peak = s.iut.peak_rss_kib();
+    let _ = s.iut.shutdown().await;
+    Ok(and(
+        v,
+        match peak {
+            Some(kib) if kib > MEMORY_BOUND_KIB => Verdict::Fail(Failure::new(
+                "resolver.md S6: an answer is bounded (the reference reads at most 4 MiB)",
+                format!("peak memory under {} MiB", MEMORY_BOUND_KIB / 1024),
+                format!("{} MiB", kib / 1024),
+            )),
+            _ => Verdict::Pass,
+        },
+    ))
+}
+
+async fn token_as_ref(cx: &Cx) -> Result<Verdict, Verdict> {
+    let dirs = cx.dirs()?;
+    let mut iut = cx.start_iut(&dirs).await?;
+    let t = rule_shaped_token(cx);
+    let t = t.expose_secret();
+    let refs = [
+        json!({"input": t}),
+        json!({"input": format!("vault://kv/{t}#f x")}),
+        json!({"input": format!("vault://{t}/a#f")}),
+        json!({"input": format!("vault://kv/a/{t}#f"),
+               "policy": {"scopes": ["other/{repository}"]},
+               "context": {"repository": "Acme/Api"}}),
+        json!({"input": format!("{t}://kv/a#f")}),
+    ];
+    let job = |payload: Value| json!({"job": {"type": "codex_exec", "payload": payload}});
+    let payloads = [
+        job(json!({"repository": "Acme/Api", "instruction": format!("use {t}")})),
+        job(json!({"repository": t, "instruction": "x"})),
+        job(
+            json!({"repository": "Acme/Api", "instruction": "x", format!("{t}AuthRef"): "vault://kv/a#f"}),
+        ),
+        job(
+            json!({"repository": "Acme/Api", "instruction": "x", "repoAuthRef": format!("vault://kv/{t} #f")}),
+        ),
+        job(json!({"repository": "Acme/Api", "instruction": "x", t: {"a": 1}})),
+    ];
+    for (op, requests) in [("check_ref", &refs[..]), ("check_payload", &payloads[..])] {
+        for req in requests {
+            // Any reply is fine; the run's hygiene check reads every byte.
+            let _: Result<Map<String, Value>, _> = iut.request(op, req.clone()).await;
+        }
+    }
+    let _ = iut.shutdown().await;
+    // The verdict on leaks is the scenario's hygiene check (H1/H2) over this
+    // process's stdout (the replies) and stderr, with the planted tokens.
+    Ok(Verdict::Pass)
+}
+
+async fn foreign_host(cx: &Cx) -> Result<Verdict, Verdict> {
+    let spec = "resolver.md G10: a credential is used only for its host";
+    let token = cx.fake_token();
+    let r = put_token(cx, "github", &token).await?;
+    let mut rig = rig(cx, None, None).await?;
+    rig.git.set_tokens(REPO, &token);
+    let other = GitServer::start().map_err(|e| Verdict::Error(format!("git server: {e}")))?;
+    other
+        .create_repo(REPO)
+        .map_err(|e| Verdict::Error(format!("git server: {e}")))?;
+    other.set_tokens(REPO, &token);
+    // 1. The same slug on another host, with this host's ref.
+    let mut foreign = job(Some(&r), None, false);
+    foreign["payload"]["repository"] = json!(format!("https://{}/{REPO}", other.addr()));
+    let reply = run_job(&mut rig.s, "job-foreign-1", foreign).await?;
+    let refused = if outcome(&reply) == ("failed", "git_host_not_allowed") {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            spec,
+            "failed with code \"git_host_not_allowed\", before any Vault request",
+            describe_job(&reply),
+        ))
+    };
+    let no_read = expect_no_vault_request(
+        cx,
+        "resolver.md G10: a job on a foreign host is refused before any Vault request",
+    );
+    let untouched = if other.requests().is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            spec,
+            "no request to the foreign git server",
+            format!("{} request(s) reached it", other.requests().len()),
+        ))
+    };
+    // 2. A document bound to another host, for a job on this host.
+    let path = format!("{}/repos/{REPO}/bound", cx.prefix());
+    cx.vault()?
+        .admin
+        .kv_put(
+            KV_MOUNT,
+            &path,
+            &[
+                ("token", &token),
+                ("host", &SecretString::from(other.addr().to_string())),
+            ],
+        )
+        .await
+        .map_err(verr)?;
+    let before = rig.git.requests().len();
+    let reply = run_job(
+        &mut rig.s,
+        "job-foreign-2",
+        job(
+            Some(&format!("vault://{KV_MOUNT}/{path}#token")),
+            None,
+            false,
+        ),
+    )
+    .await?;
+    let bound = if outcome(&reply) == ("failed", "git_host_not_allowed")
+        && rig.git.requests().len() == before
+    {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            spec,
+            "failed with code \"git_host_not_allowed\", no git request",
+            format!(
+                "{}; {} git request(s)",
+                describe_job(&reply),
+                rig.git.requests().len() - before
+            ),
+        ))
+    };
+    let _ = rig.s.iut.shutdown().await;
+    Ok(and(and(refused, no_read), and(untouched, bound)))
+}
