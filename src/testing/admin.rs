@@ -37,8 +37,25 @@ impl Admin {
     /// A client for `addr` (e.g. `http://127.0.0.1:8200`, no `/v1`) with a
     /// root token. Fails only if no HTTP client can be built.
     pub fn new(addr: &str, root: SecretString) -> Result<Admin, TestSupportError> {
-        let http = reqwest::Client::builder()
+        Admin::with_ca(addr, root, None)
+    }
+
+    /// [`Admin::new`] for an `https://` server whose certificate comes from
+    /// the CA in `ca_pem` (PEM).
+    pub fn with_ca(
+        addr: &str,
+        root: SecretString,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Admin, TestSupportError> {
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .no_proxy();
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| err(format!("CA bundle: {e}")))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
             .build()
             .map_err(|e| err(format!("HTTP client: {e}")))?;
         Ok(Admin {

@@ -99,9 +99,29 @@ pub struct TestVault {
     unseal_key: Option<SecretString>,
     audit_log: PathBuf,
     child: Option<Child>,
+    /// Serving HTTPS (dev mode's `-dev-tls`), with the CA in `tls/`.
+    tls: bool,
 }
 
 impl TestVault {
+    /// Starts an in-memory dev server over HTTPS: OpenBao's `-dev-tls`
+    /// generates a CA and a certificate for `127.0.0.1` at each start
+    /// ([`TestVault::ca_cert`]).
+    pub async fn dev_tls() -> Result<TestVault, TestSupportError> {
+        Self::launch_with(None, false, true).await
+    }
+
+    /// [`TestVault::dev_tls`] with a given `bao`/`vault` binary.
+    pub async fn dev_tls_with_binary(bao: &Path) -> Result<TestVault, TestSupportError> {
+        Self::launch_with(Some(bao.to_path_buf()), false, true).await
+    }
+
+    /// The CA certificate (PEM file) the server's certificate comes from,
+    /// when it serves HTTPS.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.path().join("tls/vault-ca.pem"))
+    }
+
     /// Starts an in-memory dev server.
     pub async fn dev() -> Result<TestVault, TestSupportError> {
         Self::launch(None, false).await
@@ -124,6 +144,14 @@ impl TestVault {
     }
 
     async fn launch(bao: Option<PathBuf>, persistent: bool) -> Result<TestVault, TestSupportError> {
+        Self::launch_with(bao, persistent, false).await
+    }
+
+    async fn launch_with(
+        bao: Option<PathBuf>,
+        persistent: bool,
+        tls: bool,
+    ) -> Result<TestVault, TestSupportError> {
         let bao = match bao {
             Some(b) if b.is_file() => b,
             Some(b) => return Err(err(format!("{} is not a file; {HOW_TO}", b.display()))),
@@ -153,11 +181,12 @@ impl TestVault {
                 mode,
                 port,
                 admin: Admin::new(
-                    &format!("http://127.0.0.1:{port}"),
+                    &format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
                     SecretString::from(format!("root-{}", random_hex(12))),
                 )?,
                 unseal_key: None,
                 child: None,
+                tls,
             };
             match vault.boot(true).await {
                 Ok(()) => return Ok(vault),
@@ -205,6 +234,13 @@ impl TestVault {
         if self.mode == Mode::Dev {
             cmd.arg("-dev")
                 .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port));
+            if self.tls {
+                let dir = self.dir.path().join("tls");
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).map_err(|e| err(format!("mkdir: {e}")))?;
+                cmd.arg("-dev-tls")
+                    .arg(format!("-dev-tls-cert-dir={}", dir.display()));
+            }
             let root = self.admin.root_token().expose_secret();
             cmd.env("BAO_DEV_ROOT_TOKEN_ID", root)
                 .env("VAULT_DEV_ROOT_TOKEN_ID", root);
@@ -251,6 +287,17 @@ impl TestVault {
                     "OpenBao exited ({status}) while starting; its log:\n{}",
                     self.log_tail()
                 )));
+            }
+            if self.tls {
+                // The CA is written when the server starts: trust it once
+                // it is there (a new one at each start).
+                if let Ok(pem) = std::fs::read(self.dir.path().join("tls/vault-ca.pem")) {
+                    self.admin = Admin::with_ca(
+                        self.admin.addr(),
+                        self.admin.root_token().clone(),
+                        Some(&pem),
+                    )?;
+                }
             }
             if let Some(status) = self.admin.health_status().await {
                 return Ok(status);
@@ -424,7 +471,7 @@ impl TestVault {
         let role_id_file = self.write_file(&format!("{role}.role_id"), &role_id)?;
         let secret_id_file =
             self.write_file(&format!("{role}.secret_id"), secret_id.expose_secret())?;
-        VaultConfig::new(
+        let mut config = VaultConfig::new(
             self.addr().to_string(),
             AuthConfig::AppRole {
                 mount: "approle".into(),
@@ -432,7 +479,9 @@ impl TestVault {
                 secret_id_file,
             },
         )
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(e.to_string()))?;
+        config.ca_cert = self.ca_cert();
+        Ok(config)
     }
 
     /// Writes `token` to the file `name` (as Vault Agent's sink would) and
@@ -443,8 +492,10 @@ impl TestVault {
         token: &SecretString,
     ) -> Result<VaultConfig, TestSupportError> {
         let path = self.write_file(name, token.expose_secret())?;
-        VaultConfig::new(self.addr().to_string(), AuthConfig::TokenFile { path })
-            .map_err(|e| err(e.to_string()))
+        let mut config = VaultConfig::new(self.addr().to_string(), AuthConfig::TokenFile { path })
+            .map_err(|e| err(e.to_string()))?;
+        config.ca_cert = self.ca_cert();
+        Ok(config)
     }
 
     /// Shell lines for a person (`cargo xtask vault`): the address, and the

@@ -60,6 +60,21 @@ pub use config::{
 pub use error::ResolveError;
 pub use fingerprint::{FingerprintKey, MIN_KEY_BYTES, PREFIX as FINGERPRINT_PREFIX};
 pub use job::JobId;
+
+/// Entry points for the `fuzz/` targets only (cargo fuzz compiles with
+/// `--cfg fuzzing`); not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The KV v2 answer parser.
+    pub fn kv2_interpret(
+        status: u16,
+        body: &[u8],
+        r: &crate::SecretRef,
+    ) -> Result<super::Credential, super::ResolveError> {
+        super::kv2::interpret(status, body, r)
+    }
+}
 pub use kv2::Credential;
 pub use metrics::Metrics;
 pub use resolver::Resolver;

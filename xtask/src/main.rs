@@ -3,6 +3,7 @@
 
 mod bench_compare;
 mod conformance;
+mod fuzz;
 mod vault;
 
 use std::process::ExitCode;
@@ -18,13 +19,15 @@ commands:
   help
   conformance [ARGS]        run the conformance suite (vaultref-conformance --help)
   vault [--persistent]      run OpenBao for a person until Ctrl-C
-  bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher"
+  bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher
+  fuzz [--seconds N] [--target T]...  run the cargo fuzz targets of fuzz/ (nightly)"
             );
             ExitCode::SUCCESS
         }
         Some("conformance") => conformance::run(&args[1..]),
         Some("vault") => vault::run(&args[1..]),
         Some("bench-compare") => bench_compare::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some(other) => {
             eprintln!("unknown xtask command `{other}`; run `cargo xtask help`");
             ExitCode::from(2)
