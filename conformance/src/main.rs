@@ -39,7 +39,7 @@ struct Cli {
     /// An argument for the implementation (repeatable).
     #[arg(long = "impl-arg", value_name = "ARG", allow_hyphen_values = true)]
     impl_args: Vec<String>,
-    /// Run only these profiles (repeatable): refs, payload, resolve, auth, lifecycle, worker, degraded.
+    /// Run only these profiles (repeatable): refs, payload, resolve, auth, lifecycle, worker, degraded, hostile.
     #[arg(long = "profile", value_name = "P")]
     profiles: Vec<String>,
     /// Where Vault comes from.
@@ -51,6 +51,11 @@ struct Cli {
     /// The `bao`/`vault` binary for the process backend and the local image.
     #[arg(long, value_name = "PATH")]
     bao: Option<PathBuf>,
+    /// Process backend: serve plain HTTP instead of HTTPS (by default the
+    /// server has a certificate from a CA made for the run, handed to the
+    /// implementation as `vault.ca_cert`).
+    #[arg(long)]
+    plain_http: bool,
     /// External backend: Vault's address.
     #[arg(long, value_name = "URL")]
     vault_addr: Option<String>,
@@ -215,6 +220,7 @@ fn backend_spec(cli: &Cli) -> Result<BackendSpec, String> {
         },
         Backend::Process => BackendSpec::Process {
             binary: backend::find_binary(cli.bao.clone())?,
+            tls: !cli.plain_http,
         },
         Backend::Container => BackendSpec::Container {
             image: cli.vault_image.clone(),

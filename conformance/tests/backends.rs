@@ -16,7 +16,7 @@ use vaultref_conformance::backend::{BackendSpec, KV_MOUNT, Vault, find_binary};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_backends_stoppable_server_stops_for_real_and_keeps_its_data() {
     let binary = find_binary(None).unwrap_or_else(|e| panic!("OpenBao is needed: {e}"));
-    stops_for_real_and_keeps_its_data(BackendSpec::Process { binary }).await;
+    stops_for_real_and_keeps_its_data(BackendSpec::Process { binary, tls: false }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,7 @@ fn harness(
 ) -> RunOutcome {
     let backend = BackendSpec::Process {
         binary: find_binary(None).unwrap_or_else(|e| panic!("OpenBao is needed: {e}")),
+        tls: true,
     };
     let config = RunConfig {
         iut: IutCommand {
@@ -528,6 +529,13 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            fault: "honour-skip-verify",
+            profiles: HOSTILE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["hostile.tls-untrusted"]),
+        },
+        Case {
             fault: "echo-ref-input",
             profiles: HOSTILE,
             filters: &[],
@@ -829,4 +837,9 @@ fn reading_without_bounds_fails_every_vault_answer_scenario() {
 #[test]
 fn echoing_the_ref_input_fails_token_as_ref_and_the_run_scan() {
     run_case("echo-ref-input", 0);
+}
+
+#[test]
+fn honouring_vault_skip_verify_fails_the_untrusted_tls_scenario() {
+    run_case("honour-skip-verify", 0);
 }

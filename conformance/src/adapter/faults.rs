@@ -108,6 +108,9 @@ pub enum Fault {
     UnboundedRead,
     /// Quotes the input in `check_ref` error messages ("… in `<input>`").
     EchoRefInput,
+    /// Honours `VAULT_SKIP_VERIFY` as other Vault clients do: logs in with
+    /// certificate checks off when it is set.
+    HonourSkipVerify,
 }
 
 impl Fault {
@@ -147,6 +150,7 @@ impl Fault {
         ("follow-redirects", Fault::FollowRedirects),
         ("unbounded-read", Fault::UnboundedRead),
         ("echo-ref-input", Fault::EchoRefInput),
+        ("honour-skip-verify", Fault::HonourSkipVerify),
     ];
 
     /// Looks a fault up by name.
@@ -365,6 +369,12 @@ impl Faults {
                         vault["auth"]["token_file"] = json!(copy);
                     }
                 }
+            }
+            Fault::HonourSkipVerify
+                if vault["auth"]["method"] == "approle"
+                    && std::env::var_os("VAULT_SKIP_VERIFY").is_some() =>
+            {
+                state.rt.block_on(login_without_verification(vault));
             }
             Fault::ApproleDefaultMount if vault["auth"]["method"] == "approle" => {
                 vault["auth"]["mount"] = json!("approle");
@@ -686,4 +696,33 @@ async fn naive_read(config: &VaultConfig, r: &SecretRef, fault: Fault) -> NaiveR
         },
         Err(_) => NaiveRead::Failed("secret_not_found"),
     }
+}
+
+/// For [`Fault::HonourSkipVerify`]: an AppRole login with certificate
+/// checks off.
+async fn login_without_verification(vault: &Map<String, Value>) {
+    let auth = &vault["auth"];
+    let read = |k: &str| {
+        auth[k]
+            .as_str()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_default()
+    };
+    let (Some(addr), Some(mount)) = (vault["addr"].as_str(), auth["mount"].as_str()) else {
+        return;
+    };
+    let Ok(client) = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    else {
+        return;
+    };
+    let body =
+        json!({"role_id": read("role_id_file").trim(), "secret_id": read("secret_id_file").trim()});
+    let _ = client
+        .post(format!("{addr}/v1/auth/{mount}/login"))
+        .body(body.to_string())
+        .send()
+        .await;
 }

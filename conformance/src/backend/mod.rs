@@ -59,6 +59,9 @@ pub enum BackendSpec {
     Process {
         /// The `bao` or `vault` binary.
         binary: PathBuf,
+        /// Serve HTTPS (OpenBao's `-dev-tls`, a CA made per run and handed
+        /// to the IUT as `vault.ca_cert`); the default of the CLI.
+        tls: bool,
     },
     /// A container.
     Container {
@@ -86,6 +89,8 @@ pub struct Vault {
     pub version: String,
     /// The audit log file on this machine, when the harness can read it.
     pub audit_log: Option<PathBuf>,
+    /// The CA of the server's certificate (PEM file), when it serves HTTPS.
+    pub ca_cert: Option<PathBuf>,
     /// What keeps the server alive; dropped last.
     guard: Guard,
 }
@@ -105,8 +110,12 @@ impl Vault {
     /// job id audit header.
     pub async fn start(spec: &BackendSpec) -> Result<Vault, String> {
         let (admin, backend, audit_log, guard) = match spec {
-            BackendSpec::Process { binary } => {
-                let tv = TestVault::dev_with_binary(binary).await?;
+            BackendSpec::Process { binary, tls } => {
+                let tv = if *tls {
+                    TestVault::dev_tls_with_binary(binary).await?
+                } else {
+                    TestVault::dev_with_binary(binary).await?
+                };
                 (
                     tv.admin().clone(),
                     "process",
@@ -153,11 +162,16 @@ impl Vault {
             admin.audit_header(JOB_ID_HEADER).await
         };
         setup.await.map_err(|e| format!("preparing Vault: {e}"))?;
+        let ca_cert = match &guard {
+            Guard::Process(tv) => tv.ca_cert(),
+            _ => None,
+        };
         Ok(Vault {
             admin,
             backend,
             version,
             audit_log: audit_log.filter(|_| !matches!(guard, Guard::None)),
+            ca_cert,
             guard,
         })
     }
@@ -172,7 +186,7 @@ impl Vault {
     /// (raft storage bind-mounted from the host), stopped and started.
     pub async fn start_stoppable(spec: &BackendSpec) -> Result<Option<Vault>, String> {
         let binary = match spec {
-            BackendSpec::Process { binary } => binary,
+            BackendSpec::Process { binary, .. } => binary,
             BackendSpec::Container { image, binary } => {
                 let c = container::ContainerVault::start(image.as_deref(), binary.as_deref(), true)
                     .await?;

@@ -242,6 +242,15 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, { token_as_ref(&cx).await }),
         ),
         Scenario::live(
+            "hostile.tls-untrusted",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md S6 (TLS trust only from vaultref's settings)",
+            "A server whose certificate is from another CA, with VAULT_SKIP_VERIFY=1 and friends in the environment: no credential is sent",
+            none,
+            live_scenario!(cx, { tls_untrusted(&cx).await }),
+        ),
+        Scenario::live(
             "hostile.foreign-host",
             Profile::Hostile,
             Level::Must,
@@ -398,4 +407,98 @@ async fn foreign_host(cx: &Cx) -> Result<Verdict, Verdict> {
     };
     let _ = rig.s.iut.shutdown().await;
     Ok(and(and(refused, no_read), and(untouched, bound)))
+}
+
+/// The variables other Vault clients read to weaken TLS, all set at once.
+const TLS_ENV: &[(&str, &str)] = &[
+    ("VAULT_SKIP_VERIFY", "1"),
+    ("VAULT_CAPATH", "/etc/ssl/certs"),
+    ("VAULT_TLS_SERVER_NAME", "vault.example"),
+];
+
+async fn tls_untrusted(cx: &Cx) -> Result<Verdict, Verdict> {
+    let crate::backend::BackendSpec::Process { binary, .. } = &cx.env.backend else {
+        return Ok(Verdict::Skip(
+            "needs the process backend (the harness starts TLS servers of its own)".into(),
+        ));
+    };
+    let spec = "resolver.md S6: TLS trust comes only from vaultref's settings";
+    let start = || vaultref::testing::TestVault::dev_tls_with_binary(binary);
+    let (server, other) = (start().await.map_err(verr)?, start().await.map_err(verr)?);
+    let admin = server.admin();
+    admin
+        .ensure_auth(APPROLE_MOUNT, "approle")
+        .await
+        .map_err(verr)?;
+    let role = cx.name("role");
+    let role_id = admin
+        .approle_role(APPROLE_MOUNT, &role, &["default"], "10m", "20m")
+        .await
+        .map_err(verr)?;
+    let secret_id = admin
+        .approle_secret_id(APPROLE_MOUNT, &role)
+        .await
+        .map_err(verr)?;
+    cx.register(&secret_id);
+    let dirs = cx.dirs()?;
+    let rf = cx.write_secret_file(&dirs, "role_id", &SecretString::from(role_id))?;
+    let sf = cx.write_secret_file(&dirs, "secret_id", &secret_id)?;
+    // The CA given is another server's: this server cannot be trusted.
+    let ca = dirs.creds.join("other-ca.pem");
+    std::fs::copy(other.ca_cert().expect("a TLS server"), &ca)
+        .map_err(|e| Verdict::Error(format!("CA file: {e}")))?;
+    let env: Vec<(String, std::ffi::OsString)> = TLS_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    let mut iut = cx.start_iut_env(&dirs, &env).await?;
+    let reply = iut
+        .request(
+            "configure",
+            json!({
+                "vault": {"addr": server.addr(), "ca_cert": ca, "timeout_ms": 2000,
+                          "auth": {"method": "approle", "mount": APPROLE_MOUNT,
+                                   "role_id_file": rf, "secret_id_file": sf}},
+                "fingerprint_key": random_hex(32),
+                "work_dir": dirs.work,
+                "temp_dir": dirs.tmp,
+            }),
+        )
+        .await?;
+    let mut verdict = Verdict::Pass;
+    if reply.get("outcome").and_then(Value::as_str) == Some("configured") {
+        // Accepted the settings: the resolution must fail without a login.
+        let r = iut
+            .request(
+                "resolve",
+                json!({"ref": "vault://kv/app#token", "job_id": "job-untrusted"}),
+            )
+            .await?;
+        if r.get("outcome").and_then(Value::as_str) != Some("failed") {
+            verdict = Verdict::Fail(Failure::new(
+                spec,
+                "the resolution fails (the certificate is not trusted)",
+                "resolved",
+            ));
+        }
+    }
+    let _ = iut.shutdown().await;
+    let logins = server
+        .audit_entries()
+        .map_err(verr)?
+        .iter()
+        .filter(|e| e.is_request() && e.path() == format!("auth/{APPROLE_MOUNT}/login"))
+        .count();
+    Ok(and(
+        verdict,
+        if logins == 0 {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(Failure::new(
+                spec,
+                "no login reaches a server whose certificate is not trusted",
+                format!("{logins} login request(s) reached it"),
+            ))
+        },
+    ))
 }

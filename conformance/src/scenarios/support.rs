@@ -144,8 +144,17 @@ pub async fn session_with(
     };
     let key = random_hex(32);
     let mut iut = cx.start_iut_env(&dirs, env).await?;
+    let mut vault_json =
+        json!({"addr": vault.addr(), "auth": auth_json, "job_id_header": JOB_ID_HEADER});
+    if let Some(ca) = &vault.ca_cert {
+        // A copy among the process's credential files: the IUT reads it
+        // from its own directories like every other file it is given.
+        let copy = dirs.creds.join("vault-ca.pem");
+        std::fs::copy(ca, &copy).map_err(|e| Verdict::Error(format!("CA file: {e}")))?;
+        vault_json["ca_cert"] = json!(copy);
+    }
     let mut configure = json!({
-        "vault": {"addr": vault.addr(), "auth": auth_json, "job_id_header": JOB_ID_HEADER},
+        "vault": vault_json,
         "fingerprint_key": key,
         "work_dir": dirs.work,
         "temp_dir": dirs.tmp,
