@@ -51,9 +51,9 @@ struct Cli {
     /// The `bao`/`vault` binary for the process backend and the local image.
     #[arg(long, value_name = "PATH")]
     bao: Option<PathBuf>,
-    /// Process backend: serve plain HTTP instead of HTTPS (by default the
-    /// server has a certificate from a CA made for the run, handed to the
-    /// implementation as `vault.ca_cert`).
+    /// Serve plain HTTP instead of HTTPS (by default the shared server, on
+    /// the process and container backends, has a certificate from a CA made
+    /// for the run, handed to the implementation as `vault.ca_cert`).
     #[arg(long)]
     plain_http: bool,
     /// External backend: Vault's address.
@@ -223,6 +223,7 @@ fn backend_spec(cli: &Cli) -> Result<BackendSpec, String> {
             tls: !cli.plain_http,
         },
         Backend::Container => BackendSpec::Container {
+            tls: !cli.plain_http,
             image: cli.vault_image.clone(),
             binary: if cli.vault_image.is_some() {
                 None

@@ -32,6 +32,7 @@ async fn the_container_backends_stoppable_server_stops_for_real_and_keeps_its_da
     stops_for_real_and_keeps_its_data(BackendSpec::Container {
         image: None,
         binary: Some(binary),
+        tls: false,
     })
     .await;
 }

@@ -52,6 +52,8 @@ const LOCAL_IMAGE: (&str, &str) = ("vaultref-conformance/openbao", "local");
 pub struct ContainerVault {
     pub admin: Admin,
     pub audit_log: PathBuf,
+    /// The CA of the server's certificate, when it serves HTTPS.
+    pub ca_cert: Option<PathBuf>,
     container: ContainerAsync<GenericImage>,
     /// The unseal key of a persistent server (`None` in dev mode).
     unseal_key: Option<SecretString>,
@@ -92,6 +94,7 @@ impl ContainerVault {
         image: Option<&str>,
         binary: Option<&Path>,
         persistent: bool,
+        tls: bool,
     ) -> Result<ContainerVault, String> {
         if !engine_available().await {
             return Err("no Docker engine answers (Engine API `version` failed)".into());
@@ -112,7 +115,8 @@ impl ContainerVault {
         let audit_dir = dir.path().join("audit");
         let config_dir = dir.path().join("config");
         let data_dir = dir.path().join("data");
-        for d in [&audit_dir, &config_dir, &data_dir] {
+        let tls_dir = audit_dir.join("tls");
+        for d in [&audit_dir, &config_dir, &data_dir, &tls_dir] {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
         let port = free_port()?;
@@ -130,8 +134,14 @@ impl ContainerVault {
         std::fs::write(config_dir.join("vault.hcl"), config).map_err(|e| e.to_string())?;
         let root = random_hex(16);
         let mut cmd = vec!["server".to_string()];
+        let tls = tls && !persistent;
         if !persistent {
             cmd.extend(["-dev".into(), "-dev-listen-address=0.0.0.0:8200".into()]);
+        }
+        if tls {
+            // OpenBao makes a CA and a certificate for 127.0.0.1 into the
+            // bind-mounted directory, where the harness reads the CA.
+            cmd.extend(["-dev-tls".into(), "-dev-tls-cert-dir=/audit/tls".into()]);
         }
         cmd.push("-config=/config/vault.hcl".into());
         let mut request = image
@@ -161,10 +171,31 @@ impl ContainerVault {
             .start()
             .await
             .map_err(|e| format!("starting the Vault container: {e}"))?;
-        let addr = format!("http://127.0.0.1:{port}");
+        let (admin, ca_cert) = if tls {
+            let ca = audit_dir.join("tls/vault-ca.pem");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let pem = loop {
+                match std::fs::read(&ca) {
+                    Ok(pem) if !pem.is_empty() => break pem,
+                    _ if tokio::time::Instant::now() > deadline => {
+                        return Err("the TLS container wrote no CA within 30 s".into());
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
+            let addr = format!("https://127.0.0.1:{port}");
+            (
+                Admin::with_ca(&addr, SecretString::from(root), Some(&pem))?,
+                Some(ca),
+            )
+        } else {
+            let addr = format!("http://127.0.0.1:{port}");
+            (Admin::new(&addr, SecretString::from(root))?, None)
+        };
         let mut vault = ContainerVault {
-            admin: Admin::new(&addr, SecretString::from(root))?,
+            admin,
             audit_log: audit_dir.join("audit.log"),
+            ca_cert,
             container,
             unseal_key: None,
             _dir: dir,

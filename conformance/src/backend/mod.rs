@@ -69,6 +69,9 @@ pub enum BackendSpec {
         image: Option<String>,
         /// The static `bao` binary to build the local image from.
         binary: Option<PathBuf>,
+        /// Serve HTTPS (dev mode's `-dev-tls`, the CA read from a bind-mounted
+        /// directory and handed to the IUT).
+        tls: bool,
     },
     /// Someone's own Vault.
     External {
@@ -123,10 +126,14 @@ impl Vault {
                     Guard::Process(tv),
                 )
             }
-            BackendSpec::Container { image, binary } => {
-                let c =
-                    container::ContainerVault::start(image.as_deref(), binary.as_deref(), false)
-                        .await?;
+            BackendSpec::Container { image, binary, tls } => {
+                let c = container::ContainerVault::start(
+                    image.as_deref(),
+                    binary.as_deref(),
+                    false,
+                    *tls,
+                )
+                .await?;
                 (
                     c.admin.clone(),
                     "container",
@@ -164,6 +171,7 @@ impl Vault {
         setup.await.map_err(|e| format!("preparing Vault: {e}"))?;
         let ca_cert = match &guard {
             Guard::Process(tv) => tv.ca_cert(),
+            Guard::Container(c) => c.ca_cert.clone(),
             _ => None,
         };
         Ok(Vault {
@@ -187,9 +195,14 @@ impl Vault {
     pub async fn start_stoppable(spec: &BackendSpec) -> Result<Option<Vault>, String> {
         let binary = match spec {
             BackendSpec::Process { binary, .. } => binary,
-            BackendSpec::Container { image, binary } => {
-                let c = container::ContainerVault::start(image.as_deref(), binary.as_deref(), true)
-                    .await?;
+            BackendSpec::Container { image, binary, .. } => {
+                let c = container::ContainerVault::start(
+                    image.as_deref(),
+                    binary.as_deref(),
+                    true,
+                    false,
+                )
+                .await?;
                 let (admin, audit_log) = (c.admin.clone(), Some(c.audit_log.clone()));
                 return Vault::prepare(
                     admin,

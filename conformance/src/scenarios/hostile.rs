@@ -417,10 +417,20 @@ const TLS_ENV: &[(&str, &str)] = &[
 ];
 
 async fn tls_untrusted(cx: &Cx) -> Result<Verdict, Verdict> {
-    let crate::backend::BackendSpec::Process { binary, .. } = &cx.env.backend else {
-        return Ok(Verdict::Skip(
-            "needs the process backend (the harness starts TLS servers of its own)".into(),
-        ));
+    use crate::backend::BackendSpec;
+    let binary = match &cx.env.backend {
+        BackendSpec::Process { binary, .. }
+        | BackendSpec::Container {
+            binary: Some(binary),
+            ..
+        } => binary,
+        _ => {
+            return Ok(Verdict::Skip(
+                "needs a local `bao` binary (process backend, or container backend with the \
+                 local image): the scenario starts TLS servers of its own"
+                    .into(),
+            ));
+        }
     };
     let spec = "resolver.md S6: TLS trust comes only from vaultref's settings";
     let start = || vaultref::testing::TestVault::dev_tls_with_binary(binary);
