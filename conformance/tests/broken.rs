@@ -536,6 +536,13 @@ fn cases() -> Vec<Case> {
             want: || set(&["hostile.tls-untrusted"]),
         },
         Case {
+            fault: "no-action-isolation",
+            profiles: HOSTILE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["hostile.escaped-action"]),
+        },
+        Case {
             fault: "echo-ref-input",
             profiles: HOSTILE,
             filters: &[],
@@ -842,4 +849,9 @@ fn echoing_the_ref_input_fails_token_as_ref_and_the_run_scan() {
 #[test]
 fn honouring_vault_skip_verify_fails_the_untrusted_tls_scenario() {
     run_case("honour-skip-verify", 0);
+}
+
+#[test]
+fn unisolated_actions_fail_the_escaped_action_scenario() {
+    run_case("no-action-isolation", 0);
 }

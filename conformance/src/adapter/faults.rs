@@ -111,6 +111,9 @@ pub enum Fault {
     /// Honours `VAULT_SKIP_VERIFY` as other Vault clients do: logs in with
     /// certificate checks off when it is set.
     HonourSkipVerify,
+    /// Runs job actions without isolation (a process group only), so a
+    /// `setsid` child outlives the action.
+    NoActionIsolation,
 }
 
 impl Fault {
@@ -151,6 +154,7 @@ impl Fault {
         ("unbounded-read", Fault::UnboundedRead),
         ("echo-ref-input", Fault::EchoRefInput),
         ("honour-skip-verify", Fault::HonourSkipVerify),
+        ("no-action-isolation", Fault::NoActionIsolation),
     ];
 
     /// Looks a fault up by name.
@@ -476,6 +480,15 @@ impl Faults {
         match self.fault {
             Fault::IgnorePublishAuthRef => {
                 payload.remove("publishAuthRef");
+            }
+            Fault::NoActionIsolation => {
+                if let Some(worker) = &state.worker
+                    && worker.settings().action_isolation != vaultref::worker::Isolation::Off
+                {
+                    let mut settings = worker.settings().clone();
+                    settings.action_isolation = vaultref::worker::Isolation::Off;
+                    return Some(Worker::new(settings, state.resolver.clone(), stderr_sink()));
+                }
             }
             Fault::TrustAnyHost => {
                 // Whatever host the job names joins the allowed hosts.

@@ -378,12 +378,33 @@ fn run_job(req: &Map<String, Value>, state: &mut State) -> Value {
             return failed("run_job", first.code.as_str(), &first.message);
         }
     };
-    let action = JobAction::Callback(std::sync::Arc::new(
-        |ctx: &vaultref::worker::ActionContext<'_>| {
-            std::fs::write(ctx.work_dir.join("VAULTREF_CONFORMANCE"), ctx.job_id)
-                .map_err(|e| e.to_string())
-        },
-    ));
+    // The harness's own action (`protocol.md` §3.6 `action`) runs as a
+    // command action, with the worker's isolation; otherwise the stub.
+    let action = match req
+        .get("action")
+        .and_then(|a| a.get("argv"))
+        .and_then(Value::as_array)
+    {
+        Some(argv) if !argv.is_empty() => {
+            let argv: Vec<String> = argv
+                .iter()
+                .map(|a| a.as_str().unwrap_or_default().to_string())
+                .collect();
+            JobAction::Command {
+                program: std::path::PathBuf::from(&argv[0]),
+                args: argv[1..].to_vec(),
+                timeout: std::time::Duration::from_millis(
+                    req["action"]["timeout_ms"].as_u64().unwrap_or(30_000),
+                ),
+            }
+        }
+        _ => JobAction::Callback(std::sync::Arc::new(
+            |ctx: &vaultref::worker::ActionContext<'_>| {
+                std::fs::write(ctx.work_dir.join("VAULTREF_CONFORMANCE"), ctx.job_id)
+                    .map_err(|e| e.to_string())
+            },
+        )),
+    };
     let wj = WorkerJob {
         id: job_id.to_string(),
         job: parsed,

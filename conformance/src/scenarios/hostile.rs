@@ -251,6 +251,15 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, { tls_untrusted(&cx).await }),
         ),
         Scenario::live(
+            "hostile.escaped-action",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md W9 (an action cannot outlive itself)",
+            "The job action starts a setsid scraper of every process's environment: it dies with the action and gets no token",
+            crate::scenarios::support::VAULT,
+            live_scenario!(cx, { escaped_action(&cx).await }),
+        ),
+        Scenario::live(
             "hostile.foreign-host",
             Profile::Hostile,
             Level::Must,
@@ -511,4 +520,88 @@ async fn tls_untrusted(cx: &Cx) -> Result<Verdict, Verdict> {
             ))
         },
     ))
+}
+
+async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
+    let spec = "resolver.md W9: a job action cannot outlive itself or reach the credential";
+    let token = cx.fake_token();
+    let r = put_token(cx, "github", &token).await?;
+    let mut rig = rig(cx, None, None).await?;
+    rig.git.set_tokens(REPO, &token);
+    let dirs = cx.dirs()?;
+    let loot = dirs.root.join("loot");
+    let marker = format!("vaultref-conf-escape-{}", random_hex(6));
+    let scraper = dirs.root.join("scraper.sh");
+    // Every 50 ms: every process's environment and command line, and every
+    // file they have open that looks like a credential, into `loot`.
+    std::fs::write(
+        &scraper,
+        format!(
+            "while true; do for p in /proc/[0-9]*; do tr '\\0' '\\n' < \"$p/environ\"; tr '\\0' ' ' < \"$p/cmdline\"; echo; done >> '{}' 2>/dev/null; sleep 0.05; done\n",
+            loot.display()
+        ),
+    )
+    .map_err(|e| Verdict::Error(format!("scraper: {e}")))?;
+    let job_id = "job-escape-1";
+    let script = format!(
+        "printf 'action:%s' '{job_id}' > VAULTREF_CONFORMANCE; \
+         setsid sh '{}' {marker} </dev/null >/dev/null 2>&1 & sleep 0.3",
+        scraper.display()
+    );
+    let reply = rig
+        .s
+        .iut
+        .request(
+            "run_job",
+            json!({"job_id": job_id, "job": job(Some(&r), None, true),
+                   "action": {"argv": ["sh", "-c", script], "timeout_ms": 20000}}),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let alive = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &marker])
+        .status();
+    let _ = rig.s.iut.shutdown().await;
+    // The action ran (its own file was pushed), the push worked.
+    let branch = format!("vaultref/{job_id}");
+    let ran = rig.git.read_file(REPO, &branch, "VAULTREF_CONFORMANCE");
+    let pushed = if outcome(&reply).0 == "completed"
+        && ran.as_deref() == Some(&format!("action:{job_id}")[..])
+    {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            "protocol.md §3.6: the job runs the given action and pushes",
+            "completed, and the pushed VAULTREF_CONFORMANCE written by the action",
+            format!(
+                "{}; pushed file {:?}",
+                describe_job(&reply),
+                ran.map(|_| "other content")
+            ),
+        ))
+    };
+    let survived = if alive {
+        Verdict::Fail(Failure::new(
+            spec,
+            "every process the action started dies with it (setsid included)",
+            "the action's setsid child was still running after the job",
+        ))
+    } else {
+        Verdict::Pass
+    };
+    let scraped = std::fs::read(&loot).unwrap_or_default();
+    let leaked = match vaultref::testing::leak::find_leak(&scraped, &[token]) {
+        Some(form) => Verdict::Fail(Failure::new(
+            spec,
+            "the action's processes read no token",
+            format!("the scraper found the token ({form})"),
+        )),
+        None => Verdict::Pass,
+    };
+    Ok(and(pushed, and(survived, leaked)))
 }
