@@ -578,6 +578,26 @@ fn disguise_dots(input: &[u8]) -> Vec<u8> {
     parts.join("/").into_bytes()
 }
 
+/// A plain client for the faults' own requests, trusting the CA the
+/// harness handed over (`vault.ca_cert`), as the shim's resolver does.
+fn fault_client(ca_cert: Option<&std::path::Path>) -> reqwest::ClientBuilder {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = ca_cert.and_then(|p| std::fs::read(p).ok())
+        && let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem)
+    {
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+}
+
+/// The `vault.ca_cert` of a `configure` request's vault object.
+fn ca_of(vault: &Map<String, Value>) -> Option<&std::path::Path> {
+    vault
+        .get("ca_cert")
+        .and_then(Value::as_str)
+        .map(std::path::Path::new)
+}
+
 /// For [`Fault::StaticToken`]: one AppRole login by hand.
 async fn approle_login_once(vault: &Map<String, Value>) -> Option<String> {
     let auth = &vault["auth"];
@@ -592,7 +612,9 @@ async fn approle_login_once(vault: &Map<String, Value>) -> Option<String> {
         vault["addr"].as_str()?,
         auth["mount"].as_str().unwrap_or("approle")
     );
-    let resp = reqwest::Client::new()
+    let resp = fault_client(ca_of(vault))
+        .build()
+        .ok()?
         .post(url)
         .body(body.to_string())
         .send()
@@ -612,7 +634,9 @@ async fn raw_token_lookup(vault: &Map<String, Value>) -> Result<(), String> {
     let addr = vault["addr"].as_str().ok_or("no addr")?;
     let token = reqwest::header::HeaderValue::from_bytes(&raw)
         .map_err(|_| "the token file is not a valid header value".to_string())?;
-    let resp = reqwest::Client::new()
+    let resp = fault_client(ca_of(vault))
+        .build()
+        .map_err(|e| e.to_string())?
         .get(format!("{addr}/v1/auth/token/lookup-self"))
         .header("X-Vault-Token", token)
         .send()
@@ -639,7 +663,10 @@ async fn raw_read(config: &VaultConfig, input: &str) {
     let Some((mount, path)) = rest.split_once('/') else {
         return;
     };
-    let _ = reqwest::Client::new()
+    let Ok(client) = fault_client(config.ca_cert.as_deref()).build() else {
+        return;
+    };
+    let _ = client
         .get(format!("{}/v1/{mount}/data/{path}", config.addr))
         .header("X-Vault-Token", token.trim())
         .send()
@@ -665,7 +692,7 @@ async fn naive_read(config: &VaultConfig, r: &SecretRef, fault: Fault) -> NaiveR
     else {
         return NaiveRead::Failed("vault_auth_failed");
     };
-    let mut builder = reqwest::Client::builder();
+    let mut builder = fault_client(config.ca_cert.as_deref());
     if fault == Fault::FollowRedirects {
         builder = builder.timeout(std::time::Duration::from_secs(5));
     }
