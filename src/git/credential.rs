@@ -534,6 +534,24 @@ mod tests {
         assert!(!path.exists(), "socket removed on drop");
     }
 
+    /// The credential is handed out once per session: a replayed nonce (read
+    /// from git's environment by another process) gets nothing. Found
+    /// against an earlier vaultref, whose nonce stayed valid for the whole
+    /// git command.
+    #[test]
+    fn a_session_answers_once() {
+        let dir = session_dir();
+        let remote = Remote::parse("https://git.example.com/Owner/Repo.git", false).unwrap();
+        let token = SecretString::from("ghp_FAKEFAKEFAKEFAKEFAKE");
+        let s = CredentialSession::open(dir.path(), "s.sock", &remote, "x-access-token", &token)
+            .unwrap();
+        let nonce = s.nonce().to_owned();
+        let request = "protocol=https\nhost=git.example.com\npath=Owner/Repo.git\n";
+        assert!(ask(&s, &nonce, request).contains("password="));
+        assert_eq!(ask(&s, &nonce, request), "", "the replay was answered");
+        assert_eq!(s.answered(), 1);
+    }
+
     /// A connection that never sends anything holds up neither git's real
     /// request nor the end of the session.
     #[test]

@@ -83,17 +83,22 @@ fn run_inner(args: &[String]) -> Result<(), String> {
             .output()
             .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
         let log = String::from_utf8_lossy(&out.stderr);
-        let done = log
+        // libFuzzer's last lines: `#N DONE cov: C ft: F corp: ...` and
+        // `Done N runs in S second(s)`.
+        let coverage = log
             .lines()
             .rev()
-            .find(|l| l.contains("DONE") || l.starts_with("Done "))
-            .unwrap_or("(no summary line)");
-        let execs = log
+            .find_map(|l| {
+                l.split_once(" DONE ")
+                    .map(|(_, rest)| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| "(no coverage line)".into());
+        let runs = log
             .lines()
             .rev()
             .find_map(|l| l.strip_prefix("Done ").map(str::to_string))
-            .unwrap_or_default();
-        println!("{t}: {seconds} s, {} | {execs}", done.trim());
+            .unwrap_or_else(|| "(no run count)".into());
+        println!("{t}: {runs}; {coverage}");
         if !out.status.success() {
             eprintln!("{log}");
             return Err(format!(
