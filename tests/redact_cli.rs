@@ -118,16 +118,19 @@ fn redact(args: &[&std::ffi::OsStr], input: &[u8]) -> std::process::Output {
 fn a_minimum_length_the_engine_cannot_mask_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets");
-    std::fs::write(&secrets, "abc\n").unwrap();
-    let out = redact(
-        &[
-            "--secrets-file".as_ref(),
-            secrets.as_os_str(),
-            "--min-secret-length".as_ref(),
-            "3".as_ref(),
-        ],
-        b"x abc y\n",
-    );
+    let with_min = |secret: &str, min: &str, input: &[u8]| {
+        std::fs::write(&secrets, format!("{secret}\n")).unwrap();
+        redact(
+            &[
+                "--secrets-file".as_ref(),
+                secrets.as_os_str(),
+                "--min-secret-length".as_ref(),
+                min.as_ref(),
+            ],
+            input,
+        )
+    };
+    let out = with_min("abc", "3", b"x abc y\n");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -135,27 +138,10 @@ fn a_minimum_length_the_engine_cannot_mask_is_a_usage_error() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    // 4 is the floor, and it masks.
-    let out = redact(
-        &[
-            "--secrets-file".as_ref(),
-            secrets.as_os_str(),
-            "--min-secret-length".as_ref(),
-            "4".as_ref(),
-        ],
-        b"x abcd y\n",
-    );
-    assert_eq!(out.status.code(), Some(2), "abc is now too short for 4");
-    std::fs::write(&secrets, "abcd\n").unwrap();
-    let out = redact(
-        &[
-            "--secrets-file".as_ref(),
-            secrets.as_os_str(),
-            "--min-secret-length".as_ref(),
-            "4".as_ref(),
-        ],
-        b"x abcd y\n",
-    );
+    // 4 is the floor: `abc` is refused under it, `abcd` is masked.
+    let out = with_min("abc", "4", b"x abc y\n");
+    assert_eq!(out.status.code(), Some(2), "abc is too short for 4");
+    let out = with_min("abcd", "4", b"x abcd y\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "x [REDACTED] y\n");
 }
 

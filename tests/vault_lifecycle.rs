@@ -23,6 +23,23 @@ async fn seed(v: &TestVault) -> SecretRef {
     common::seed(v, "app", "one", VALUE).await
 }
 
+/// A dev server with the seeded secret, and a resolver logging in with a
+/// fresh AppRole role with these token TTLs.
+async fn approle_resolver(
+    role: &str,
+    ttl: &str,
+    max_ttl: &str,
+) -> (TestVault, Resolver, SecretRef) {
+    let v = vault().await;
+    let r = seed(&v).await;
+    let cfg = v
+        .approle_config(role, &["reader"], ttl, max_ttl)
+        .await
+        .unwrap();
+    let res = Resolver::new(cfg).await.unwrap();
+    (v, res, r)
+}
+
 /// Resolves every `step` for `total`; every resolution must succeed.
 async fn keep_resolving(res: &Resolver, r: &SecretRef, total: Duration, step: Duration) {
     let end = Instant::now() + total;
@@ -41,13 +58,7 @@ async fn keep_resolving(res: &Resolver, r: &SecretRef, total: Duration, step: Du
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renews_across_several_ttls_without_logging_in_again() {
-    let v = vault().await;
-    let r = seed(&v).await;
-    let cfg = v
-        .approle_config("renewer", &["reader"], "3s", "1m")
-        .await
-        .unwrap();
-    let res = Resolver::new(cfg).await.unwrap();
+    let (_v, res, r) = approle_resolver("renewer", "3s", "1m").await;
     // 9 s is three TTLs: without renewal the token would die twice. (3 s
     // rather than 2 s leaves a second of slack for a loaded machine.)
     keep_resolving(&res, &r, Duration::from_secs(9), Duration::from_millis(400)).await;
@@ -58,13 +69,7 @@ async fn renews_across_several_ttls_without_logging_in_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_in_again_at_max_ttl() {
-    let v = vault().await;
-    let r = seed(&v).await;
-    let cfg = v
-        .approle_config("capped", &["reader"], "2s", "4s")
-        .await
-        .unwrap();
-    let res = Resolver::new(cfg).await.unwrap();
+    let (_v, res, r) = approle_resolver("capped", "2s", "4s").await;
     // 9 s spans two max TTLs: the token must be replaced at least twice.
     keep_resolving(&res, &r, Duration::from_secs(9), Duration::from_millis(300)).await;
     let m = res.metrics_handle();
@@ -74,13 +79,7 @@ async fn logs_in_again_at_max_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_in_again_after_revocation_and_retries_once() {
-    let v = vault().await;
-    let r = seed(&v).await;
-    let cfg = v
-        .approle_config("revoked", &["reader"], "1h", "2h")
-        .await
-        .unwrap();
-    let res = Resolver::new(cfg).await.unwrap();
+    let (v, res, r) = approle_resolver("revoked", "1h", "2h").await;
     res.resolve(&r, "job-before").await.unwrap();
     // Revoke every token AppRole issued: the resolver's token is now dead
     // and Vault answers 403 exactly as for a policy denial.
@@ -99,13 +98,7 @@ async fn logs_in_again_after_revocation_and_retries_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_secure_when_it_cannot_log_in_again() {
-    let v = vault().await;
-    let r = seed(&v).await;
-    let cfg = v
-        .approle_config("stuck", &["reader"], "1h", "2h")
-        .await
-        .unwrap();
-    let res = Resolver::new(cfg).await.unwrap();
+    let (v, res, r) = approle_resolver("stuck", "1h", "2h").await;
     res.resolve(&r, "job-ok").await.unwrap();
     // The secret id is rotated away (a bogus one in the file) and the token
     // revoked: no way back in.
@@ -214,13 +207,8 @@ async fn survives_an_outage_with_data_kept() {
 /// Many jobs find the token dead at once: one login, not one each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_jobs_with_a_dead_token_logs_in_once() {
-    let v = vault().await;
-    let r = seed(&v).await;
-    let cfg = v
-        .approle_config("burst", &["reader"], "1h", "2h")
-        .await
-        .unwrap();
-    let res = std::sync::Arc::new(Resolver::new(cfg).await.unwrap());
+    let (v, res, r) = approle_resolver("burst", "1h", "2h").await;
+    let res = std::sync::Arc::new(res);
     res.resolve(&r, "job-first").await.unwrap();
     v.admin()
         .request(

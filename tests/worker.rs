@@ -219,6 +219,19 @@ impl World {
     }
 }
 
+/// [`read_job`], publishing a branch (`vaultref/<id>`).
+fn push_job(id: &str) -> WorkerJob {
+    job(
+        id,
+        json!({
+            "repository": REPO,
+            "instruction": "x",
+            "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+            "publish": {"mode": "branch"},
+        }),
+    )
+}
+
 /// A job on [`REPO`] whose `repoAuthRef` is the repository's token, no
 /// publishing.
 fn read_job(id: &str) -> WorkerJob {
@@ -609,18 +622,7 @@ async fn an_action_cannot_reconfigure_git_for_the_push() {
     }));
     let o = w
         .worker
-        .run_job(
-            &job(
-                "hostile-1",
-                json!({
-                    "repository": REPO,
-                    "instruction": "x",
-                    "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-                    "publish": {"mode": "branch"},
-                }),
-            ),
-            Some(&hostile),
-        )
+        .run_job(&push_job("hostile-1"), Some(&hostile))
         .await;
     let c = completed(&o);
     assert!(
@@ -745,21 +747,7 @@ async fn an_action_cannot_redirect_git_through_commondir_or_a_symlinked_git_dir(
             }
             std::fs::write(ctx.work_dir.join("result.txt"), "r\n").map_err(|e| e.to_string())
         }));
-        let o = w
-            .worker
-            .run_job(
-                &job(
-                    id,
-                    json!({
-                        "repository": REPO,
-                        "instruction": "x",
-                        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-                        "publish": {"mode": "branch"},
-                    }),
-                ),
-                Some(&hostile),
-            )
-            .await;
+        let o = w.worker.run_job(&push_job(id), Some(&hostile)).await;
         assert_eq!(o.code(), Some(ErrorCode::ActionFailed), "{id}: {o:?}");
         assert_eq!(
             contacted.load(std::sync::atomic::Ordering::SeqCst),
@@ -971,18 +959,7 @@ async fn an_escaped_action_child_dies_with_the_action_and_never_sees_git() {
         };
         let o = w
             .worker
-            .run_job(
-                &job(
-                    &format!("escape-{isolated}"),
-                    json!({
-                        "repository": REPO,
-                        "instruction": "x",
-                        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-                        "publish": {"mode": "branch"},
-                    }),
-                ),
-                Some(&action),
-            )
+            .run_job(&push_job(&format!("escape-{isolated}")), Some(&action))
             .await;
         completed(&o);
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -62,6 +62,10 @@ struct Cli {
     /// External backend: a file holding a token that can manage mounts, policies and roles.
     #[arg(long, value_name = "FILE")]
     vault_token_file: Option<PathBuf>,
+    /// External backend: the CA (PEM) of an `https://` Vault's certificate,
+    /// trusted by the harness and handed to the implementation.
+    #[arg(long, value_name = "FILE")]
+    vault_ca_cert: Option<PathBuf>,
     /// Expected failures (JSON, see spec/protocol.md §4).
     #[arg(long = "expect", value_name = "FILE")]
     expect: Option<PathBuf>,
@@ -217,6 +221,7 @@ fn backend_spec(cli: &Cli) -> Result<BackendSpec, String> {
                 .vault_token_file
                 .clone()
                 .ok_or("--backend external needs --vault-token-file")?,
+            ca_cert: cli.vault_ca_cert.clone(),
         },
         Backend::Process => BackendSpec::Process {
             binary: backend::find_binary(cli.bao.clone())?,

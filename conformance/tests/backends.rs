@@ -94,6 +94,7 @@ async fn the_external_backend_has_no_stoppable_server() {
     let spec = BackendSpec::External {
         addr: "http://127.0.0.1:9".into(),
         token_file: "/nonexistent".into(),
+        ca_cert: None,
     };
     assert!(Vault::start_stoppable(&spec).await.unwrap().is_none());
 }

@@ -16,6 +16,7 @@ pub mod git_server;
 pub mod hostile;
 pub mod leak;
 pub mod pip;
+pub mod tls;
 pub mod vault;
 pub mod vectors;
 

@@ -116,10 +116,20 @@ impl TestVault {
         Self::launch_with(Some(bao.to_path_buf()), false, true).await
     }
 
+    /// [`TestVault::persistent`] over HTTPS, with a CA and certificate made
+    /// for it ([`super::tls::loopback_server`]) that survive stop and start.
+    pub async fn persistent_tls_with_binary(bao: &Path) -> Result<TestVault, TestSupportError> {
+        Self::launch_with(Some(bao.to_path_buf()), true, true).await
+    }
+
     /// The CA certificate (PEM file) the server's certificate comes from,
     /// when it serves HTTPS.
     pub fn ca_cert(&self) -> Option<PathBuf> {
-        self.tls.then(|| self.dir.path().join("tls/vault-ca.pem"))
+        let file = match self.mode {
+            Mode::Dev => "tls/vault-ca.pem",
+            Mode::Persistent { .. } => "tls/ca.pem",
+        };
+        self.tls.then(|| self.dir.path().join(file))
     }
 
     /// Starts an in-memory dev server.
@@ -188,6 +198,17 @@ impl TestVault {
                 child: None,
                 tls,
             };
+            if tls && persistent {
+                let tls_dir = vault.dir.path().join("tls");
+                std::fs::create_dir_all(&tls_dir).map_err(|e| err(format!("mkdir: {e}")))?;
+                let files = super::tls::loopback_server(&tls_dir)?;
+                let pem = std::fs::read(&files.ca).map_err(|e| err(format!("CA: {e}")))?;
+                vault.admin = Admin::with_ca(
+                    vault.admin.addr(),
+                    vault.admin.root_token().clone(),
+                    Some(&pem),
+                )?;
+            }
             match vault.boot(true).await {
                 Ok(()) => return Ok(vault),
                 Err(e) => last = Some(e),
@@ -204,9 +225,18 @@ impl TestVault {
             Mode::Persistent { cluster_port } => {
                 let data = d.join("data");
                 std::fs::create_dir_all(&data).map_err(|e| err(format!("mkdir: {e}")))?;
+                let tls = if self.tls {
+                    format!(
+                        "tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"",
+                        d.join("tls/cert.pem").display(),
+                        d.join("tls/key.pem").display()
+                    )
+                } else {
+                    "tls_disable = true".to_string()
+                };
                 format!(
                     "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\
-                     listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  tls_disable = true\n}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  {tls}\n}}\n\
                      api_addr = \"{}\"\ncluster_addr = \"http://127.0.0.1:{cluster_port}\"\n{audit}",
                     data.display(),
                     self.port,
@@ -288,7 +318,7 @@ impl TestVault {
                     self.log_tail()
                 )));
             }
-            if self.tls {
+            if self.tls && self.mode == Mode::Dev {
                 // The CA is written when the server starts: trust it once
                 // it is there (a new one at each start).
                 if let Ok(pem) = std::fs::read(self.dir.path().join("tls/vault-ca.pem")) {

@@ -130,20 +130,22 @@ pub(crate) async fn login(
             mount,
             role,
             jwt_file,
-        } => (
-            mount,
-            Zeroizing::new(role.clone()),
-            read_credential(jwt_file, "JWT")?,
-        ),
-        AuthConfig::Kubernetes {
+        }
+        | AuthConfig::Kubernetes {
             mount,
             role,
             jwt_file,
-        } => (
-            mount,
-            Zeroizing::new(role.clone()),
-            read_credential(jwt_file, "service-account token")?,
-        ),
+        } => {
+            let what = match auth {
+                AuthConfig::Jwt { .. } => "JWT",
+                _ => "service-account token",
+            };
+            (
+                mount,
+                Zeroizing::new(role.clone()),
+                read_credential(jwt_file, what)?,
+            )
+        }
         AuthConfig::TokenFile { .. } | AuthConfig::EnvToken { .. } => {
             return Err(ResolveError::new(
                 ErrorCode::VaultAuthFailed,

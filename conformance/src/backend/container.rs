@@ -121,10 +121,24 @@ impl ContainerVault {
         }
         let port = free_port()?;
         let audit = audit_config("/audit/audit.log");
+        // Persistent mode over TLS: a CA and certificate made here, read by
+        // the server from the bind-mounted configuration directory.
+        let persistent_tls = if persistent && tls {
+            let d = config_dir.join("tls");
+            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            Some(vaultref::testing::tls::loopback_server(&d)?)
+        } else {
+            None
+        };
         let config = if persistent {
+            let listener_tls = if persistent_tls.is_some() {
+                "tls_cert_file = \"/config/tls/cert.pem\"\n  tls_key_file = \"/config/tls/key.pem\""
+            } else {
+                "tls_disable = true"
+            };
             format!(
                 "storage \"raft\" {{\n  path = \"/data\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\
-                 listener \"tcp\" {{\n  address = \"0.0.0.0:8200\"\n  tls_disable = true\n}}\n\
+                 listener \"tcp\" {{\n  address = \"0.0.0.0:8200\"\n  {listener_tls}\n}}\n\
                  api_addr = \"http://127.0.0.1:8200\"\ncluster_addr = \"http://127.0.0.1:8201\"\n\
                  disable_mlock = true\n{audit}"
             )
@@ -134,11 +148,11 @@ impl ContainerVault {
         std::fs::write(config_dir.join("vault.hcl"), config).map_err(|e| e.to_string())?;
         let root = random_hex(16);
         let mut cmd = vec!["server".to_string()];
-        let tls = tls && !persistent;
+        let dev_tls = tls && !persistent;
         if !persistent {
             cmd.extend(["-dev".into(), "-dev-listen-address=0.0.0.0:8200".into()]);
         }
-        if tls {
+        if dev_tls {
             // OpenBao makes a CA and a certificate for 127.0.0.1 into the
             // bind-mounted directory, where the harness reads the CA.
             cmd.extend(["-dev-tls".into(), "-dev-tls-cert-dir=/audit/tls".into()]);
@@ -171,7 +185,14 @@ impl ContainerVault {
             .start()
             .await
             .map_err(|e| format!("starting the Vault container: {e}"))?;
-        let (admin, ca_cert) = if tls {
+        let (admin, ca_cert) = if let Some(files) = &persistent_tls {
+            let pem = std::fs::read(&files.ca).map_err(|e| format!("CA: {e}"))?;
+            let addr = format!("https://127.0.0.1:{port}");
+            (
+                Admin::with_ca(&addr, SecretString::from(root), Some(&pem))?,
+                Some(files.ca.clone()),
+            )
+        } else if dev_tls {
             let ca = audit_dir.join("tls/vault-ca.pem");
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             let pem = loop {

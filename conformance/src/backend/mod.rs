@@ -79,6 +79,8 @@ pub enum BackendSpec {
         addr: String,
         /// A file holding a token able to provision mounts, policies and roles.
         token_file: PathBuf,
+        /// The CA of its certificate (PEM), handed to the IUT, for `https://`.
+        ca_cert: Option<PathBuf>,
     },
 }
 
@@ -112,7 +114,7 @@ impl Vault {
     /// Starts or connects to Vault and prepares the KV mount, AppRole and the
     /// job id audit header.
     pub async fn start(spec: &BackendSpec) -> Result<Vault, String> {
-        let (admin, backend, audit_log, guard) = match spec {
+        let (admin, backend, audit_log, ca, guard) = match spec {
             BackendSpec::Process { binary, tls } => {
                 let tv = if *tls {
                     TestVault::dev_tls_with_binary(binary).await?
@@ -123,6 +125,7 @@ impl Vault {
                     tv.admin().clone(),
                     "process",
                     Some(tv.audit_log().to_path_buf()),
+                    tv.ca_cert(),
                     Guard::Process(tv),
                 )
             }
@@ -138,17 +141,33 @@ impl Vault {
                     c.admin.clone(),
                     "container",
                     Some(c.audit_log.clone()),
+                    c.ca_cert.clone(),
                     Guard::Container(Box::new(c)),
                 )
             }
-            BackendSpec::External { addr, token_file } => {
+            BackendSpec::External {
+                addr,
+                token_file,
+                ca_cert,
+            } => {
                 let token = std::fs::read_to_string(token_file)
                     .map_err(|e| format!("--vault-token-file {}: {e}", token_file.display()))?;
-                let admin = Admin::new(addr, SecretString::from(token.trim().to_string()))?;
-                (admin, "external", None, Guard::None)
+                let pem = match ca_cert {
+                    Some(p) => Some(
+                        std::fs::read(p)
+                            .map_err(|e| format!("--vault-ca-cert {}: {e}", p.display()))?,
+                    ),
+                    None => None,
+                };
+                let admin = Admin::with_ca(
+                    addr,
+                    SecretString::from(token.trim().to_string()),
+                    pem.as_deref(),
+                )?;
+                (admin, "external", None, ca_cert.clone(), Guard::None)
             }
         };
-        Vault::prepare(admin, backend, audit_log, guard).await
+        Vault::prepare(admin, backend, audit_log, ca, guard).await
     }
 
     /// Waits for health and prepares mounts, AppRole and the audit header.
@@ -156,6 +175,7 @@ impl Vault {
         admin: Admin,
         backend: &'static str,
         audit_log: Option<PathBuf>,
+        ca_cert: Option<PathBuf>,
         guard: Guard,
     ) -> Result<Vault, String> {
         let version = admin
@@ -169,11 +189,6 @@ impl Vault {
             admin.audit_header(JOB_ID_HEADER).await
         };
         setup.await.map_err(|e| format!("preparing Vault: {e}"))?;
-        let ca_cert = match &guard {
-            Guard::Process(tv) => tv.ca_cert(),
-            Guard::Container(c) => c.ca_cert.clone(),
-            _ => None,
-        };
         Ok(Vault {
             admin,
             backend,
@@ -195,19 +210,21 @@ impl Vault {
     pub async fn start_stoppable(spec: &BackendSpec) -> Result<Option<Vault>, String> {
         let binary = match spec {
             BackendSpec::Process { binary, .. } => binary,
-            BackendSpec::Container { image, binary, .. } => {
+            BackendSpec::Container { image, binary, tls } => {
                 let c = container::ContainerVault::start(
                     image.as_deref(),
                     binary.as_deref(),
                     true,
-                    false,
+                    *tls,
                 )
                 .await?;
                 let (admin, audit_log) = (c.admin.clone(), Some(c.audit_log.clone()));
+                let ca = c.ca_cert.clone();
                 return Vault::prepare(
                     admin,
                     "container",
                     audit_log,
+                    ca,
                     Guard::Container(Box::new(c)),
                 )
                 .await
@@ -215,13 +232,20 @@ impl Vault {
             }
             BackendSpec::External { .. } => return Ok(None),
         };
-        let tv = TestVault::persistent_with_binary(binary).await?;
+        let tls = matches!(spec, BackendSpec::Process { tls: true, .. });
+        let tv = if tls {
+            TestVault::persistent_tls_with_binary(binary).await?
+        } else {
+            TestVault::persistent_with_binary(binary).await?
+        };
         let admin = tv.admin().clone();
         let audit_log = Some(tv.audit_log().to_path_buf());
+        let ca = tv.ca_cert();
         Vault::prepare(
             admin,
             "process",
             audit_log,
+            ca,
             Guard::Persistent(tokio::sync::Mutex::new(tv)),
         )
         .await

@@ -1,0 +1,58 @@
+//! Certificates for test servers on loopback: a CA made for the run and a
+//! server certificate for `127.0.0.1` and `localhost` signed by it (rcgen).
+//!
+//! Dev-mode OpenBao makes its own with `-dev-tls`; persistent (raft) servers
+//! and containers read these files from their listener configuration.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+use super::{TestSupportError, err};
+
+/// The files of one server's TLS setup.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The CA certificate (PEM): what a client trusts.
+    pub ca: PathBuf,
+    /// The server certificate (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM, mode 0600).
+    pub key: PathBuf,
+}
+
+/// Makes a CA and a server certificate for `127.0.0.1` and `localhost`, and
+/// writes `ca.pem`, `cert.pem` and `key.pem` into `dir`.
+pub fn loopback_server(dir: &Path) -> Result<TlsFiles, TestSupportError> {
+    fn e(what: &'static str) -> impl Fn(rcgen::Error) -> TestSupportError {
+        move |x| err(format!("test certificate ({what}): {x}"))
+    }
+    let ca_key = KeyPair::generate().map_err(e("CA key"))?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(e("CA"))?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "vaultref test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(e("CA"))?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().map_err(e("server key"))?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .map_err(e("server"))?
+        .signed_by(&key, &issuer)
+        .map_err(e("server"))?;
+    let files = TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    let write = |p: &Path, text: &str| {
+        std::fs::write(p, text).map_err(|x| err(format!("{}: {x}", p.display())))
+    };
+    write(&files.ca, &ca_cert.pem())?;
+    write(&files.cert, &cert.pem())?;
+    write(&files.key, &key.serialize_pem())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|x| err(format!("key mode: {x}")))?;
+    Ok(files)
+}
