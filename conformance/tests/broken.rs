@@ -487,6 +487,34 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // Rule ids are compared when the reply carries them.
+        Case {
+            fault: "wrong-rule-id",
+            profiles: PAYLOAD,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                payload_vectors(|v| {
+                    v["expect"]["invalid"]
+                        .as_array()
+                        .is_some_and(|es| es.iter().any(|e| e.get("rule").is_some()))
+                })
+            },
+        },
+        // The valid job's summary is compared when the reply carries it.
+        Case {
+            fault: "slug-as-written",
+            profiles: PAYLOAD,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                payload_vectors(|v| {
+                    let want = &v["expect"]["valid"];
+                    want.is_object()
+                        && want["repository_slug"] != v["job"]["payload"]["repository"]
+                })
+            },
+        },
         Case {
             fault: "trust-any-host",
             profiles: HOSTILE,
@@ -854,4 +882,14 @@ fn honouring_vault_skip_verify_fails_the_untrusted_tls_scenario() {
 #[test]
 fn unisolated_actions_fail_the_escaped_action_scenario() {
     run_case("no-action-isolation", 0);
+}
+
+#[test]
+fn a_wrong_rule_id_fails_every_vector_that_names_a_rule() {
+    run_case("wrong-rule-id", 0);
+}
+
+#[test]
+fn the_repository_as_written_fails_the_url_repository_vectors() {
+    run_case("slug-as-written", 0);
 }

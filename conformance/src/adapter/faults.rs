@@ -114,6 +114,10 @@ pub enum Fault {
     /// Runs job actions without isolation (a process group only), so a
     /// `setsid` child outlives the action.
     NoActionIsolation,
+    /// Names every lint finding after one generic rule.
+    WrongRuleId,
+    /// Reports the repository as written instead of its `owner/repo` slug.
+    SlugAsWritten,
 }
 
 impl Fault {
@@ -155,6 +159,8 @@ impl Fault {
         ("echo-ref-input", Fault::EchoRefInput),
         ("honour-skip-verify", Fault::HonourSkipVerify),
         ("no-action-isolation", Fault::NoActionIsolation),
+        ("wrong-rule-id", Fault::WrongRuleId),
+        ("slug-as-written", Fault::SlugAsWritten),
     ];
 
     /// Looks a fault up by name.
@@ -226,6 +232,21 @@ impl Faults {
                 if let Some(p) = reply["ref"]["path"].as_str() {
                     reply["ref"]["path"] = json!(format!("data/{p}"));
                 }
+            }
+            (Fault::WrongRuleId, "check_payload") => {
+                for e in reply["errors"].as_array_mut().into_iter().flatten() {
+                    if e.get("rule").is_some() {
+                        e["rule"] = json!("generic-secret");
+                    }
+                }
+            }
+            (Fault::SlugAsWritten, "check_payload") if reply["valid"] == true => {
+                let written = req
+                    .get("job")
+                    .and_then(|j| j.pointer("/payload/repository"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                reply["summary"]["repository_slug"] = written;
             }
             (Fault::SkipPayloadLint, "check_payload") => {
                 if let Some(errors) = reply["errors"].as_array_mut() {

@@ -212,11 +212,18 @@ fn check_payload(req: &Map<String, Value>) -> Value {
         },
     };
     match validate(&bytes, &options) {
-        Ok(_) => json!({"reply": "check_payload", "valid": true}),
+        Ok(job) => json!({"reply": "check_payload", "valid": true, "summary": {
+            "repository_slug": job.repository_slug(),
+            "publish_auth_ref": job.publish_auth_ref().map(|r| r.to_string()),
+        }}),
         Err(errors) => json!({
             "reply": "check_payload", "valid": false,
             "errors": errors.iter().map(|e| {
-                json!({"code": e.code, "pointer": e.pointer, "message": e.message})
+                let mut err = json!({"code": e.code, "pointer": e.pointer, "message": e.message});
+                if let Some(rule) = &e.rule_id {
+                    err["rule"] = json!(rule);
+                }
+                err
             }).collect::<Vec<_>>(),
         }),
     }

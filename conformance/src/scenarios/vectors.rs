@@ -181,8 +181,10 @@ fn planted_tokens(v: &Value) -> Vec<SecretString> {
         .collect()
 }
 
-fn error_set(errors: &Value) -> Vec<(String, String)> {
-    let mut set: Vec<(String, String)> = errors
+/// `(code, pointer, rule)` of each error, sorted and deduplicated. The rule
+/// is `None` unless `with_rules` (the reply carried rule ids).
+fn error_set(errors: &Value, with_rules: bool) -> Vec<(String, String, Option<String>)> {
+    let mut set: Vec<_> = errors
         .as_array()
         .map(|a| {
             a.iter()
@@ -190,6 +192,9 @@ fn error_set(errors: &Value) -> Vec<(String, String)> {
                     (
                         e["code"].as_str().unwrap_or("").to_string(),
                         e["pointer"].as_str().unwrap_or("").to_string(),
+                        with_rules
+                            .then(|| e["rule"].as_str().map(str::to_string))
+                            .flatten(),
                     )
                 })
                 .collect()
@@ -200,26 +205,55 @@ fn error_set(errors: &Value) -> Vec<(String, String)> {
     set
 }
 
+/// Compares a `check_payload` reply with the vector (`protocol.md` §3.4):
+/// the verdict, the `(code, pointer)` set, and, when the reply carries them,
+/// rule ids (then the set is `(code, pointer, rule)`) and the valid job's
+/// `summary`.
 fn check_payload_reply(expect: &Value, reply: &Map<String, Value>) -> Verdict {
     let got_valid = reply.get("valid").and_then(Value::as_bool).unwrap_or(false);
-    let got = error_set(reply.get("errors").unwrap_or(&Value::Null));
+    let errors = reply.get("errors").unwrap_or(&Value::Null);
+    let with_rules = errors
+        .as_array()
+        .is_some_and(|a| a.iter().any(|e| e.get("rule").is_some()));
+    let got = error_set(errors, with_rules);
     let want_valid = expect
         .get("valid")
         .is_some_and(|v| v != &Value::Bool(false));
-    let want = error_set(expect.get("invalid").unwrap_or(&Value::Null));
-    if got_valid == want_valid && (want_valid || got == want) {
-        return Verdict::Pass;
-    }
-    let show = |valid: bool, set: &[(String, String)]| {
+    let want = error_set(expect.get("invalid").unwrap_or(&Value::Null), with_rules);
+    let show = |valid: bool, set: &[(String, String, Option<String>)]| {
         if valid {
             "valid".to_string()
         } else {
             format!("invalid {set:?}")
         }
     };
-    Verdict::Fail(Failure::new(
-        "codex-exec.md: the same verdict and (code, pointer) set as the vector",
-        show(want_valid, &want),
-        show(got_valid, &got),
-    ))
+    if got_valid != want_valid || (!want_valid && got != want) {
+        return Verdict::Fail(Failure::new(
+            if with_rules {
+                "codex-exec.md §5.1: the same verdict and (code, pointer, rule) set as the vector"
+            } else {
+                "codex-exec.md §5.1: the same verdict and (code, pointer) set as the vector"
+            },
+            show(want_valid, &want),
+            show(got_valid, &got),
+        ));
+    }
+    if let (true, Some(summary), Some(wanted)) = (
+        want_valid,
+        reply.get("summary"),
+        expect.get("valid").filter(|v| v.is_object()),
+    ) {
+        for key in ["repository_slug", "publish_auth_ref"] {
+            if let Some(w) = wanted.get(key)
+                && summary.get(key).unwrap_or(&Value::Null) != w
+            {
+                return Verdict::Fail(Failure::new(
+                    "codex-exec.md §7: the typed job's slug and effective publish ref",
+                    format!("{key} {w}"),
+                    format!("{key} {}", summary.get(key).unwrap_or(&Value::Null)),
+                ));
+            }
+        }
+    }
+    Verdict::Pass
 }
