@@ -510,8 +510,7 @@ fn cases() -> Vec<Case> {
             want: || {
                 payload_vectors(|v| {
                     let want = &v["expect"]["valid"];
-                    want.is_object()
-                        && want["repository_slug"] != v["job"]["payload"]["repository"]
+                    want.is_object() && want["repository_slug"] != v["job"]["payload"]["repository"]
                 })
             },
         },
