@@ -29,6 +29,14 @@ async fn seed(v: &TestVault) -> SecretRef {
     common::seed(v, "auth", "s", VALUE).await
 }
 
+/// A token with the `reader` policy, for an hour.
+async fn reader_token(v: &TestVault) -> secrecy::SecretString {
+    v.admin()
+        .create_token(&["reader"], "1h", true)
+        .await
+        .unwrap()
+}
+
 async fn resolves(cfg: VaultConfig, r: &SecretRef) {
     let res = Resolver::new(cfg).await.unwrap();
     let v = res
@@ -81,11 +89,7 @@ fn sign(private_der: &[u8], claims: &Value) -> String {
 async fn token_file() {
     let v = vault().await;
     let r = seed(&v).await;
-    let token = v
-        .admin()
-        .create_token(&["reader"], "1h", true)
-        .await
-        .unwrap();
+    let token = reader_token(&v).await;
     resolves(v.token_file_config("sink", &token).unwrap(), &r).await;
     // A file that holds no token.
     let path = v.write_file("garbage", "not a token\u{7}").unwrap();
@@ -318,11 +322,7 @@ async fn kubernetes_with_a_served_token_review() {
 async fn vault_token_env_only_with_opt_in() {
     let v = vault().await;
     let r = seed(&v).await;
-    let token = v
-        .admin()
-        .create_token(&["reader"], "1h", true)
-        .await
-        .unwrap();
+    let token = reader_token(&v).await;
     let addr = v.addr().to_string();
     let tok = token.expose_secret().to_string();
     let lookup = |allow: bool| {

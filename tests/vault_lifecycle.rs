@@ -40,6 +40,19 @@ async fn approle_resolver(
     (v, res, r)
 }
 
+/// Revokes every token AppRole issued: a resolver's token is then dead and
+/// Vault answers 403 exactly as for a policy denial.
+async fn revoke_approle_tokens(v: &TestVault) {
+    v.admin()
+        .request(
+            "PUT",
+            "sys/leases/revoke-prefix/auth/approle/login",
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
+}
+
 /// Resolves every `step` for `total`; every resolution must succeed.
 async fn keep_resolving(res: &Resolver, r: &SecretRef, total: Duration, step: Duration) {
     let end = Instant::now() + total;
@@ -83,14 +96,7 @@ async fn logs_in_again_after_revocation_and_retries_once() {
     res.resolve(&r, "job-before").await.unwrap();
     // Revoke every token AppRole issued: the resolver's token is now dead
     // and Vault answers 403 exactly as for a policy denial.
-    v.admin()
-        .request(
-            "PUT",
-            "sys/leases/revoke-prefix/auth/approle/login",
-            Some(json!({})),
-        )
-        .await
-        .unwrap();
+    revoke_approle_tokens(&v).await;
     let value = res.resolve(&r, "job-after").await.unwrap();
     assert_eq!(value.expose_secret(), VALUE);
     assert_eq!(res.metrics_handle().logins(None), 2);
@@ -104,14 +110,7 @@ async fn fails_secure_when_it_cannot_log_in_again() {
     // revoked: no way back in.
     v.write_file("stuck.secret_id", "00000000-0000-0000-0000-000000000000")
         .unwrap();
-    v.admin()
-        .request(
-            "PUT",
-            "sys/leases/revoke-prefix/auth/approle/login",
-            Some(json!({})),
-        )
-        .await
-        .unwrap();
+    revoke_approle_tokens(&v).await;
     let e = res.resolve(&r, "job-stuck").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::VaultAuthFailed, "{e}");
     assert!(e.message().contains("job-stuck"));
@@ -210,14 +209,7 @@ async fn a_burst_of_jobs_with_a_dead_token_logs_in_once() {
     let (v, res, r) = approle_resolver("burst", "1h", "2h").await;
     let res = std::sync::Arc::new(res);
     res.resolve(&r, "job-first").await.unwrap();
-    v.admin()
-        .request(
-            "PUT",
-            "sys/leases/revoke-prefix/auth/approle/login",
-            Some(json!({})),
-        )
-        .await
-        .unwrap();
+    revoke_approle_tokens(&v).await;
     let jobs: Vec<_> = (0..8)
         .map(|i| {
             let (res, r) = (res.clone(), r.clone());

@@ -209,40 +209,32 @@ impl World {
             .audit_entries()
             .unwrap()
             .iter()
-            .filter(|e| e["type"] == "request")
-            .filter(|e| {
-                e["request"]["path"]
-                    .as_str()
-                    .is_some_and(|p| p.contains(path_part))
-            })
+            .filter(|e| e.is_request() && e.path().contains(path_part))
             .count()
     }
 }
 
 /// [`read_job`], publishing a branch (`vaultref/<id>`).
 fn push_job(id: &str) -> WorkerJob {
-    job(
-        id,
-        json!({
-            "repository": REPO,
-            "instruction": "x",
-            "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-            "publish": {"mode": "branch"},
-        }),
-    )
+    repo_job(id, true)
 }
 
 /// A job on [`REPO`] whose `repoAuthRef` is the repository's token, no
 /// publishing.
 fn read_job(id: &str) -> WorkerJob {
-    job(
-        id,
-        json!({
-            "repository": REPO,
-            "instruction": "x",
-            "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
-        }),
-    )
+    repo_job(id, false)
+}
+
+fn repo_job(id: &str, publish: bool) -> WorkerJob {
+    let mut payload = json!({
+        "repository": REPO,
+        "instruction": "x",
+        "repoAuthRef": format!("vault://kv/{REPO_PATH}#github_token"),
+    });
+    if publish {
+        payload["publish"] = json!({"mode": "branch"});
+    }
+    job(id, payload)
 }
 
 fn completed(outcome: &Outcome) -> &vaultref::worker::Completion {
