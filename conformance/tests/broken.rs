@@ -249,6 +249,18 @@ fn cases() -> Vec<Case> {
                 want
             },
         },
+        // A truncated print of the value: caught by the partial spellings.
+        Case {
+            fault: "leak-prefix",
+            profiles: &[Profile::Resolve, Profile::Auth, Profile::Suite],
+            filters: &[],
+            timeout: 20,
+            want: || {
+                let mut want = set(RESOLVING);
+                want.insert("hygiene.all-output".into());
+                want
+            },
+        },
         // Length, traversal and mount are still caught by the parser and the
         // resolver's own mount re-check; scopes are not.
         Case {
@@ -891,4 +903,9 @@ fn a_wrong_rule_id_fails_every_vector_that_names_a_rule() {
 #[test]
 fn the_repository_as_written_fails_the_url_repository_vectors() {
     run_case("slug-as-written", 0);
+}
+
+#[test]
+fn printing_the_first_half_of_a_value_fails_every_resolving_scenario() {
+    run_case("leak-prefix", 0);
 }

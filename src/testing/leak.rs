@@ -70,12 +70,33 @@ pub fn token_forms(token: &SecretString, usernames: &[&str]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Spellings that give a secret away without being an encoding of all of
+/// it, searched in an implementation's *output* (not on disk, where other
+/// test files may share a prefix): hex in either case, and a substantial
+/// part, its first or last half (at least 12 characters), for secrets of 24
+/// characters or more.
+pub fn partial_forms(secret: &str) -> Vec<(&'static str, String)> {
+    let mut forms = vec![
+        ("hex", hex::encode(secret.as_bytes())),
+        ("hex (upper case)", hex::encode_upper(secret.as_bytes())),
+    ];
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() >= 24 {
+        let n = (chars.len() / 2).max(12);
+        forms.push(("its first half", chars[..n].iter().collect()));
+        forms.push(("its last half", chars[chars.len() - n..].iter().collect()));
+    }
+    forms
+}
+
 /// The name of the first form of any of `secrets` found in `haystack` (with
-/// the git username [`GIT_USERNAME`]), or `None`.
+/// the git username [`GIT_USERNAME`], and [`partial_forms`]), or `None`.
 pub fn find_leak(haystack: &[u8], secrets: &[SecretString]) -> Option<&'static str> {
     secrets.iter().find_map(|secret| {
-        forms(secret.expose_secret(), &[GIT_USERNAME])
+        let s = secret.expose_secret();
+        forms(s, &[GIT_USERNAME])
             .into_iter()
+            .chain(partial_forms(s))
             .find(|(_, form)| contains(haystack, form.as_bytes()))
             .map(|(name, _)| name)
     })
@@ -182,7 +203,10 @@ mod tests {
     fn finds_each_form_and_nothing_in_clean_text() {
         let secret = "ghp_FAKEFAKEFAKE+/=1234567890abcdefghij\n\"";
         let secrets = [s(secret)];
-        for (name, form) in forms(secret, &[GIT_USERNAME]) {
+        for (name, form) in forms(secret, &[GIT_USERNAME])
+            .into_iter()
+            .chain(partial_forms(secret))
+        {
             let text = format!("before {form} after");
             assert!(find_leak(text.as_bytes(), &secrets).is_some(), "{name}");
         }

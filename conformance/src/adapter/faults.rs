@@ -116,6 +116,9 @@ pub enum Fault {
     NoActionIsolation,
     /// Names every lint finding after one generic rule.
     WrongRuleId,
+    /// Logs the first characters of every resolved value ("to help
+    /// debugging"), as a truncated print does.
+    LeakPrefix,
     /// Reports the repository as written instead of its `owner/repo` slug.
     SlugAsWritten,
 }
@@ -160,6 +163,7 @@ impl Fault {
         ("honour-skip-verify", Fault::HonourSkipVerify),
         ("no-action-isolation", Fault::NoActionIsolation),
         ("wrong-rule-id", Fault::WrongRuleId),
+        ("leak-prefix", Fault::LeakPrefix),
         ("slug-as-written", Fault::SlugAsWritten),
     ];
 
@@ -278,7 +282,9 @@ impl Faults {
                     state.rt.block_on(r.shutdown());
                 }
             }
-            (Fault::LeakBase64, "resolve") if reply["outcome"] == "resolved" => {
+            (Fault::LeakBase64 | Fault::LeakPrefix, "resolve")
+                if reply["outcome"] == "resolved" =>
+            {
                 // "Debug logging" of the value: read it once more and print it.
                 let value = req
                     .get("ref")
@@ -288,9 +294,14 @@ impl Faults {
                     .and_then(|(r, res)| state.rt.block_on(res.resolve(&r, "debug")).ok());
                 if let Some(value) = value {
                     use base64::Engine;
-                    let encoded =
-                        base64::engine::general_purpose::STANDARD.encode(value.expose_secret());
-                    eprintln!("debug: resolved {encoded}");
+                    let v = value.expose_secret();
+                    if self.fault == Fault::LeakPrefix {
+                        let head: String = v.chars().take(v.chars().count() / 2 + 2).collect();
+                        eprintln!("debug: resolved {head}...");
+                    } else {
+                        let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+                        eprintln!("debug: resolved {encoded}");
+                    }
                 }
             }
             (Fault::MissingAsEmpty, "resolve") if reply["code"] == "secret_not_found" => {
