@@ -165,6 +165,13 @@ const RESOLVING: &[&str] = &[
     "auth.token-file-refreshed",
 ];
 
+/// Every scenario that resolves a value, and the run-wide scan.
+fn resolving_and_the_run_scan() -> BTreeSet<String> {
+    let mut want = set(RESOLVING);
+    want.insert("hygiene.all-output".into());
+    want
+}
+
 const RESOLVE: &[Profile] = &[Profile::Resolve, Profile::Suite];
 const AUTH: &[Profile] = &[Profile::Auth, Profile::Suite];
 const LIFECYCLE: &[Profile] = &[Profile::Lifecycle, Profile::Suite];
@@ -243,11 +250,7 @@ fn cases() -> Vec<Case> {
             profiles: &[Profile::Resolve, Profile::Auth, Profile::Suite],
             filters: &[],
             timeout: 20,
-            want: || {
-                let mut want = set(RESOLVING);
-                want.insert("hygiene.all-output".into());
-                want
-            },
+            want: resolving_and_the_run_scan,
         },
         // A truncated print of the value: caught by the partial spellings.
         Case {
@@ -255,11 +258,7 @@ fn cases() -> Vec<Case> {
             profiles: &[Profile::Resolve, Profile::Auth, Profile::Suite],
             filters: &[],
             timeout: 20,
-            want: || {
-                let mut want = set(RESOLVING);
-                want.insert("hygiene.all-output".into());
-                want
-            },
+            want: resolving_and_the_run_scan,
         },
         // Length, traversal and mount are still caught by the parser and the
         // resolver's own mount re-check; scopes are not.

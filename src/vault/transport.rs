@@ -205,10 +205,11 @@ impl Transport {
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.clone());
         }
-        if let Some(body) = body {
+        if let Some(mut body) = body {
+            // Handed over, not copied: reqwest owns the only other copy.
             req = req
                 .header("Content-Type", "application/json")
-                .body(body.to_vec());
+                .body(std::mem::take(&mut *body));
         }
         let mut resp = req.send().await.map_err(|e| self.send_error(&e))?;
         let status = resp.status().as_u16();

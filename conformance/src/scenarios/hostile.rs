@@ -35,14 +35,6 @@ const MEMORY_BOUND_KIB: u64 = 128 * 1024;
 
 const HUGE: usize = 256 << 20;
 
-/// A fake but rule-shaped GitHub token (`ghp_` and 36 characters), so the
-/// token rules recognise it, registered for hygiene.
-fn rule_shaped_token(cx: &Cx) -> SecretString {
-    let t = SecretString::from(format!("ghp_FAKE{}", random_hex(16)));
-    cx.register(&t);
-    t
-}
-
 fn login_ok(token: &SecretString) -> Answer {
     Answer::Json(
         200,
@@ -149,21 +141,12 @@ pub fn scenarios() -> Vec<Scenario> {
             "A 307 on the AppRole login: the role id and secret id go nowhere else",
             none,
             live_scenario!(cx, {
-                let catcher = Catcher::start().map_err(verr)?;
-                let login = format!("auth/{APPROLE_MOUNT}/login");
-                let front = HostileVault::start(&[(
-                    login.as_str(),
-                    Answer::Redirect(format!("{}/v1/{login}", catcher.url())),
-                )])
-                .map_err(verr)?;
-                let mut s = front_session(&cx, &front.url()).await?;
-                let v = expect_unavailable_in_time(
-                    &mut s,
-                    "vault://kv/app#token",
+                let (v, _, catcher) = against_front(
+                    &cx,
                     "resolver.md S6: a redirected login is vault_unavailable",
+                    |away, _| vec![(login_path(), away(&login_path()))],
                 )
                 .await?;
-                let _ = s.iut.shutdown().await;
                 Ok(and(v, expect_nothing_caught(&catcher, "login")))
             }),
         ),
@@ -175,26 +158,23 @@ pub fn scenarios() -> Vec<Scenario> {
             "307s on the KV read, lookup, renew and revoke: the token goes nowhere else",
             none,
             live_scenario!(cx, {
-                let catcher = Catcher::start().map_err(verr)?;
-                let token = rule_shaped_token(&cx);
-                let away = |p: &str| Answer::Redirect(format!("{}/v1/{p}", catcher.url()));
-                let login = format!("auth/{APPROLE_MOUNT}/login");
-                let front = HostileVault::start(&[
-                    (login.as_str(), login_ok(&token)),
-                    ("kv/data/app", away("kv/data/app")),
-                    ("auth/token/lookup-self", away("auth/token/lookup-self")),
-                    ("auth/token/renew-self", away("auth/token/renew-self")),
-                    ("auth/token/revoke-self", away("auth/token/revoke-self")),
-                ])
-                .map_err(verr)?;
-                let mut s = front_session(&cx, &front.url()).await?;
-                let v = expect_unavailable_in_time(
-                    &mut s,
-                    "vault://kv/app#token",
+                let (v, _, catcher) = against_front(
+                    &cx,
                     "resolver.md S6: a redirected read is vault_unavailable",
+                    |away, token| {
+                        let mut answers = vec![(login_path(), login_ok(token))];
+                        for p in [
+                            "kv/data/app",
+                            "auth/token/lookup-self",
+                            "auth/token/renew-self",
+                            "auth/token/revoke-self",
+                        ] {
+                            answers.push((p.to_string(), away(p)));
+                        }
+                        answers
+                    },
                 )
                 .await?;
-                let _ = s.iut.shutdown().await;
                 Ok(and(
                     v,
                     expect_nothing_caught(&catcher, "read, renew, revoke"),
@@ -271,21 +251,50 @@ pub fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// Login works; the KV read is answered with `body`.
-async fn body_scenario(cx: &Cx, body: Answer) -> Result<Verdict, Verdict> {
-    let token = rule_shaped_token(cx);
-    let login = format!("auth/{APPROLE_MOUNT}/login");
-    let front = HostileVault::start(&[(login.as_str(), login_ok(&token)), ("kv/data/app", body)])
-        .map_err(verr)?;
+/// The login path the harness configures (`auth/vc-approle/login`).
+fn login_path() -> String {
+    format!("auth/{APPROLE_MOUNT}/login")
+}
+
+/// An IUT configured for AppRole at a hostile front whose answers are
+/// `answers(away, token)`: `away(path)` is a `307` to that path on a
+/// catcher, `token` the token the front issues at login. Resolves once,
+/// reads the IUT's peak memory, shuts it down; returns the verdict of the
+/// resolution (`vault_unavailable` in time), the peak, and the catcher.
+async fn against_front(
+    cx: &Cx,
+    spec: &str,
+    answers: impl FnOnce(&dyn Fn(&str) -> Answer, &SecretString) -> Vec<(String, Answer)>,
+) -> Result<(Verdict, Option<u64>, Catcher), Verdict> {
+    let catcher = Catcher::start().map_err(verr)?;
+    let token = cx.fake_token();
+    let away = |p: &str| Answer::Redirect(format!("{}/v1/{p}", catcher.url()));
+    let answers = answers(&away, &token);
+    let table: Vec<(&str, Answer)> = answers
+        .iter()
+        .map(|(p, a)| (p.as_str(), a.clone()))
+        .collect();
+    let front = HostileVault::start(&table).map_err(verr)?;
     let mut s = front_session(cx, &front.url()).await?;
-    let v = expect_unavailable_in_time(
-        &mut s,
-        "vault://kv/app#token",
-        "resolver.md S6: an unusable answer is vault_unavailable, in time",
-    )
-    .await?;
+    let v = expect_unavailable_in_time(&mut s, "vault://kv/app#token", spec).await?;
     let peak = s.iut.peak_rss_kib();
     let _ = s.iut.shutdown().await;
+    Ok((v, peak, catcher))
+}
+
+/// Login works; the KV read is answered with `body`.
+async fn body_scenario(cx: &Cx, body: Answer) -> Result<Verdict, Verdict> {
+    let (v, peak, _) = against_front(
+        cx,
+        "resolver.md S6: an unusable answer is vault_unavailable, in time",
+        |_, token| {
+            vec![
+                (login_path(), login_ok(token)),
+                ("kv/data/app".into(), body),
+            ]
+        },
+    )
+    .await?;
     Ok(and(
         v,
         match peak {
@@ -302,7 +311,7 @@ async fn body_scenario(cx: &Cx, body: Answer) -> Result<Verdict, Verdict> {
 async fn token_as_ref(cx: &Cx) -> Result<Verdict, Verdict> {
     let dirs = cx.dirs()?;
     let mut iut = cx.start_iut(&dirs).await?;
-    let t = rule_shaped_token(cx);
+    let t = cx.fake_token();
     let t = t.expose_secret();
     let refs = [
         json!({"input": t}),

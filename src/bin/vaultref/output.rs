@@ -16,13 +16,9 @@
 use std::io::{self, Write};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use vaultref::redact::{RedactWriter, Redactor, RedactorBuilder};
+use vaultref::redact::{RedactWriter, Redactor};
 
-static RULES: LazyLock<Redactor> = LazyLock::new(|| {
-    RedactorBuilder::new()
-        .build()
-        .expect("the built-in rule table compiles")
-});
+static RULES: LazyLock<Redactor> = LazyLock::new(Redactor::builtin);
 
 type Scrubbed<W> = Mutex<Option<RedactWriter<W>>>;
 
