@@ -919,7 +919,7 @@ async fn an_escaped_action_child_dies_with_the_action_and_never_sees_git() {
         .await;
         if isolated {
             assert!(
-                matches!(w.worker.isolation(), IsolationStatus::Namespaced(_)),
+                matches!(w.worker.isolation(), IsolationStatus::Namespaced { .. }),
                 "this test needs `unshare` and namespaces (root): {:?}",
                 w.worker.isolation()
             );
@@ -927,8 +927,11 @@ async fn an_escaped_action_child_dies_with_the_action_and_never_sees_git() {
         let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE9001");
         w.put_token(&t).await;
         w.server.set_tokens(REPO, &t);
-        let loot = w.root.path().join("loot");
-        let scraper = w.root.path().join("scraper.sh");
+        // The isolated action runs as another user: its scraper and loot
+        // are in a directory anyone may use.
+        let open = open_dir();
+        let loot = open.path().join("loot");
+        let scraper = open.path().join("scraper.sh");
         std::fs::write(
             &scraper,
             format!(
@@ -960,6 +963,7 @@ async fn an_escaped_action_child_dies_with_the_action_and_never_sees_git() {
             .args(["-f", &marker])
             .status();
         let scraped = std::fs::read_to_string(&loot).unwrap_or_default();
+        assert!(scraped.contains("PATH="), "the scraper never ran");
         assert!(!scraped.contains(secrecy::ExposeSecret::expose_secret(&t)));
         if isolated {
             assert!(!alive, "the action's setsid grandchild outlived the action");
@@ -981,4 +985,80 @@ async fn an_escaped_action_child_dies_with_the_action_and_never_sees_git() {
             );
         }
     }
+}
+
+/// A directory any user may write to (mode 1777), for what an action that
+/// runs as another user leaves behind.
+fn open_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
+/// An isolated action runs as `nobody`: it cannot read a file of the
+/// worker's (a token file) or list the job-private directories; it can edit
+/// its work dir, which is the worker's again before git commits and pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_action_runs_as_another_user_and_cannot_read_the_worker_files() {
+    use std::os::unix::fs::MetadataExt;
+    let w = world(false, |_| {}).await;
+    assert!(
+        matches!(w.worker.isolation(), IsolationStatus::Namespaced { .. }),
+        "this test needs `unshare` and root: {:?}",
+        w.worker.isolation()
+    );
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE9002");
+    w.put_token(&t).await;
+    w.server.set_tokens(REPO, &t);
+    // A token file as a worker keeps one: 0600, the worker's.
+    let worker_file = w.root.path().join("worker-token");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&worker_file)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"hvs.FAKEFAKEFAKEWORKERTOKEN").unwrap();
+    }
+    let open = open_dir();
+    let report = open.path().join("report");
+    let action = JobAction::Command {
+        program: PathBuf::from("sh"),
+        args: vec![
+            "-c".into(),
+            format!(
+                "{{ echo uid=$(id -u) groups=$(id -G); cat '{f}'; ls '{tmp}'/*/; }} > '{r}' 2>&1; \
+                 echo change > file.txt; mkdir -p sub && echo x > sub/made",
+                f = worker_file.display(),
+                tmp = w.root.path().join("tmp").display(),
+                r = report.display(),
+            ),
+        ],
+        timeout: Duration::from_secs(30),
+    };
+    let o = w
+        .worker
+        .run_job(&push_job("as-nobody"), Some(&action))
+        .await;
+    let c = completed(&o);
+    let got = std::fs::read_to_string(&report).expect("the action wrote its report");
+    assert!(got.contains("uid=65534 groups=65534\n"), "{got}");
+    assert!(
+        !got.contains("FAKEWORKERTOKEN"),
+        "the action read the worker's file: {got}"
+    );
+    // Both the token file and the job-private directories are refused.
+    assert_eq!(got.matches("Permission denied").count(), 2, "{got}");
+    for p in ["", "file.txt", "sub", "sub/made", ".git", ".git/index"] {
+        let m = std::fs::symlink_metadata(c.work_dir.join(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "{p} was not taken back");
+    }
+    let pushed = w
+        .server
+        .read_file(REPO, "vaultref/as-nobody", "sub/made")
+        .expect("the action's file was pushed");
+    assert_eq!(pushed, "x\n");
 }

@@ -25,6 +25,19 @@
 //! that is not available (no `unshare`, no privilege for namespaces) command
 //! actions are refused unless the worker is set to [`Isolation::Off`]
 //! (`spec/resolver.md` W9).
+//!
+//! A PID namespace hides processes, not files. An action running as the
+//! worker's user could still open what the worker can: the token and
+//! secret-id files, another job's private directory and its credential
+//! socket (enough to flood it while that job pushes). So the isolated action
+//! also runs as another user ([`ActionUser`], `nobody` by default; `unshare
+//! --setgid --setuid`, supplementary groups dropped): the worker's files stay
+//! the worker's. The work dir is handed to that user for the action and
+//! taken back before git runs again (`crate::git::GitJob::run_action`). The
+//! action starts in its work dir, so it needs no right on the directories
+//! above it. Dropping to another user needs root, as the PID namespace
+//! already does; a worker that is not root gets no isolation and refuses
+//! command actions.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -51,11 +64,37 @@ pub enum Isolation {
     Off,
 }
 
+/// The user and group an isolated command action runs as (`nobody`,
+/// 65534:65534, by default). It must not be the worker's own user, and
+/// should own nothing: the action can read whatever this user can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionUser {
+    /// The user id.
+    pub uid: u32,
+    /// The group id (the only group: supplementary groups are dropped).
+    pub gid: u32,
+}
+
+impl Default for ActionUser {
+    fn default() -> ActionUser {
+        ActionUser {
+            uid: 65534,
+            gid: 65534,
+        }
+    }
+}
+
 /// What the worker found out about isolation when it started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IsolationStatus {
-    /// Command actions run in a PID namespace through this `unshare`.
-    Namespaced(PathBuf),
+    /// Command actions run in a PID namespace through this `unshare`, as
+    /// this user.
+    Namespaced {
+        /// The `unshare` binary.
+        unshare: PathBuf,
+        /// Who the action runs as.
+        user: ActionUser,
+    },
     /// Isolation was asked for but cannot be had here; the reason.
     Unavailable(String),
     /// Isolation is off by setting.
@@ -63,26 +102,39 @@ pub enum IsolationStatus {
 }
 
 impl IsolationStatus {
-    /// Checks once what `setting` can get on this machine: runs `unshare
-    /// --pid --fork --mount-proc --kill-child true`.
-    pub fn probe(setting: Isolation) -> IsolationStatus {
+    /// Checks once what `setting` can get on this machine: runs `true` the
+    /// way an action would run, in a PID namespace as `user`.
+    pub fn probe(setting: Isolation, user: ActionUser) -> IsolationStatus {
         if setting == Isolation::Off {
             return IsolationStatus::Off;
+        }
+        // SAFETY: geteuid cannot fail and touches no memory of ours.
+        let euid = unsafe { libc::geteuid() };
+        if euid != 0 {
+            return IsolationStatus::Unavailable(format!(
+                "the worker runs as uid {euid}, not root: it can neither create a PID namespace nor run the action as another user"
+            ));
+        }
+        if user.uid == 0 || user.gid == 0 {
+            return IsolationStatus::Unavailable(
+                "the action user is root (uid or gid 0), which would isolate nothing".into(),
+            );
         }
         let Some(unshare) = find_on_path("unshare") else {
             return IsolationStatus::Unavailable("`unshare` (util-linux) is not on PATH".into());
         };
         let ok = Command::new(&unshare)
-            .args(UNSHARE_ARGS)
+            .args(unshare_args(user))
             .arg("true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
         match ok {
-            Ok(s) if s.success() => IsolationStatus::Namespaced(unshare),
+            Ok(s) if s.success() => IsolationStatus::Namespaced { unshare, user },
             Ok(s) => IsolationStatus::Unavailable(format!(
-                "`unshare --pid --mount-proc` failed ({s}): no privilege for namespaces"
+                "`unshare --pid --mount-proc --setuid {} --setgid {}` failed ({s})",
+                user.uid, user.gid
             )),
             Err(e) => IsolationStatus::Unavailable(format!("cannot run `unshare`: {e}")),
         }
@@ -91,23 +143,45 @@ impl IsolationStatus {
     /// One line for the worker's log at start.
     pub fn describe(&self) -> String {
         match self {
-            IsolationStatus::Namespaced(_) => {
-                "job actions run in a PID namespace of their own".into()
-            }
+            IsolationStatus::Namespaced { user, .. } => format!(
+                "job actions run in a PID namespace of their own, as uid {} gid {}",
+                user.uid, user.gid
+            ),
             IsolationStatus::Unavailable(why) => format!(
                 "WARNING: job actions cannot be isolated here ({why}); command actions will be refused (set action_isolation to Off to run them unisolated)"
             ),
             IsolationStatus::Off => {
-                "WARNING: job action isolation is off: an action can outlive itself and read git's environment".into()
+                "WARNING: job action isolation is off: an action can outlive itself, read git's environment and the worker's files".into()
             }
+        }
+    }
+
+    /// Who a command action runs as, when it is isolated.
+    pub fn action_user(&self) -> Option<ActionUser> {
+        match self {
+            IsolationStatus::Namespaced { user, .. } => Some(*user),
+            _ => None,
         }
     }
 }
 
 /// `unshare`'s arguments before the program: a new PID namespace whose
-/// first process is the action, its own `/proc`, and the action killed if
-/// `unshare` is.
-const UNSHARE_ARGS: &[&str] = &["--pid", "--fork", "--mount-proc", "--kill-child", "--"];
+/// first process is the action, its own `/proc`, the action killed if
+/// `unshare` is, and the action's user and group (util-linux drops the
+/// supplementary groups with `--setgid`).
+fn unshare_args(user: ActionUser) -> Vec<String> {
+    let mut args: Vec<String> = ["--pid", "--fork", "--mount-proc", "--kill-child"]
+        .map(String::from)
+        .into();
+    args.extend([
+        "--setgid".into(),
+        user.gid.to_string(),
+        "--setuid".into(),
+        user.uid.to_string(),
+        "--".into(),
+    ]);
+    args
+}
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -193,9 +267,9 @@ fn run_command(
     log: &JobLog,
 ) -> Result<(), String> {
     let mut cmd = match isolation {
-        IsolationStatus::Namespaced(unshare) => {
+        IsolationStatus::Namespaced { unshare, user } => {
             let mut c = Command::new(unshare);
-            c.args(UNSHARE_ARGS).arg(program);
+            c.args(unshare_args(*user)).arg(program);
             c
         }
         IsolationStatus::Unavailable(why) => {

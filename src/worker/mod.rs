@@ -59,7 +59,7 @@ use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
 use crate::vault::{Credential, Resolver};
 use crate::{RefPolicy, ScopeContext, SecretRef};
 
-pub use action::{ActionContext, ActionFn, Isolation, IsolationStatus, JobAction};
+pub use action::{ActionContext, ActionFn, ActionUser, Isolation, IsolationStatus, JobAction};
 pub use health::{Backoff, Health, HealthStatus};
 pub use log::{JobLog, LogSink, SinkWriter, stderr_sink};
 
@@ -98,6 +98,9 @@ pub struct WorkerSettings {
     /// How command actions are isolated (default: a PID namespace, and
     /// command actions refused where it is unavailable; W9).
     pub action_isolation: Isolation,
+    /// Who an isolated command action runs as (default `nobody`,
+    /// 65534:65534); never the worker's own user (W9).
+    pub action_user: ActionUser,
 }
 
 impl WorkerSettings {
@@ -115,6 +118,7 @@ impl WorkerSettings {
             backoff: Backoff::default(),
             branch_prefix: "vaultref/".to_owned(),
             action_isolation: Isolation::default(),
+            action_user: ActionUser::default(),
         }
     }
 }
@@ -232,7 +236,7 @@ impl Worker {
     /// (redacted) log.
     /// Probes action isolation once and says in the log what it found.
     pub fn new(settings: WorkerSettings, resolver: Option<Arc<Resolver>>, sink: LogSink) -> Worker {
-        let isolation = IsolationStatus::probe(settings.action_isolation);
+        let isolation = IsolationStatus::probe(settings.action_isolation, settings.action_user);
         {
             let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(
@@ -474,8 +478,16 @@ impl Worker {
                         instruction: &instruction,
                         work_dir: &dir,
                     };
+                    // A command action runs as another user (W9): the work
+                    // dir is theirs for the action's time only.
+                    let owner = match action {
+                        JobAction::Command { .. } => isolation.action_user(),
+                        JobAction::Callback(_) => None,
+                    };
                     git_job
-                        .run_action(&dir, || action.run(&ctx, &isolation, &action_log))
+                        .run_action(&dir, owner.map(|u| (u.uid, u.gid)), || {
+                            action.run(&ctx, &isolation, &action_log)
+                        })
                         .map_err(|e| match e {
                             ActionError::Action(m) => fail(ErrorCode::ActionFailed, m),
                             ActionError::Git(e) => e.into(),
