@@ -41,6 +41,11 @@ pub struct Cx {
 pub(crate) struct CxState {
     pub(crate) secrets: Vec<SecretString>,
     pub(crate) outputs: Vec<Captured>,
+    /// The roots of the directories implementations were given: scanned
+    /// after the scenario (`protocol.md` §6 H4).
+    pub(crate) iut_dirs: Vec<PathBuf>,
+    /// Servers of the scenario's own, whose issued tokens count as secrets.
+    pub(crate) own_vaults: Vec<Arc<Vault>>,
     dirs: Vec<tempfile::TempDir>,
     counter: u32,
 }
@@ -92,6 +97,7 @@ impl Cx {
 
     /// The same handle, with [`Cx::vault`] answering `vault` from now on.
     pub fn with_own_vault(&self, vault: Arc<Vault>) -> Cx {
+        self.lock().own_vaults.push(vault.clone());
         Cx {
             own_vault: Some(vault),
             ..self.clone()
@@ -118,8 +124,10 @@ impl Cx {
         s.counter += 1;
         // `ghp_` and 36 characters: the shape the `github-pat` rule knows,
         // so a worker's redactor masks it by rule too, like a real token.
-        let suffix = crate::backend::random_hex(12);
-        let value = SecretString::from(format!("ghp_FAKEFAKE{:04}{suffix}", s.counter));
+        // Random first: hygiene counts the first half of a secret as a leak
+        // (H1), so that half must be this token's alone.
+        let random = crate::backend::random_hex(12);
+        let value = SecretString::from(format!("ghp_{random}FAKE{:04}FAKE", s.counter));
         s.secrets.push(value.clone());
         value
     }
@@ -127,6 +135,29 @@ impl Cx {
     /// Registers a secret the scenario handed out (a Vault token, a secret id).
     pub fn register(&self, secret: &SecretString) {
         self.lock().secrets.push(secret.clone());
+    }
+
+    /// Every secret this scenario handed out so far.
+    pub fn secrets(&self) -> Vec<SecretString> {
+        self.lock().secrets.clone()
+    }
+
+    /// A fresh directory any user may write to (mode 1777, like `/tmp`):
+    /// where a job action, which may run as another user, leaves what it
+    /// found for the harness to read.
+    pub fn open_dir(&self) -> Result<PathBuf, Verdict> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("vaultref-conf-open-")
+            .permissions(std::fs::Permissions::from_mode(0o1777))
+            .tempdir()
+            .map_err(|e| Verdict::Error(format!("temp dir: {e}")))?;
+        // tempfile's mode is filtered by the umask: set it again.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))
+            .map_err(|e| Verdict::Error(format!("chmod: {e}")))?;
+        let path = dir.path().to_path_buf();
+        self.lock().dirs.push(dir);
+        Ok(path)
     }
 
     /// Fresh directories for one process.
@@ -146,7 +177,9 @@ impl Cx {
             std::fs::create_dir_all(d)
                 .map_err(|e| Verdict::Error(format!("{}: {e}", d.display())))?;
         }
-        self.lock().dirs.push(dir);
+        let mut state = self.lock();
+        state.iut_dirs.push(dirs.root.clone());
+        state.dirs.push(dir);
         Ok(dirs)
     }
 

@@ -377,7 +377,8 @@ impl Iut {
     }
 
     /// Sends `shutdown` and waits up to 5 s for the process to exit; kills it
-    /// otherwise. Returns a protocol breach, if any.
+    /// otherwise. Returns a protocol breach (no reply, no exit within 5 s, a
+    /// non-zero exit status), if any.
     pub async fn shutdown(mut self) -> Option<String> {
         let mut problem = None;
         if !self.dead
@@ -387,7 +388,10 @@ impl Iut {
         }
         drop(self.stdin.take());
         match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => {
+                problem.get_or_insert_with(|| format!("exited with {status} after `shutdown`"));
+            }
             _ => {
                 let _ = self.child.kill().await;
                 problem.get_or_insert_with(|| "did not exit within 5 s of `shutdown`".into());

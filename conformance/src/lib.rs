@@ -34,6 +34,7 @@ pub mod adapter;
 pub mod backend;
 pub mod cx;
 pub mod expect;
+pub mod hygiene;
 pub mod iut;
 pub mod report;
 pub mod runner;

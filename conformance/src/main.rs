@@ -170,6 +170,7 @@ fn main() -> ExitCode {
         expectations,
         concurrency: cli.jobs,
         progress: true,
+        stray_roots: vaultref_conformance::hygiene::StraySnapshot::default_roots(),
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -14,18 +14,19 @@
 //! provisioned; a last pass scans all output for all secrets (H3).
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::backend::{BackendSpec, Vault};
 use crate::cx::{Cx, Env};
 use crate::expect::Expectations;
-use crate::iut::{Captured, Iut, IutCommand};
+use crate::hygiene::{StraySnapshot, dir_leak, output_leak, reply_leak};
+use crate::iut::{Iut, IutCommand};
 use crate::scenario::{Body, Level, LiveFn, Meta, Needs, Profile, Scenario};
-use crate::verdict::{Failure, ScenarioResult, Status, Verdict};
+use crate::verdict::{ScenarioResult, Status, Verdict};
 
 /// Settings of one run.
 pub struct RunConfig {
@@ -43,6 +44,9 @@ pub struct RunConfig {
     pub concurrency: usize,
     /// Show a live progress line on stderr.
     pub progress: bool,
+    /// Where to look for stray files (H5; `StraySnapshot::default_roots`);
+    /// empty: no stray-file scan.
+    pub stray_roots: Vec<PathBuf>,
 }
 
 /// What a run produced, for the reports.
@@ -59,56 +63,6 @@ pub struct RunOutcome {
     pub unmatched_expectations: Vec<String>,
     /// Wall-clock time of the run.
     pub duration: Duration,
-}
-
-/// Hygiene over some outputs with some secrets: a failure naming the form, or `None`.
-fn hygiene_failure(outputs: &[Captured], secrets: &[SecretString]) -> Option<Failure> {
-    if secrets.is_empty() {
-        return None;
-    }
-    outputs.iter().enumerate().find_map(|(i, out)| {
-        vaultref::testing::leak::find_leak(&out.snapshot(), secrets).map(|form| {
-            Failure::new(
-                "protocol.md §6 H1/H2: no secret value, nor an encoding of one, in the implementation's output",
-                "no secret in stdout or stderr",
-                format!(
-                    "a secret ({form}) appeared on the implementation's {}",
-                    if i % 2 == 0 { "stdout" } else { "stderr" }
-                ),
-            )
-        })
-    })
-}
-
-/// H1 over one reply: every string in it, decoded from JSON, searched for the
-/// request's secrets.
-fn reply_leak(reply: &Map<String, Value>, secrets: &[SecretString]) -> Option<Failure> {
-    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-        match v {
-            Value::String(s) => out.push(s),
-            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
-            Value::Object(m) => m.iter().for_each(|(k, x)| {
-                out.push(k);
-                strings(x, out)
-            }),
-            _ => {}
-        }
-    }
-    if secrets.is_empty() {
-        return None;
-    }
-    let mut all = Vec::new();
-    for v in reply.values() {
-        strings(v, &mut all);
-    }
-    let text = all.join("\n");
-    vaultref::testing::leak::find_leak(text.as_bytes(), secrets).map(|form| {
-        Failure::new(
-            "protocol.md §6 H1; errors.md: a message never contains secret material",
-            "no token from the request in the reply",
-            format!("a token from the request ({form}) is in the reply"),
-        )
-    })
 }
 
 fn selected(meta: &Meta, config: &RunConfig) -> bool {
@@ -171,6 +125,8 @@ impl Progress {
 /// (exit code 2): the implementation cannot be started or fails `hello`.
 pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutcome, String> {
     let started = Instant::now();
+    let stray =
+        (!config.stray_roots.is_empty()).then(|| StraySnapshot::take(config.stray_roots.clone()));
     let scenarios: Vec<Scenario> = catalogue
         .into_iter()
         .filter(|s| selected(&s.meta, &config))
@@ -241,6 +197,9 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
     }));
     let expectations = Arc::new(config.expectations);
     let mut slots: Vec<Option<ScenarioResult>> = (0..scenarios.len()).map(|_| None).collect();
+    // Kept to report a scenario whose task panicked (a harness bug), which
+    // would otherwise vanish from the results.
+    let metas: Vec<Meta> = scenarios.iter().map(|s| s.meta.clone()).collect();
     let settle = {
         let expectations = expectations.clone();
         let progress = progress.clone();
@@ -328,7 +287,16 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
             Err(e) => eprintln!("a scenario task panicked: {e}"),
         }
     }
-    let mut results: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
+    let mut results: Vec<ScenarioResult> = slots
+        .into_iter()
+        .zip(metas)
+        .map(|(slot, meta)| {
+            slot.unwrap_or_else(|| {
+                let why = "the harness panicked running this scenario (a harness bug; see stderr)";
+                settle(meta, Verdict::Error(why.into()), Duration::ZERO)
+            })
+        })
+        .collect();
 
     // H3: all output of all processes, all secrets of the run.
     let t = Instant::now();
@@ -337,12 +305,17 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let secrets = env
+    let mut secrets = env
         .all_secrets
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let verdict = match hygiene_failure(&outputs, &secrets) {
+    if let Some(v) = &env.vault {
+        secrets.extend(v.issued_tokens());
+    }
+    let verdict = match output_leak(&outputs, &secrets)
+        .or_else(|| stray.as_ref().and_then(|s| s.leak(&secrets)))
+    {
         Some(f) => Verdict::Fail(f),
         None => Verdict::Pass,
     };
@@ -405,15 +378,22 @@ async fn run_live(env: &Arc<Env>, meta: &Meta, needs: Needs, run: LiveFn) -> Ver
     // Give stderr drains a moment, then check hygiene over this scenario's output.
     tokio::time::sleep(Duration::from_millis(30)).await;
     let state = cx.lock();
+    // Tokens the servers issued (the implementation's own logins among
+    // them) are secrets too: learned now, from the shared server's audit log
+    // so far and from the scenario's own server, which is gone by the end.
+    let mut secrets = state.secrets.clone();
+    for v in state.own_vaults.iter().map(|v| &**v).chain(&env.vault) {
+        secrets.extend(v.issued_tokens());
+    }
     env.all_secrets
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .extend(state.secrets.iter().cloned());
+        .extend(secrets.iter().cloned());
     env.all_outputs
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .extend(state.outputs.iter().cloned());
-    match hygiene_failure(&state.outputs, &state.secrets) {
+    match output_leak(&state.outputs, &secrets).or_else(|| dir_leak(&state.iut_dirs, &secrets)) {
         Some(f) => Verdict::Fail(f),
         None => verdict,
     }

@@ -49,6 +49,7 @@ fn harness(
         expectations: Expectations::default(),
         concurrency: 4,
         progress: false,
+        stray_roots: vaultref_conformance::hygiene::StraySnapshot::default_roots(),
     };
     // One run at a time: the lifecycle scenarios use 2-3 s TTLs, and a dozen
     // concurrent runs (each with its own OpenBao) on two cores would make
@@ -163,6 +164,8 @@ const RESOLVING: &[&str] = &[
     "auth.token-file",
     "auth.approle",
     "auth.token-file-refreshed",
+    "auth.token-file-dead",
+    "auth.secret-id-rotated",
 ];
 
 /// Every scenario that resolves a value, and the run-wide scan.
@@ -285,6 +288,7 @@ fn cases() -> Vec<Case> {
                 set(&[
                     "worker.job-type-not-allowed",
                     "worker.repository-not-allowed",
+                    "worker.ref-out-of-scope",
                 ])
             },
         },
@@ -317,6 +321,9 @@ fn cases() -> Vec<Case> {
                     "worker.publish-auth-ref",
                     "worker.repository-not-allowed",
                     "worker.rotation-mid-queue",
+                    "worker.publish-none",
+                    "worker.ref-out-of-scope",
+                    "worker.shutdown-clean",
                 ])
             },
         },
@@ -369,7 +376,11 @@ fn cases() -> Vec<Case> {
                     "resolve.version-deleted",
                     "resolve.version-destroyed",
                     "resolve.denied-path",
+                    "resolve.server-error",
+                    "resolve.rate-limited",
+                    "resolve.sealed",
                     "auth.approle-bad-secret-id",
+                    "auth.token-file-dead",
                 ])
             },
         },
@@ -450,6 +461,7 @@ fn cases() -> Vec<Case> {
             want: || {
                 set(&[
                     "auth.approle",
+                    "auth.secret-id-rotated",
                     "lifecycle.renewal",
                     "lifecycle.past-max-ttl",
                     "lifecycle.revoked",
@@ -578,7 +590,21 @@ fn cases() -> Vec<Case> {
             profiles: HOSTILE,
             filters: &[],
             timeout: 20,
-            want: || set(&["hostile.escaped-action"]),
+            want: || {
+                set(&[
+                    "hostile.escaped-action",
+                    "hostile.action-reads-worker-files",
+                ])
+            },
+        },
+        // A PID namespace without another user: the action cannot outlive
+        // itself, but reads the worker's token file.
+        Case {
+            fault: "pid-namespace-only",
+            profiles: HOSTILE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["hostile.action-reads-worker-files"]),
         },
         Case {
             fault: "echo-ref-input",
@@ -586,6 +612,127 @@ fn cases() -> Vec<Case> {
             filters: &[],
             timeout: 20,
             want: || set(&["hostile.token-as-ref", "hygiene.all-output"]),
+        },
+        // A token the implementation got itself (its AppRole login), in hex:
+        // known to hygiene through the server's raw audit log.
+        Case {
+            fault: "leak-login-token",
+            profiles: AUTH,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "auth.approle",
+                    "auth.secret-id-rotated",
+                    "hygiene.all-output",
+                ])
+            },
+        },
+        // A value cached in TMPDIR: every file left in the implementation's
+        // directories is read after each scenario (H4).
+        Case {
+            fault: "temp-file-cache",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "resolve.latest",
+                    "resolve.pinned-version",
+                    "resolve.least-privilege",
+                    "resolve.job-id-header",
+                ])
+            },
+        },
+        // A value cached in /var/tmp, outside the given directories: found
+        // by the run's stray-file scan (H5).
+        Case {
+            fault: "stray-file-cache",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["hygiene.all-output"]),
+        },
+        // A 5xx, 429 or sealed answer retried: three reads where V6 allows one.
+        Case {
+            fault: "retry-unavailable",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "resolve.server-error",
+                    "resolve.rate-limited",
+                    "resolve.sealed",
+                ])
+            },
+        },
+        // The recording git asks for other remotes' credentials (G3).
+        Case {
+            fault: "helper-any-remote",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "worker.clone-and-push",
+                    "worker.publish-auth-ref",
+                    "worker.rotation-mid-queue",
+                    "worker.publish-none",
+                    "worker.shutdown-clean",
+                ])
+            },
+        },
+        Case {
+            fault: "push-when-none",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["worker.publish-none"]),
+        },
+        Case {
+            fault: "worker-ignores-scopes",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["worker.ref-out-of-scope"]),
+        },
+        Case {
+            fault: "leave-temp-files",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["worker.shutdown-clean"]),
+        },
+        Case {
+            fault: "stale-secret-id",
+            profiles: AUTH,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["auth.secret-id-rotated"]),
+        },
+        // The 403 gap the other way round: a dead token reported as a denial.
+        Case {
+            fault: "dead-token-as-denied",
+            profiles: AUTH,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["auth.approle-bad-secret-id", "auth.token-file-dead"]),
+        },
+        // S1 against P7: an undefined method is config_invalid, not unsupported.
+        Case {
+            fault: "unknown-method-unsupported",
+            profiles: AUTH,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["auth.unknown-method"]),
+        },
+        Case {
+            fault: "lazy-credential-files",
+            profiles: AUTH,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["auth.missing-credential-file"]),
         },
     ]
 }
@@ -907,4 +1054,69 @@ fn the_repository_as_written_fails_the_url_repository_vectors() {
 #[test]
 fn printing_the_first_half_of_a_value_fails_every_resolving_scenario() {
     run_case("leak-prefix", 0);
+}
+
+#[test]
+fn a_pid_namespace_without_another_user_fails_the_worker_files_scenario() {
+    run_case("pid-namespace-only", 0);
+}
+
+#[test]
+fn printing_a_token_the_implementation_got_itself_fails_hygiene() {
+    run_case("leak-login-token", 0);
+}
+
+#[test]
+fn a_value_cached_in_tmpdir_fails_every_resolving_scenario() {
+    run_case("temp-file-cache", 0);
+}
+
+#[test]
+fn a_value_cached_outside_the_given_directories_fails_the_run_scan() {
+    run_case("stray-file-cache", 0);
+}
+
+#[test]
+fn retrying_an_unavailable_vault_fails_the_status_scenarios() {
+    run_case("retry-unavailable", 0);
+}
+
+#[test]
+fn a_helper_that_answers_any_remote_fails_every_pushing_scenario() {
+    run_case("helper-any-remote", 0);
+}
+
+#[test]
+fn pushing_with_publish_none_fails_the_publish_none_scenario() {
+    run_case("push-when-none", 0);
+}
+
+#[test]
+fn a_worker_without_scopes_fails_the_out_of_scope_job() {
+    run_case("worker-ignores-scopes", 0);
+}
+
+#[test]
+fn leaving_temp_files_fails_the_shutdown_scenario() {
+    run_case("leave-temp-files", 0);
+}
+
+#[test]
+fn a_secret_id_read_once_fails_the_rotation_scenario() {
+    run_case("stale-secret-id", 0);
+}
+
+#[test]
+fn a_dead_token_reported_as_a_denial_fails_the_dead_token_scenarios() {
+    run_case("dead-token-as-denied", 0);
+}
+
+#[test]
+fn an_undefined_auth_method_answered_unsupported_fails_its_scenario() {
+    run_case("unknown-method-unsupported", 0);
+}
+
+#[test]
+fn accepting_a_missing_token_file_fails_its_scenario() {
+    run_case("lazy-credential-files", 0);
 }

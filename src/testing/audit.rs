@@ -18,6 +18,11 @@ use super::{TestSupportError, err};
 pub struct AuditEntry(Value);
 
 impl AuditEntry {
+    /// One line of the log; `None` if it is not JSON (a line being written).
+    pub fn parse(line: &str) -> Option<AuditEntry> {
+        serde_json::from_str(line).ok().map(AuditEntry)
+    }
+
     /// A `request` entry (as opposed to its `response`).
     pub fn is_request(&self) -> bool {
         self.0["type"] == "request"
@@ -46,6 +51,19 @@ impl AuditEntry {
             .or_else(|| h.as_array().and_then(|a| a.first()).and_then(Value::as_str))
     }
 
+    /// The tokens this entry names in clear (the audit device logs raw, see
+    /// [`crate::testing::audit_config`]): the token that made the request
+    /// and, in a response, the token the server issued.
+    pub fn tokens(&self) -> impl Iterator<Item = &str> {
+        [
+            &self.0["auth"]["client_token"],
+            &self.0["response"]["auth"]["client_token"],
+        ]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .filter(|t| !t.is_empty() && !t.starts_with("hmac-"))
+    }
+
     /// The AppRole role name of the token that made the request, if any.
     pub fn role_name(&self) -> Option<&str> {
         self.0["auth"]["metadata"]["role_name"].as_str()
@@ -65,11 +83,7 @@ impl Deref for AuditEntry {
 pub fn read_log(path: &Path) -> Result<Vec<AuditEntry>, TestSupportError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| err(format!("read audit log {}: {e}", path.display())))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .map(AuditEntry)
-        .collect())
+    Ok(text.lines().filter_map(AuditEntry::parse).collect())
 }
 
 #[cfg(test)]
@@ -100,5 +114,15 @@ mod tests {
         assert!(!req.is_write() && resp.is_write());
         assert_eq!(req["request"]["operation"], "read");
         assert!(read_log(&dir.path().join("none")).is_err());
+        assert_eq!(req.tokens().count(), 0);
+        let issued: AuditEntry = AuditEntry(serde_json::json!({"type": "response",
+            "auth": {"client_token": "s.FAKEREQUESTER"},
+            "response": {"auth": {"client_token": "s.FAKEISSUED"}}}));
+        assert_eq!(
+            issued.tokens().collect::<Vec<_>>(),
+            ["s.FAKEREQUESTER", "s.FAKEISSUED"]
+        );
+        let hashed = AuditEntry(serde_json::json!({"auth": {"client_token": "hmac-sha256:ab"}}));
+        assert_eq!(hashed.tokens().count(), 0);
     }
 }

@@ -8,8 +8,8 @@
 //! base64 (standard and URL-safe, with and without padding), percent-encoded,
 //! escaped inside a JSON string, and inside a git Basic-auth header
 //! (`base64("<username>:" + value)`). Findings name the form, never the value.
-//! Outputs and trees in tests are small and secrets few, so a plain substring
-//! search per form is fast enough; there is no automaton to build.
+//! One substring search (`memchr::memmem`) per form is fast enough for a
+//! run's output and a few hundred secrets; there is no automaton to build.
 
 use std::path::{Path, PathBuf};
 
@@ -103,7 +103,9 @@ pub fn find_leak(haystack: &[u8], secrets: &[SecretString]) -> Option<&'static s
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    // memmem, not a window-by-window compare: the harness's last pass
+    // searches all output of a run for hundreds of forms.
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The needle index [`scan_for_needles`] reports for a path it could not

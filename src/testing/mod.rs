@@ -86,8 +86,13 @@ pub fn random_hex(bytes: usize) -> String {
 /// The file audit device declaration for a server config file, writing to
 /// `file_path` as the server sees it. Declared in config because OpenBao 2.x
 /// refuses to enable audit devices through the API.
+///
+/// `log_raw`: tokens and values are logged in clear, not HMAC-ed, so that a
+/// test (or the conformance harness) learns every token the server issued,
+/// including those an implementation obtained itself by logging in, and can
+/// look for them in that implementation's output. Only for test servers.
 pub fn audit_config(file_path: &str) -> String {
     format!(
-        "audit \"file\" \"vaultref\" {{\n  options {{\n    file_path = \"{file_path}\"\n  }}\n}}\n"
+        "audit \"file\" \"vaultref\" {{\n  options {{\n    file_path = \"{file_path}\"\n    log_raw = \"true\"\n  }}\n}}\n"
     )
 }

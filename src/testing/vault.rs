@@ -262,7 +262,10 @@ impl TestVault {
         let mut cmd = Command::new(&self.bao);
         cmd.arg("server");
         if self.mode == Mode::Dev {
+            // -dev-no-store-token: a dev server otherwise writes its root
+            // token to `~/.vault-token`, outside every test directory.
             cmd.arg("-dev")
+                .arg("-dev-no-store-token")
                 .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port));
             if self.tls {
                 let dir = self.dir.path().join("tls");

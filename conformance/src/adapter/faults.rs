@@ -121,6 +121,44 @@ pub enum Fault {
     LeakPrefix,
     /// Reports the repository as written instead of its `owner/repo` slug.
     SlugAsWritten,
+    /// Isolates job actions in a PID namespace but runs them as the
+    /// worker's own user, as the reference once did: the action cannot
+    /// outlive itself, yet reads the worker's token file.
+    PidNamespaceOnly,
+    /// After an AppRole `configure`, logs in once more by hand and prints
+    /// the token it got, in hex ("debug: session token ..."): a token the
+    /// implementation obtained itself, which the harness never handed out.
+    LeakLoginToken,
+    /// Caches every resolved value in a file in `TMPDIR` and never removes it.
+    TempFileCache,
+    /// Caches every resolved value in a fixed file under `/var/tmp`, outside
+    /// the directories the implementation was given.
+    StrayFileCache,
+    /// Tries a resolution twice more when it ends `vault_unavailable` ("Vault
+    /// had a hiccup"), which V6 leaves to the worker.
+    RetryUnavailable,
+    /// A credential helper that answers any request (host, path, protocol)
+    /// with the job's credential: a shim in front of the reference helper
+    /// that rewrites every request to the job's remote.
+    HelperAnyRemote,
+    /// Pushes even when `publish.mode` is `none` ("always publish the work").
+    PushWhenNone,
+    /// Checks a worker job's refs against the allowed mounts only: the
+    /// scopes bound to the job's repository are left out.
+    WorkerIgnoresScopes,
+    /// Leaves a state file per job in `temp_dir`.
+    LeaveTempFiles,
+    /// Reads the secret-id file once, at `configure` (a copy is logged in
+    /// with ever after).
+    StaleSecretId,
+    /// Reports a dead token as a policy denial (every 403 is "denied").
+    DeadTokenAsDenied,
+    /// Answers `unsupported` to an auth method it does not know (P7 read
+    /// for every method, not only the listed ones).
+    UnknownMethodUnsupported,
+    /// Accepts a token file that does not exist yet at `configure` (it is
+    /// read at the first resolve).
+    LazyCredentialFiles,
 }
 
 impl Fault {
@@ -165,6 +203,22 @@ impl Fault {
         ("wrong-rule-id", Fault::WrongRuleId),
         ("leak-prefix", Fault::LeakPrefix),
         ("slug-as-written", Fault::SlugAsWritten),
+        ("pid-namespace-only", Fault::PidNamespaceOnly),
+        ("leak-login-token", Fault::LeakLoginToken),
+        ("temp-file-cache", Fault::TempFileCache),
+        ("stray-file-cache", Fault::StrayFileCache),
+        ("retry-unavailable", Fault::RetryUnavailable),
+        ("helper-any-remote", Fault::HelperAnyRemote),
+        ("push-when-none", Fault::PushWhenNone),
+        ("worker-ignores-scopes", Fault::WorkerIgnoresScopes),
+        ("leave-temp-files", Fault::LeaveTempFiles),
+        ("stale-secret-id", Fault::StaleSecretId),
+        ("dead-token-as-denied", Fault::DeadTokenAsDenied),
+        (
+            "unknown-method-unsupported",
+            Fault::UnknownMethodUnsupported,
+        ),
+        ("lazy-credential-files", Fault::LazyCredentialFiles),
     ];
 
     /// Looks a fault up by name.
@@ -198,6 +252,22 @@ impl Faults {
             "configure" => self.before_configure(req, state),
             "resolve" => self.before_resolve(req, state),
             "run_job" => {
+                if self.fault == Fault::WorkerIgnoresScopes
+                    && let Some(worker) = &state.worker
+                {
+                    // The mounts stay; the scopes go, in the payload check
+                    // and in the worker.
+                    let settings = PolicySettings {
+                        allowed_mounts: Some(state.policy.allowed_mounts().to_vec()),
+                        ..PolicySettings::default()
+                    };
+                    if let Ok(lax) = RefPolicy::try_from(settings) {
+                        state.policy = lax.clone();
+                        let mut ws = worker.settings().clone();
+                        ws.ref_policy = lax;
+                        state.worker = Some(Worker::new(ws, state.resolver.clone(), stderr_sink()));
+                    }
+                }
                 if let Some(worker) = self.before_run_job(req, state) {
                     state.worker = Some(worker);
                 }
@@ -282,6 +352,32 @@ impl Faults {
                     state.rt.block_on(r.shutdown());
                 }
             }
+            (Fault::LeakLoginToken, "configure") if reply["outcome"] == "configured" => {
+                if let Some(vault) = req.get("vault").and_then(Value::as_object)
+                    && vault["auth"]["method"] == "approle"
+                    && let Some(token) = state.rt.block_on(approle_login_once(vault))
+                {
+                    eprintln!("debug: session token {}", hex::encode(token));
+                }
+            }
+            (Fault::TempFileCache | Fault::StrayFileCache, "resolve")
+                if reply["outcome"] == "resolved" =>
+            {
+                let value = req
+                    .get("ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| SecretRef::parse(r).ok())
+                    .zip(state.resolver.as_ref())
+                    .and_then(|(r, res)| state.rt.block_on(res.resolve(&r, "cache")).ok());
+                if let Some(value) = value {
+                    let file = if self.fault == Fault::TempFileCache {
+                        std::env::temp_dir().join(format!("vaultref-cache-{}", std::process::id()))
+                    } else {
+                        std::path::PathBuf::from("/var/tmp/vaultref-broken-adapter-cache")
+                    };
+                    let _ = std::fs::write(file, value.expose_secret());
+                }
+            }
             (Fault::LeakBase64 | Fault::LeakPrefix, "resolve")
                 if reply["outcome"] == "resolved" =>
             {
@@ -308,6 +404,31 @@ impl Faults {
                 if let Some(key) = &state.key {
                     let empty = SecretString::from(String::new());
                     *reply = json!({"reply": "resolve", "outcome": "resolved", "fingerprint": key.fingerprint(&empty)});
+                }
+            }
+            (Fault::DeadTokenAsDenied, "resolve") if reply["code"] == "vault_auth_failed" => {
+                *reply = failed("resolve", "vault_permission_denied", "permission denied");
+            }
+            (Fault::LeaveTempFiles, "run_job") => {
+                let id = req.get("job_id").and_then(Value::as_str).unwrap_or("job");
+                let file = std::env::temp_dir().join(format!("{id}.state"));
+                let _ = std::fs::write(file, format!("{{\"job\": \"{id}\"}}"));
+            }
+            (Fault::RetryUnavailable, "resolve") if reply["code"] == "vault_unavailable" => {
+                let parsed = req
+                    .get("ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| SecretRef::parse(r).ok());
+                if let (Some(r), Some(resolver), Some(key)) =
+                    (parsed, state.resolver.as_ref(), state.key.as_ref())
+                {
+                    for _ in 0..2 {
+                        if let Ok(v) = state.rt.block_on(resolver.resolve(&r, "retry")) {
+                            *reply = json!({"reply": "resolve", "outcome": "resolved",
+                                            "fingerprint": key.fingerprint(&v)});
+                            break;
+                        }
+                    }
                 }
             }
             (Fault::OneNotFound, "resolve")
@@ -386,11 +507,6 @@ impl Faults {
     }
 
     fn before_configure(&self, req: &mut Map<String, Value>, state: &State) -> Option<Value> {
-        let tmp = req
-            .get("temp_dir")
-            .and_then(Value::as_str)
-            .unwrap_or("/tmp")
-            .to_string();
         let vault = req.get_mut("vault")?.as_object_mut()?;
         match self.fault {
             Fault::WrongJobHeader => {
@@ -399,11 +515,30 @@ impl Faults {
             Fault::StaleTokenFile => {
                 if let Some(f) = vault["auth"]["token_file"].as_str()
                     && let Ok(token) = std::fs::read(f)
+                    && let Some(copy) = unnamed_copy(&token)
                 {
-                    let copy = std::path::Path::new(&tmp).join("token-copy");
-                    if std::fs::write(&copy, token).is_ok() {
-                        vault["auth"]["token_file"] = json!(copy);
-                    }
+                    vault["auth"]["token_file"] = json!(copy);
+                }
+            }
+            Fault::UnknownMethodUnsupported
+                if !matches!(vault["auth"]["method"].as_str(), Some("token" | "approle")) =>
+            {
+                return Some(json!({"reply": "unsupported", "op": "configure",
+                                   "message": "this auth method is not implemented"}));
+            }
+            Fault::LazyCredentialFiles
+                if vault["auth"]["token_file"]
+                    .as_str()
+                    .is_some_and(|f| !std::path::Path::new(f).exists()) =>
+            {
+                return Some(json!({"reply": "configure", "outcome": "configured"}));
+            }
+            Fault::StaleSecretId => {
+                if let Some(f) = vault["auth"]["secret_id_file"].as_str()
+                    && let Ok(id) = std::fs::read(f)
+                    && let Some(copy) = unnamed_copy(&id)
+                {
+                    vault["auth"]["secret_id_file"] = json!(copy);
                 }
             }
             Fault::HonourSkipVerify
@@ -421,11 +556,10 @@ impl Faults {
                 }
             }
             Fault::StaticToken if vault["auth"]["method"] == "approle" => {
-                if let Some(token) = state.rt.block_on(approle_login_once(vault)) {
-                    let file = std::path::Path::new(&tmp).join("static-token");
-                    if std::fs::write(&file, token).is_ok() {
-                        vault["auth"] = json!({"method": "token", "token_file": file});
-                    }
+                if let Some(token) = state.rt.block_on(approle_login_once(vault))
+                    && let Some(file) = unnamed_copy(token.as_bytes())
+                {
+                    vault["auth"] = json!({"method": "token", "token_file": file});
                 }
             }
             _ => {}
@@ -512,6 +646,71 @@ impl Faults {
         match self.fault {
             Fault::IgnorePublishAuthRef => {
                 payload.remove("publishAuthRef");
+            }
+            Fault::PidNamespaceOnly => {
+                // The harness's action, wrapped in `unshare` by hand, as
+                // the worker's user; the worker's own isolation off.
+                let argv = req
+                    .get_mut("action")
+                    .and_then(|a| a.get_mut("argv"))
+                    .and_then(Value::as_array_mut)?;
+                let mut wrapped: Vec<Value> = [
+                    "unshare",
+                    "--pid",
+                    "--fork",
+                    "--mount-proc",
+                    "--kill-child",
+                    "--",
+                ]
+                .map(Value::from)
+                .into();
+                wrapped.append(argv);
+                *argv = wrapped;
+                let worker = state.worker.as_ref()?;
+                let mut settings = worker.settings().clone();
+                settings.action_isolation = vaultref::worker::Isolation::Off;
+                return Some(Worker::new(settings, state.resolver.clone(), stderr_sink()));
+            }
+            Fault::PushWhenNone
+                if payload.get("publish").and_then(|p| p.get("mode")) == Some(&json!("none")) =>
+            {
+                payload.insert("publish".into(), json!({"mode": "branch"}));
+            }
+            Fault::HelperAnyRemote => {
+                let worker = state.worker.as_ref()?;
+                let mut settings = worker.settings().clone();
+                let repo = payload.get("repository").and_then(Value::as_str)?;
+                let remote = vaultref::git::Remote::parse(repo, true)
+                    .or_else(|_| {
+                        vaultref::git::Remote::from_slug(&settings.git_base_url, repo, true)
+                    })
+                    .ok()?;
+                // The real helper: the one the shim replaced the first time.
+                let real = match settings.git.helper.file_name() {
+                    Some(n) if n == "helper-any-remote.sh" => {
+                        std::fs::read_link(settings.git.helper.with_file_name("real-helper"))
+                            .ok()?
+                    }
+                    _ => settings.git.helper.clone(),
+                };
+                let _ = std::fs::remove_file(std::env::temp_dir().join("real-helper"));
+                std::os::unix::fs::symlink(&real, std::env::temp_dir().join("real-helper")).ok()?;
+                let shim = std::env::temp_dir().join("helper-any-remote.sh");
+                let script = format!(
+                    "#!/bin/sh\nsed -e 's|^protocol=.*|protocol={}|' -e 's|^host=.*|host={}|' -e 's|^path=.*|path={}|' | exec '{}' \"$@\"\n",
+                    remote.scheme(),
+                    remote.host(),
+                    remote.path(),
+                    real.display()
+                );
+                std::fs::write(&shim, script).ok()?;
+                std::fs::set_permissions(
+                    &shim,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                )
+                .ok()?;
+                settings.git.helper = shim;
+                return Some(Worker::new(settings, state.resolver.clone(), stderr_sink()));
             }
             Fault::NoActionIsolation => {
                 if let Some(worker) = &state.worker
@@ -628,6 +827,18 @@ fn ca_of(vault: &Map<String, Value>) -> Option<&std::path::Path> {
         .get("ca_cert")
         .and_then(Value::as_str)
         .map(std::path::Path::new)
+}
+
+/// A copy of `bytes` in a file with no name (`O_TMPFILE`), kept open for
+/// the life of the process and reached as `/proc/self/fd/N`: the faults
+/// that read a credential file once must not also leave it on disk, or
+/// hygiene (H4) would fail them for that instead of for reading it once.
+fn unnamed_copy(bytes: &[u8]) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::fd::IntoRawFd;
+    let mut file = tempfile::tempfile().ok()?;
+    file.write_all(bytes).ok()?;
+    Some(format!("/proc/self/fd/{}", file.into_raw_fd()).into())
 }
 
 /// For [`Fault::StaticToken`]: one AppRole login by hand.

@@ -150,7 +150,11 @@ impl ContainerVault {
         let mut cmd = vec!["server".to_string()];
         let dev_tls = tls && !persistent;
         if !persistent {
-            cmd.extend(["-dev".into(), "-dev-listen-address=0.0.0.0:8200".into()]);
+            cmd.extend([
+                "-dev".into(),
+                "-dev-no-store-token".into(),
+                "-dev-listen-address=0.0.0.0:8200".into(),
+            ]);
         }
         if dev_tls {
             // OpenBao makes a CA and a certificate for 127.0.0.1 into the

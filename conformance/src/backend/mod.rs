@@ -96,8 +96,18 @@ pub struct Vault {
     pub audit_log: Option<PathBuf>,
     /// The CA of the server's certificate (PEM file), when it serves HTTPS.
     pub ca_cert: Option<PathBuf>,
+    /// Tokens learned from the audit log so far, and where reading stopped.
+    issued: std::sync::Mutex<Issued>,
     /// What keeps the server alive; dropped last.
     guard: Guard,
+}
+
+/// [`Vault::issued_tokens`]'s progress through the audit log: it reads only
+/// what was appended since, so every scenario can ask.
+#[derive(Default)]
+struct Issued {
+    offset: u64,
+    tokens: std::collections::BTreeSet<String>,
 }
 
 enum Guard {
@@ -195,6 +205,7 @@ impl Vault {
             version,
             audit_log: audit_log.filter(|_| !matches!(guard, Guard::None)),
             ca_cert,
+            issued: Default::default(),
             guard,
         })
     }
@@ -315,6 +326,39 @@ impl Vault {
     pub fn iut_requests(&self, path_part: &str) -> Option<Vec<AuditEntry>> {
         self.audit_requests(path_part)
             .map(|all| all.into_iter().filter(|e| !e.is_write()).collect())
+    }
+
+    /// Every token the audit log names in clear (`vaultref::testing::
+    /// audit_config` logs raw): the harness's own and every token an
+    /// implementation obtained by logging in. Hygiene looks for all of them
+    /// (`protocol.md` §6 H2). Empty when the log cannot be read.
+    pub fn issued_tokens(&self) -> Vec<SecretString> {
+        use std::io::{BufRead, Seek};
+        let Some(log) = self.audit_log.as_ref() else {
+            return Vec::new();
+        };
+        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(file) = std::fs::File::open(log) {
+            let mut reader = std::io::BufReader::new(file);
+            if reader.seek(std::io::SeekFrom::Start(issued.offset)).is_ok() {
+                let mut line = String::new();
+                // Only whole lines: one being written is read next time.
+                while matches!(reader.read_line(&mut line), Ok(n) if n > 0 && line.ends_with('\n'))
+                {
+                    issued.offset += line.len() as u64;
+                    if let Some(entry) = AuditEntry::parse(&line) {
+                        let found: Vec<String> = entry.tokens().map(str::to_owned).collect();
+                        issued.tokens.extend(found);
+                    }
+                    line.clear();
+                }
+            }
+        }
+        issued
+            .tokens
+            .iter()
+            .map(|t| SecretString::from(t.clone()))
+            .collect()
     }
 
     /// Whether the audit log is readable here; the reason if not.

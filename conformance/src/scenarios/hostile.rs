@@ -35,7 +35,7 @@ const MEMORY_BOUND_KIB: u64 = 128 * 1024;
 
 const HUGE: usize = 256 << 20;
 
-fn login_ok(token: &SecretString) -> Answer {
+pub(crate) fn login_ok(token: &SecretString) -> Answer {
     Answer::Json(
         200,
         format!(
@@ -48,7 +48,7 @@ fn login_ok(token: &SecretString) -> Answer {
 /// An IUT configured for AppRole at `addr` (the hostile server), with fake
 /// credential files; role id, secret id and the token the server will issue
 /// are registered as secrets.
-async fn front_session(cx: &Cx, addr: &str) -> Result<Session, Verdict> {
+pub(crate) async fn front_session(cx: &Cx, addr: &str) -> Result<Session, Verdict> {
     let dirs = cx.dirs()?;
     let role_id = SecretString::from(format!("role-FAKE-{}", random_hex(8)));
     let secret_id = SecretString::from(format!("secret-FAKE-{}", random_hex(8)));
@@ -106,7 +106,7 @@ fn expect_nothing_caught(catcher: &Catcher, what: &str) -> Verdict {
 }
 
 /// `resolve` answered in time with `vault_unavailable`.
-async fn expect_unavailable_in_time(
+pub(crate) async fn expect_unavailable_in_time(
     s: &mut Session,
     reference: &str,
     spec: &str,
@@ -240,6 +240,15 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, { escaped_action(&cx).await }),
         ),
         Scenario::live(
+            "hostile.action-reads-worker-files",
+            Profile::Hostile,
+            Level::Must,
+            "resolver.md W9 (an action cannot read the worker's files)",
+            "The job action reads every file under the implementation's directories: it gets no token",
+            crate::scenarios::support::VAULT,
+            live_scenario!(cx, { action_reads_worker_files(&cx).await }),
+        ),
+        Scenario::live(
             "hostile.foreign-host",
             Profile::Hostile,
             Level::Must,
@@ -252,7 +261,7 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 /// The login path the harness configures (`auth/vc-approle/login`).
-fn login_path() -> String {
+pub(crate) fn login_path() -> String {
     format!("auth/{APPROLE_MOUNT}/login")
 }
 
@@ -537,10 +546,12 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
     let r = put_token(cx, "github", &token).await?;
     let mut rig = rig(cx, None, None).await?;
     rig.git.set_tokens(REPO, &token);
-    let dirs = cx.dirs()?;
-    let loot = dirs.root.join("loot");
+    // The action may run as another user: its scraper and loot live in a
+    // directory anyone may use.
+    let open = cx.open_dir()?;
+    let loot = open.join("loot");
     let marker = format!("vaultref-conf-escape-{}", random_hex(6));
-    let scraper = dirs.root.join("scraper.sh");
+    let scraper = open.join("scraper.sh");
     // Every 50 ms: every process's environment and command line, and every
     // file they have open that looks like a credential, into `loot`.
     std::fs::write(
@@ -604,6 +615,13 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
         Verdict::Pass
     };
     let scraped = std::fs::read(&loot).unwrap_or_default();
+    // The scraper sees at least its own process: an empty loot means it
+    // never ran, and the scenario would prove nothing.
+    if scraped.is_empty() && verdict_is_pass(&pushed) {
+        return Ok(Verdict::Error(
+            "the action's scraper left nothing: it did not run, so nothing was tested".into(),
+        ));
+    }
     let leaked = match vaultref::testing::leak::find_leak(&scraped, &[token]) {
         Some(form) => Verdict::Fail(Failure::new(
             spec,
@@ -613,4 +631,73 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
         None => Verdict::Pass,
     };
     Ok(and(pushed, and(survived, leaked)))
+}
+
+fn verdict_is_pass(v: &Verdict) -> bool {
+    matches!(v, Verdict::Pass)
+}
+
+/// The action tries to read every file under the implementation's
+/// directories (its token file among them) and its `TMPDIR`, and lists
+/// what is there; the harness looks for any secret of the run in what it
+/// got.
+async fn action_reads_worker_files(cx: &Cx) -> Result<Verdict, Verdict> {
+    let spec = "resolver.md W9: a job action cannot read the worker's files";
+    let token = cx.fake_token();
+    let r = put_token(cx, "github", &token).await?;
+    let mut rig = rig(cx, None, None).await?;
+    rig.git.set_tokens(REPO, &token);
+    let open = cx.open_dir()?;
+    let loot = open.join("loot");
+    let job_id = "job-files-1";
+    // Its own work dir is `<root>/work/...`; everything else under `<root>`
+    // (the token file, the temp dir, other work dirs) is the worker's.
+    let root = &rig.s.dirs.root;
+    let script = format!(
+        r#"printf 'action:%s' '{job_id}' > VAULTREF_CONFORMANCE
+echo probe > '{loot}'
+find '{root}' '(' -type f -o -type s ')' -print 2>/dev/null | while read -r f; do
+  echo "== $f"; head -c 65536 "$f" 2>/dev/null; echo
+done >> '{loot}'"#,
+        loot = loot.display(),
+        root = root.display(),
+    );
+    let reply = rig
+        .s
+        .iut
+        .request(
+            "run_job",
+            json!({"job_id": job_id, "job": job(Some(&r), None, true),
+                   "action": {"argv": ["sh", "-c", script], "timeout_ms": 20000}}),
+        )
+        .await?;
+    let _ = rig.s.iut.shutdown().await;
+    let branch = format!("vaultref/{job_id}");
+    let ran = rig.git.read_file(REPO, &branch, "VAULTREF_CONFORMANCE");
+    let pushed = if outcome(&reply).0 == "completed"
+        && ran.as_deref() == Some(&format!("action:{job_id}")[..])
+    {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            "protocol.md §3.6: the job runs the given action and pushes",
+            "completed, and the pushed VAULTREF_CONFORMANCE written by the action",
+            describe_job(&reply),
+        ))
+    };
+    let got = std::fs::read(&loot).unwrap_or_default();
+    if got.is_empty() && verdict_is_pass(&pushed) {
+        return Ok(Verdict::Error(
+            "the action left no loot file: it did not run, so nothing was tested".into(),
+        ));
+    }
+    let leaked = match vaultref::testing::leak::find_leak(&got, &cx.secrets()) {
+        Some(form) => Verdict::Fail(Failure::new(
+            spec,
+            "the action reads no secret of the worker's (token file, temp files)",
+            format!("the action read a secret of the run from the worker's directories ({form})"),
+        )),
+        None => Verdict::Pass,
+    };
+    Ok(and(pushed, leaked))
 }

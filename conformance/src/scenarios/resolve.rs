@@ -15,7 +15,10 @@ use super::support::{
 use crate::backend::{JOB_ID_HEADER, KV_MOUNT, OTHER_MOUNT, random_hex};
 use crate::cx::Cx;
 use crate::live_scenario;
-use crate::scenario::{Level, Profile, Scenario};
+use crate::scenario::{Level, Needs, Profile, Scenario};
+use vaultref::testing::hostile::{Answer, HostileVault};
+
+use super::hostile::{expect_unavailable_in_time, front_session, login_ok, login_path};
 use crate::verdict::{Failure, Verdict};
 
 /// What a table row provisions at `<prefix>/app`, field `token`.
@@ -315,7 +318,87 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, { job_id_header(&cx).await }),
         ),
     ]);
+    all.extend(STATUS_ANSWERS.iter().map(|a| {
+        Scenario::live(
+            a.id,
+            Profile::Resolve,
+            Level::Must,
+            "resolver.md V3, V6",
+            a.title,
+            Needs::default(),
+            live_scenario!(cx, { status_answer(&cx, a).await }),
+        )
+    }));
     all
+}
+
+/// A Vault answer that is neither a value nor a refusal: the read gets it.
+struct StatusAnswer {
+    id: &'static str,
+    title: &'static str,
+    status: u16,
+    body: &'static str,
+}
+
+/// What an overloaded, failing or sealed server answers (OpenBao's own
+/// bodies). Each is `vault_unavailable`, at once, with no second read.
+const STATUS_ANSWERS: &[StatusAnswer] = &[
+    StatusAnswer {
+        id: "resolve.server-error",
+        title: "Vault answers 500 to the read: vault_unavailable (not \"not found\"), one read, no retry",
+        status: 500,
+        body: r#"{"errors":["internal error"]}"#,
+    },
+    StatusAnswer {
+        id: "resolve.rate-limited",
+        title: "Vault answers 429 to the read: vault_unavailable, one read, no retry",
+        status: 429,
+        body: r#"{"errors":["request path \"kv/data/app\": rate limit quota exceeded"]}"#,
+    },
+    StatusAnswer {
+        id: "resolve.sealed",
+        title: "Vault answers 503 sealed to the read: vault_unavailable, one read, no retry",
+        status: 503,
+        body: r#"{"errors":["Vault is sealed"]}"#,
+    },
+];
+
+/// A fake server that logs in fine and answers the read with `a`: the IUT
+/// says `vault_unavailable` in time, and reads once (V6: no retry; V3: no
+/// `lookup-self`, which is for 403 only).
+async fn status_answer(cx: &Cx, a: &StatusAnswer) -> Result<Verdict, Verdict> {
+    let spec = "resolver.md V3: 429 and 5xx are vault_unavailable; V6: no retry";
+    let token = cx.fake_token();
+    let login = login_path();
+    let front = HostileVault::start(&[
+        (login.as_str(), login_ok(&token)),
+        ("kv/data/app", Answer::Json(a.status, a.body.into())),
+    ])
+    .map_err(verr)?;
+    let mut s = front_session(cx, &front.url()).await?;
+    let v = expect_unavailable_in_time(&mut s, "vault://kv/app#token", spec).await?;
+    let _ = s.iut.shutdown().await;
+    let requests = front.requests();
+    let reads = requests
+        .iter()
+        .filter(|(_, p)| p.contains("kv/data/app"))
+        .count();
+    let lookups = requests
+        .iter()
+        .filter(|(_, p)| p.contains("lookup-self"))
+        .count();
+    Ok(and(
+        v,
+        if reads == 1 && lookups == 0 {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(Failure::new(
+                spec,
+                "one read of kv/data/app, no lookup-self",
+                format!("{reads} read(s), {lookups} lookup(s)"),
+            ))
+        },
+    ))
 }
 
 /// The secret really exists on another KV mount, and the token may read it,

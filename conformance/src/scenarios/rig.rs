@@ -4,8 +4,10 @@
 //! request; an implementation configured for it, with a recording `git`
 //! wrapper first on its `PATH`; and the checks of a `run_job` reply.
 //!
-//! After a job, the argv log, the work dir and the temp dir are searched for
-//! every form of every token.
+//! After a job, the argv log, what git could see while it ran (its
+//! environment, readable files, the credential helper's answers to requests
+//! for other remotes), the work dir and the temp dir are searched for every
+//! form of every token.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -44,19 +46,65 @@ fn real_git() -> Result<PathBuf, Verdict> {
         })
 }
 
-/// Writes `bin/git`, a wrapper that appends its argv to `argv.log` and runs
-/// the real git; returns `(PATH with bin first, argv log)`.
-fn recording_git(dirs: &Dirs) -> Result<(OsString, PathBuf), Verdict> {
+/// Writes `bin/git`, the recording wrapper; returns `(PATH with bin first,
+/// argv log)`. Before it runs the real git, the wrapper records:
+///
+/// - its argv, in `argv.log` (G1: no token in a command line);
+/// - in `git-seen.log` (see [`seen_log`]), what git could read while it ran:
+///   its environment (a token in `GIT_CONFIG_VALUE_n` as an `http.extraHeader`,
+///   or in any variable), every file under its `HOME`, `TMPDIR` and
+///   `XDG_CONFIG_HOME` and every file an environment variable names (a 0600
+///   token file that exists only while git runs), and the answers of the
+///   credential helper git is configured with to requests it must refuse
+///   (G3): another host, another path on the job's host, the job's path over
+///   `https` instead of `http`. The git server is at `git_addr`.
+fn recording_git(dirs: &Dirs, git_addr: &str) -> Result<(OsString, PathBuf), Verdict> {
     use std::os::unix::fs::PermissionsExt;
     let real = real_git()?;
     let bin = dirs.root.join("bin");
     let log = dirs.root.join("argv.log");
+    let seen = seen_log(&log);
     let io = |e: std::io::Error| Verdict::Error(format!("git wrapper: {e}"));
     std::fs::create_dir_all(&bin).map_err(io)?;
     let script = format!(
-        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-        log.display(),
-        real.display()
+        r#"#!/bin/bash
+printf '%s\n' "$*" >> '{log}'
+real='{real}'
+opts=()
+args=("$@")
+i=0
+while [ $i -lt ${{#args[@]}} ]; do
+  case "${{args[$i]}}" in
+    -c|-C) opts+=("${{args[$i]}}" "${{args[$((i+1))]}}"); i=$((i+2)) ;;
+    -*) opts+=("${{args[$i]}}"); i=$((i+1)) ;;
+    *) break ;;
+  esac
+done
+{{
+  echo "== git ${{args[$i]}}: environment"
+  env
+  for f in $(find "${{HOME:-/nonexistent}}" "${{TMPDIR:-/nonexistent}}" "${{XDG_CONFIG_HOME:-/nonexistent}}" -maxdepth 4 -type f 2>/dev/null)            $(env | sed -n 's/^[A-Za-z_][A-Za-z0-9_]*=\(\/[^:]*\)$//p'); do
+    if [ -f "$f" ]; then echo "== file $f"; head -c 65536 "$f"; echo; fi
+  done
+  case "${{args[$i]}}" in
+    clone|fetch|pull|push|ls-remote)
+      for probe in 'protocol=http
+host=127.0.0.1:9
+path=Acme/Api.git'                    'protocol=http
+host={git_addr}
+path=Other/Repo.git'                    'protocol=https
+host={git_addr}
+path=Acme/Api.git'; do
+        echo "== credential fill: $probe"
+        printf "$probe\n\n" | GIT_TERMINAL_PROMPT=0 GIT_ASKPASS= "$real" "${{opts[@]}}" credential fill 2>&1
+      done ;;
+  esac
+}} >> '{seen}' 2>/dev/null
+exec "$real" "$@"
+"#,
+        log = log.display(),
+        seen = seen.display(),
+        real = real.display(),
     );
     let wrapper = bin.join("git");
     std::fs::write(&wrapper, script).map_err(io)?;
@@ -69,6 +117,11 @@ fn recording_git(dirs: &Dirs) -> Result<(OsString, PathBuf), Verdict> {
     Ok((path, log))
 }
 
+/// Where the recording `git` writes what git could see, next to its argv log.
+pub fn seen_log(argv_log: &Path) -> PathBuf {
+    argv_log.with_file_name("git-seen.log")
+}
+
 /// Starts a git server with `REPO`, and an implementation configured for it.
 pub async fn rig(
     cx: &Cx,
@@ -79,7 +132,7 @@ pub async fn rig(
     git.create_repo(REPO)
         .map_err(|e| Verdict::Error(format!("git server: {e}")))?;
     let dirs_probe = cx.dirs()?;
-    let (path, argv_log) = recording_git(&dirs_probe)?;
+    let (path, argv_log) = recording_git(&dirs_probe, &git.addr().to_string())?;
     let mut extra = json!({
         "git": {"base_url": format!("http://{}/", git.addr())},
         "ref_policy": {"allowed_mounts": [KV_MOUNT], "scopes": [format!("{}/repos/{{repository}}/**", cx.prefix())]},
@@ -180,7 +233,8 @@ pub fn expect_completed(
         ));
     }
     match git.read_file(REPO, &branch, "VAULTREF_CONFORMANCE") {
-        Some(t) if t.trim() == job_id => Verdict::Pass,
+        // The id, or the id and one newline (§3.6): nothing else.
+        Some(t) if t.strip_suffix('\n').unwrap_or(&t) == job_id => Verdict::Pass,
         other => Verdict::Fail(Failure::new(
             "protocol.md §3.6: the pushed commit holds VAULTREF_CONFORMANCE with the job id",
             "VAULTREF_CONFORMANCE = job id",
@@ -204,6 +258,17 @@ pub fn expect_no_token_left(tokens: &[&SecretString], argv_log: &Path, dirs: &Di
             "resolver.md G1: no token in any argv (no token-in-URL clone)",
             "no token in any git argv",
             "a token (or an encoding of one) appeared in a git command line",
+        ));
+    }
+    let seen = std::fs::read(seen_log(argv_log)).unwrap_or_default();
+    if needles
+        .iter()
+        .any(|n| seen.windows(n.len()).any(|w| w == n.as_slice()))
+    {
+        return Verdict::Fail(Failure::new(
+            "resolver.md G1, G3: no token where git can read it, and no answer for another remote",
+            "no token in git's environment, in a file git could read while it ran, or in the helper's answer to another host or path",
+            "a token (or an encoding of one) was visible to git while it ran (see the recording git's git-seen.log)",
         ));
     }
     for (what, root) in [("work dir", &dirs.work), ("temp dir", &dirs.tmp)] {

@@ -157,7 +157,147 @@ pub fn scenarios() -> Vec<Scenario> {
                 Ok(expect_no_token_left(&[&old, &new], &argv, &dirs))
             }),
         ),
+        Scenario::live(
+            "worker.publish-none",
+            Worker,
+            Must,
+            "codex-exec.md publish; protocol.md §3.6",
+            "publish.mode none: the job completes with no commit reported and nothing is pushed",
+            VAULT,
+            live_scenario!(cx, { publish_none(&cx).await }),
+        ),
+        Scenario::live(
+            "worker.ref-out-of-scope",
+            Worker,
+            Must,
+            "resolver.md W2; secret-ref.md §4 scopes",
+            "A job whose repoAuthRef names another repository's secret fails ref_out_of_scope without reading Vault",
+            AUDIT,
+            live_scenario!(cx, { ref_out_of_scope(&cx).await }),
+        ),
+        Scenario::live(
+            "worker.shutdown-clean",
+            Worker,
+            Must,
+            "protocol.md §3.7",
+            "After a pushed job, shutdown: the IUT exits 0 within 5 s and its temp_dir is empty",
+            VAULT,
+            live_scenario!(cx, { shutdown_clean(&cx).await }),
+        ),
     ]
+}
+
+/// `publish: {"mode": "none"}`: completed, `commit` null, no push request
+/// reached the git server, no branch there.
+async fn publish_none(cx: &Cx) -> Result<Verdict, Verdict> {
+    let spec = "protocol.md §3.6: with publish.mode none nothing is committed or pushed";
+    let token = cx.fake_token();
+    let r = put_token(cx, "github", &token).await?;
+    let mut rig = rig(cx, None, None).await?;
+    rig.git.set_tokens(REPO, &token);
+    let mut none = job(Some(&r), None, false);
+    none["payload"]["publish"] = json!({"mode": "none"});
+    let reply = run_job(&mut rig.s, "job-none-1", none).await?;
+    let _ = rig.s.iut.shutdown().await;
+    let pushes = rig
+        .git
+        .requests()
+        .iter()
+        .filter(|q| q.service.as_deref() == Some("git-receive-pack"))
+        .count();
+    let branch = rig.git.rev_parse(REPO, "refs/heads/vaultref/job-none-1");
+    Ok(
+        if outcome(&reply).0 == "completed"
+            && reply.get("commit").is_some_and(Value::is_null)
+            && pushes == 0
+            && branch.is_none()
+        {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(Failure::new(
+                spec,
+                "completed, commit null, no git-receive-pack request, no branch",
+                format!(
+                    "{}; commit {}; {pushes} push request(s); branch {}",
+                    describe(&reply),
+                    reply.get("commit").unwrap_or(&Value::Null),
+                    if branch.is_some() { "pushed" } else { "absent" }
+                ),
+            ))
+        },
+    )
+}
+
+/// The job is for `Acme/Api` and its ref names `Acme/Other`'s secret, which
+/// exists and which the IUT's token may read: the ref policy's scope (bound
+/// to the job's repository) must refuse it before any Vault request.
+async fn ref_out_of_scope(cx: &Cx) -> Result<Verdict, Verdict> {
+    let token = cx.fake_token();
+    let path = format!("{}/repos/Acme/Other/github", cx.prefix());
+    cx.vault()?
+        .admin
+        .kv_put(crate::backend::KV_MOUNT, &path, &[("token", &token)])
+        .await
+        .map_err(super::support::verr)?;
+    let other = format!("vault://{}/{path}#token", crate::backend::KV_MOUNT);
+    let mut rig = rig(cx, None, None).await?;
+    rig.git.set_tokens(REPO, &token);
+    let reply = run_job(&mut rig.s, "job-scope-1", job(Some(&other), None, false)).await?;
+    let _ = rig.s.iut.shutdown().await;
+    let refused = if outcome(&reply) == ("failed", "ref_out_of_scope") {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            "resolver.md W2: a worker job's refs pass the ref policy, scopes bound to the job",
+            "failed with code \"ref_out_of_scope\"",
+            describe(&reply),
+        ))
+    };
+    Ok(and(
+        refused,
+        expect_no_vault_request(
+            cx,
+            "resolver.md W2: the ref policy is applied before any Vault read",
+        ),
+    ))
+}
+
+/// A pushed job, then `shutdown`: exit status 0 in time, `temp_dir` empty.
+async fn shutdown_clean(cx: &Cx) -> Result<Verdict, Verdict> {
+    let spec =
+        "protocol.md §3.7: shutdown exits 0 within 5 s and removes what the IUT wrote to temp_dir";
+    let token = cx.fake_token();
+    let r = put_token(cx, "github", &token).await?;
+    let mut rig = rig(cx, None, None).await?;
+    rig.git.set_tokens(REPO, &token);
+    let reply = run_job(&mut rig.s, "job-down-1", job(Some(&r), None, true)).await?;
+    let done = expect_completed(spec, &reply, &rig.git, "job-down-1", true);
+    let tmp = rig.s.dirs.tmp.clone();
+    let problem = rig.s.iut.shutdown().await;
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let clean = match (problem, left.is_empty()) {
+        (None, true) => Verdict::Pass,
+        (problem, _) => Verdict::Fail(Failure::new(
+            spec,
+            "exit status 0 within 5 s, and an empty temp_dir",
+            format!(
+                "{}; temp_dir holds {} entr{}{}",
+                problem.unwrap_or_else(|| "exited 0".into()),
+                left.len(),
+                if left.len() == 1 { "y" } else { "ies" },
+                left.first()
+                    .map(|n| format!(" (e.g. {n})"))
+                    .unwrap_or_default()
+            ),
+        )),
+    };
+    Ok(and(done, clean))
 }
 
 /// A job the queue policy refuses (W1): failed with `code`, and no Vault
