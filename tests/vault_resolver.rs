@@ -206,7 +206,7 @@ async fn permission_denied_does_not_log_in_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_id_is_in_the_audit_log_and_values_are_not() {
+async fn job_id_is_in_the_audit_log_and_no_request_carries_a_value() {
     let v = vault().await;
     let res = resolver(&v).await;
     v.admin()
@@ -234,10 +234,24 @@ async fn job_id_is_in_the_audit_log_and_values_are_not() {
         "no audited response for the job's read among {} entries",
         entries.len()
     );
-    let raw = std::fs::read_to_string(v.audit_log()).unwrap();
+    // The test server's audit device logs raw (`testing::audit_config`), so
+    // the response entry holds the value; what vaultref *sent* must not (the
+    // test's own write of the value is the one write in the log).
+    let requests: Vec<String> = entries
+        .iter()
+        .filter(|e| e.is_request() && !e.is_write())
+        .map(|e| e["request"].to_string())
+        .collect();
+    assert!(requests.iter().any(|r| r.contains("job-audit-42")));
     assert!(
-        !raw.contains(VALUE_1),
-        "the audit log holds the value in clear"
+        !requests.iter().any(|r| r.contains(VALUE_1)),
+        "a request vaultref sent holds the value"
+    );
+    assert!(
+        std::fs::read_to_string(v.audit_log())
+            .unwrap()
+            .contains(VALUE_1),
+        "the raw audit log should hold the value in its response: is it still raw?"
     );
 }
 

@@ -277,7 +277,7 @@ fn cases() -> Vec<Case> {
             profiles: WORKER,
             filters: &[],
             timeout: 20,
-            want: || set(&["worker.publish-auth-ref"]),
+            want: || set(&["worker.publish-auth-ref", "worker.publish-ref-at-push"]),
         },
         Case {
             fault: "vault-before-queue-policy",
@@ -323,6 +323,8 @@ fn cases() -> Vec<Case> {
                     "worker.rotation-mid-queue",
                     "worker.publish-none",
                     "worker.ref-out-of-scope",
+                    "worker.publish-ref-at-push",
+                    "worker.approle-one-login",
                     "worker.shutdown-clean",
                 ])
             },
@@ -679,6 +681,8 @@ fn cases() -> Vec<Case> {
                     "worker.publish-auth-ref",
                     "worker.rotation-mid-queue",
                     "worker.publish-none",
+                    "worker.publish-ref-at-push",
+                    "worker.approle-one-login",
                     "worker.shutdown-clean",
                 ])
             },
@@ -733,6 +737,20 @@ fn cases() -> Vec<Case> {
             filters: &[],
             timeout: 20,
             want: || set(&["auth.missing-credential-file"]),
+        },
+        Case {
+            fault: "publish-ref-at-start",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["worker.publish-ref-at-push"]),
+        },
+        Case {
+            fault: "login-per-job",
+            profiles: WORKER,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["worker.approle-one-login"]),
         },
     ]
 }
@@ -1119,4 +1137,14 @@ fn an_undefined_auth_method_answered_unsupported_fails_its_scenario() {
 #[test]
 fn accepting_a_missing_token_file_fails_its_scenario() {
     run_case("lazy-credential-files", 0);
+}
+
+#[test]
+fn resolving_the_publish_ref_at_job_start_fails_the_timing_scenario() {
+    run_case("publish-ref-at-start", 0);
+}
+
+#[test]
+fn a_login_per_job_fails_the_approle_worker_scenario() {
+    run_case("login-per-job", 0);
 }

@@ -159,6 +159,11 @@ pub enum Fault {
     /// Accepts a token file that does not exist yet at `configure` (it is
     /// read at the first resolve).
     LazyCredentialFiles,
+    /// Resolves `publishAuthRef` when the job starts ("fetch all of a job's
+    /// secrets up front"), not just before the push.
+    PublishRefAtStart,
+    /// A new resolver, so a new login, for every worker job.
+    LoginPerJob,
 }
 
 impl Fault {
@@ -219,6 +224,8 @@ impl Fault {
             Fault::UnknownMethodUnsupported,
         ),
         ("lazy-credential-files", Fault::LazyCredentialFiles),
+        ("publish-ref-at-start", Fault::PublishRefAtStart),
+        ("login-per-job", Fault::LoginPerJob),
     ];
 
     /// Looks a fault up by name.
@@ -670,6 +677,24 @@ impl Faults {
                 let mut settings = worker.settings().clone();
                 settings.action_isolation = vaultref::worker::Isolation::Off;
                 return Some(Worker::new(settings, state.resolver.clone(), stderr_sink()));
+            }
+            Fault::PublishRefAtStart => {
+                let publish = payload
+                    .get("publishAuthRef")
+                    .and_then(Value::as_str)
+                    .and_then(|r| SecretRef::parse(r).ok());
+                if let (Some(r), Some(resolver)) = (publish, &state.resolver) {
+                    let _ = state.rt.block_on(resolver.resolve(&r, &job_id));
+                }
+            }
+            Fault::LoginPerJob => {
+                let fresh = state
+                    .vault_config
+                    .clone()
+                    .and_then(|c| state.rt.block_on(Resolver::new(c)).ok())
+                    .map(std::sync::Arc::new);
+                let worker = state.worker.as_ref()?;
+                return Some(Worker::new(worker.settings().clone(), fresh, stderr_sink()));
             }
             Fault::PushWhenNone
                 if payload.get("publish").and_then(|p| p.get("mode")) == Some(&json!("none")) =>

@@ -540,16 +540,41 @@ async fn job_id_header(cx: &Cx) -> Result<Verdict, Verdict> {
     let seen = entries
         .iter()
         .any(|e| e.header(JOB_ID_HEADER) == Some(job.as_str()));
-    Ok(if seen {
-        Verdict::Pass
-    } else {
-        Verdict::Fail(Failure::new(
+    if !seen {
+        return Ok(Verdict::Fail(Failure::new(
             "protocol.md §3.2: the job id SHOULD be sent in the job id header",
             format!("an audit entry for the read with header {JOB_ID_HEADER}: {job}"),
             format!(
                 "{} audit entries for the path, none with the job id",
                 entries.len()
             ),
-        ))
-    })
+        )));
+    }
+    // V8: on every request made for the job, the lookup too. A path the
+    // token may not read gets a 403, which V4 tells apart with lookup-self.
+    let denied_job = format!("job-{}", random_hex(4));
+    let denied = format!("vault://kv/{}-denied/app#token", cx.prefix());
+    let r = resolve(&mut s, &denied, &denied_job, None).await?;
+    let v = expect_code("resolver.md V4", &r, "vault_permission_denied");
+    if v != Verdict::Pass {
+        return Ok(v);
+    }
+    let lookups = cx
+        .vault()?
+        .audit_requests("auth/token/lookup-self")
+        .unwrap_or_default();
+    Ok(
+        if lookups
+            .iter()
+            .any(|e| e.header(JOB_ID_HEADER) == Some(denied_job.as_str()))
+        {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(Failure::new(
+                "resolver.md V8: the job id goes with every request made for the job, the lookup included",
+                format!("a lookup-self audit entry with header {JOB_ID_HEADER}: {denied_job}"),
+                "no lookup-self request carried the job id",
+            ))
+        },
+    )
 }

@@ -122,11 +122,22 @@ pub fn seen_log(argv_log: &Path) -> PathBuf {
     argv_log.with_file_name("git-seen.log")
 }
 
-/// Starts a git server with `REPO`, and an implementation configured for it.
+/// Starts a git server with `REPO`, and an implementation configured for it
+/// with a token file.
 pub async fn rig(
     cx: &Cx,
     queue_policy: Option<Value>,
     vault_addr: Option<String>,
+) -> Result<Rig, Verdict> {
+    rig_with(cx, queue_policy, vault_addr, Auth::Token { ttl: "10m" }).await
+}
+
+/// [`rig`] with the IUT authenticating by `auth`.
+pub async fn rig_with(
+    cx: &Cx,
+    queue_policy: Option<Value>,
+    vault_addr: Option<String>,
+    auth: Auth,
 ) -> Result<Rig, Verdict> {
     let git = GitServer::start().map_err(|e| Verdict::Error(format!("git server: {e}")))?;
     git.create_repo(REPO)
@@ -149,7 +160,7 @@ pub async fn rig(
             format!("{}/*", cx.prefix()),
             format!("{}/repos/*/*/*", cx.prefix()),
         ],
-        Auth::Token { ttl: "10m" },
+        auth,
         extra,
         &[("PATH".to_string(), path)],
     )

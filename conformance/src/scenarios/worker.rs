@@ -2,6 +2,7 @@
 //! server (see [`super::rig`]): clone and push with transient credentials,
 //! `publishAuthRef`, the queue policy before Vault, rotation mid-queue.
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use vaultref::testing::git_server::Access;
 
@@ -9,6 +10,7 @@ use super::rig::{
     REPO, describe, expect_completed, expect_no_token_left, job, outcome, put_token, rig, run_job,
 };
 use super::support::{AUDIT, VAULT, and, expect_no_vault_request};
+use crate::backend::KV_MOUNT;
 use crate::cx::Cx;
 use crate::live_scenario;
 use crate::scenario::{Level, Profile, Scenario};
@@ -176,6 +178,24 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, { ref_out_of_scope(&cx).await }),
         ),
         Scenario::live(
+            "worker.publish-ref-at-push",
+            Worker,
+            Must,
+            "resolver.md W4 (publishAuthRef resolved just before the push)",
+            "publishAuthRef is read from Vault after the job action ran, not at job start (audit log order)",
+            AUDIT,
+            live_scenario!(cx, { publish_ref_at_push(&cx).await }),
+        ),
+        Scenario::live(
+            "worker.approle-one-login",
+            Worker,
+            Must,
+            "resolver.md T1 (one token for all jobs)",
+            "A worker logging in with AppRole runs three jobs on one login",
+            AUDIT,
+            live_scenario!(cx, { approle_one_login(&cx).await }),
+        ),
+        Scenario::live(
             "worker.shutdown-clean",
             Worker,
             Must,
@@ -328,4 +348,144 @@ async fn refused_by_queue_policy(
             "resolver.md W1: the queue policy is checked before any Vault read",
         ),
     ))
+}
+
+/// The job's action waits until the harness has written a marker secret
+/// (one audit entry), then ends; every read of `publishAuthRef`'s path must
+/// come after the marker in the audit log (W4: resolved at push time, so a
+/// credential rotated while the job ran is the one pushed with).
+async fn publish_ref_at_push(cx: &Cx) -> Result<Verdict, Verdict> {
+    let spec = "resolver.md W4: publishAuthRef is resolved just before the push";
+    let (read, push) = (cx.fake_token(), cx.fake_token());
+    let read_ref = put_token(cx, "read", &read).await?;
+    let push_ref = put_token(cx, "push", &push).await?;
+    let mut rig = rig(cx, None, None).await?;
+    rig.git.set_token(REPO, Access::Read, &read);
+    rig.git.set_token(REPO, Access::Push, &push);
+    let open = cx.open_dir()?;
+    let (started, go) = (open.join("started"), open.join("go"));
+    let job_id = "job-late-push-1";
+    let script = format!(
+        "printf '%s' '{job_id}' > VAULTREF_CONFORMANCE; : > '{s}'; n=0; \
+         while [ ! -e '{g}' ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done",
+        s = started.display(),
+        g = go.display()
+    );
+    // While the action waits: the marker, then the go.
+    let marker_path = format!("{}/marker", cx.prefix());
+    let admin = cx.vault()?.admin.clone();
+    let marker = tokio::spawn({
+        let marker_path = marker_path.clone();
+        async move {
+            for _ in 0..400 {
+                if started.exists() {
+                    let value = SecretString::from("marker".to_string());
+                    let ok = admin
+                        .kv_put(KV_MOUNT, &marker_path, &[("note", &value)])
+                        .await
+                        .is_ok();
+                    let _ = std::fs::write(&go, "");
+                    return ok;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        }
+    });
+    let reply = rig
+        .s
+        .iut
+        .request(
+            "run_job",
+            json!({"job_id": job_id, "job": job(Some(&read_ref), Some(&push_ref), true),
+                   "action": {"argv": ["sh", "-c", script], "timeout_ms": 25000}}),
+        )
+        .await?;
+    let marked = marker.await.unwrap_or(false);
+    let _ = rig.s.iut.shutdown().await;
+    let done = expect_completed(spec, &reply, &rig.git, job_id, true);
+    if done != Verdict::Pass {
+        return Ok(done);
+    }
+    if !marked {
+        return Ok(Verdict::Error(
+            "the action never signalled that it started, or the marker write failed".into(),
+        ));
+    }
+    let push_path = push_ref
+        .trim_start_matches("vault://")
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .replacen(&format!("{KV_MOUNT}/"), "", 1);
+    let entries = cx.vault()?.audit_requests("").unwrap_or_default();
+    let at = |pred: &dyn Fn(&vaultref::testing::audit::AuditEntry) -> bool| -> Vec<usize> {
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| pred(e))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let marks = at(&|e| e.is_write() && e.path().ends_with(&marker_path));
+    let reads = at(&|e| !e.is_write() && e.path().ends_with(&push_path));
+    Ok(match (marks.first(), reads.first()) {
+        (Some(m), Some(r)) if r > m => Verdict::Pass,
+        (Some(_), Some(_)) => Verdict::Fail(Failure::new(
+            spec,
+            "every read of the publishAuthRef path after the action started",
+            "publishAuthRef was read before the job's action ran (at job start)",
+        )),
+        (m, r) => Verdict::Error(format!(
+            "the audit log lacks the marker ({}) or any read of the publish path ({})",
+            m.is_some(),
+            r.is_some()
+        )),
+    })
+}
+
+/// AppRole: three jobs, one login (T1). Logins are counted in the audit log
+/// by their role id, which the harness's servers log in clear.
+async fn approle_one_login(cx: &Cx) -> Result<Verdict, Verdict> {
+    let token = cx.fake_token();
+    let r = put_token(cx, "github", &token).await?;
+    let auth = super::support::Auth::AppRole {
+        ttl: "10m",
+        max_ttl: "20m",
+        bad_secret_id: false,
+    };
+    let mut rig = super::rig::rig_with(cx, None, None, auth).await?;
+    rig.git.set_tokens(REPO, &token);
+    for id in ["job-role-1", "job-role-2", "job-role-3"] {
+        let reply = run_job(&mut rig.s, id, job(Some(&r), None, true)).await?;
+        let v = expect_completed(
+            "resolver.md T1: AppRole worker jobs",
+            &reply,
+            &rig.git,
+            id,
+            true,
+        );
+        if v != Verdict::Pass {
+            return Ok(v);
+        }
+    }
+    let role_id = std::fs::read_to_string(rig.s.dirs.creds.join("role_id"))
+        .map_err(|e| Verdict::Error(format!("role id file: {e}")))?;
+    let _ = rig.s.iut.shutdown().await;
+    let logins = cx
+        .vault()?
+        .audit_requests("/login")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["request"]["data"]["role_id"].as_str() == Some(role_id.trim()))
+        .count();
+    Ok(if logins == 1 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            "resolver.md T1: one token for all jobs of a worker, not a login per job",
+            "1 login for 3 jobs",
+            format!("{logins} logins"),
+        ))
+    })
 }
