@@ -313,6 +313,11 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
     if let Some(v) = &env.vault {
         secrets.extend(v.issued_tokens());
     }
+    {
+        use secrecy::ExposeSecret;
+        let mut seen = std::collections::HashSet::new();
+        secrets.retain(|s| seen.insert(s.expose_secret().to_owned()));
+    }
     let verdict = match output_leak(&outputs, &secrets)
         .or_else(|| stray.as_ref().and_then(|s| s.leak(&secrets)))
     {
@@ -382,13 +387,17 @@ async fn run_live(env: &Arc<Env>, meta: &Meta, needs: Needs, run: LiveFn) -> Ver
     // them) are secrets too: learned now, from the shared server's audit log
     // so far and from the scenario's own server, which is gone by the end.
     let mut secrets = state.secrets.clone();
-    for v in state.own_vaults.iter().map(|v| &**v).chain(&env.vault) {
+    for v in &state.own_vaults {
         secrets.extend(v.issued_tokens());
     }
+    // The shared server's tokens join the run's secrets once, at the end.
     env.all_secrets
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .extend(secrets.iter().cloned());
+    if let Some(v) = &env.vault {
+        secrets.extend(v.issued_tokens());
+    }
     env.all_outputs
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -158,6 +158,7 @@ fn payload_is_valid(v: &Value) -> bool {
 /// Ids of the live scenarios in which the reference resolves a value.
 const RESOLVING: &[&str] = &[
     "resolve.latest",
+    "resolve.field-case",
     "resolve.pinned-version",
     "resolve.job-id-header",
     "resolve.least-privilege",
@@ -378,6 +379,7 @@ fn cases() -> Vec<Case> {
                     "resolve.version-deleted",
                     "resolve.version-destroyed",
                     "resolve.denied-path",
+                    "resolve.job-id-header",
                     "resolve.server-error",
                     "resolve.rate-limited",
                     "resolve.sealed",
@@ -453,7 +455,7 @@ fn cases() -> Vec<Case> {
             profiles: AUTH,
             filters: &[],
             timeout: 20,
-            want: || set(&["auth.token-file"]),
+            want: || set(&["auth.token-file", "auth.missing-credential-file"]),
         },
         Case {
             fault: "approle-default-mount",
@@ -643,6 +645,7 @@ fn cases() -> Vec<Case> {
                     "resolve.pinned-version",
                     "resolve.least-privilege",
                     "resolve.job-id-header",
+                    "resolve.field-case",
                 ])
             },
         },
@@ -751,6 +754,13 @@ fn cases() -> Vec<Case> {
             filters: &[],
             timeout: 20,
             want: || set(&["worker.approle-one-login"]),
+        },
+        Case {
+            fault: "field-case-insensitive",
+            profiles: RESOLVE,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["resolve.field-case"]),
         },
     ]
 }
@@ -1147,4 +1157,9 @@ fn resolving_the_publish_ref_at_job_start_fails_the_timing_scenario() {
 #[test]
 fn a_login_per_job_fails_the_approle_worker_scenario() {
     run_case("login-per-job", 0);
+}
+
+#[test]
+fn a_field_looked_up_without_case_fails_the_field_case_scenario() {
+    run_case("field-case-insensitive", 0);
 }

@@ -164,6 +164,9 @@ pub enum Fault {
     PublishRefAtStart,
     /// A new resolver, so a new login, for every worker job.
     LoginPerJob,
+    /// Looks fields up without case ("normalise the field name"): `#Token`
+    /// reads `token`.
+    FieldCaseInsensitive,
 }
 
 impl Fault {
@@ -226,6 +229,7 @@ impl Fault {
         ("lazy-credential-files", Fault::LazyCredentialFiles),
         ("publish-ref-at-start", Fault::PublishRefAtStart),
         ("login-per-job", Fault::LoginPerJob),
+        ("field-case-insensitive", Fault::FieldCaseInsensitive),
     ];
 
     /// Looks a fault up by name.
@@ -586,6 +590,14 @@ impl Faults {
             }
             Fault::CacheForever if !input.contains('?') => {
                 req.insert("ref".into(), json!(input.replacen('#', "?version=1#", 1)));
+            }
+            Fault::FieldCaseInsensitive => {
+                if let Some((head, field)) = input.rsplit_once('#') {
+                    req.insert(
+                        "ref".into(),
+                        json!(format!("{head}#{}", field.to_ascii_lowercase())),
+                    );
+                }
             }
             Fault::ResolveBeforeParse => {
                 if let Some(config) = &state.vault_config {

@@ -318,6 +318,15 @@ pub fn scenarios() -> Vec<Scenario> {
             live_scenario!(cx, { job_id_header(&cx).await }),
         ),
     ]);
+    all.push(Scenario::live(
+        "resolve.field-case",
+        Profile::Resolve,
+        Level::Must,
+        "secret-ref.md §1 (the field is compared exactly)",
+        "Fields token and Token hold different values: #Token gives Token's, #TOKEN is secret_field_missing",
+        VAULT,
+        live_scenario!(cx, { field_case(&cx).await }),
+    ));
     all.extend(STATUS_ANSWERS.iter().map(|a| {
         Scenario::live(
             a.id,
@@ -577,4 +586,34 @@ async fn job_id_header(cx: &Cx) -> Result<Verdict, Verdict> {
             ))
         },
     )
+}
+
+/// Two fields that differ only in case: each ref gets exactly its own.
+async fn field_case(cx: &Cx) -> Result<Verdict, Verdict> {
+    let spec = "secret-ref.md §1: the field name is matched exactly, case included";
+    let (lower, upper) = (cx.fake_token(), cx.fake_token());
+    let path = format!("{}/cased", cx.prefix());
+    cx.vault()?
+        .admin
+        .kv_put(KV_MOUNT, &path, &[("token", &lower), ("Token", &upper)])
+        .await
+        .map_err(verr)?;
+    let mut s = own_prefix(cx).await?;
+    let r = resolve(
+        &mut s,
+        &format!("vault://kv/{path}#Token"),
+        "job-case-1",
+        None,
+    )
+    .await?;
+    let exact = expect_value(spec, &r, &s.key, &upper, "field Token's value");
+    let r = resolve(
+        &mut s,
+        &format!("vault://kv/{path}#TOKEN"),
+        "job-case-2",
+        None,
+    )
+    .await?;
+    let missing = expect_code(spec, &r, "secret_field_missing");
+    Ok(and(exact, missing))
 }
