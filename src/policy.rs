@@ -146,6 +146,33 @@ impl RefPolicy {
         self.scopes.iter().map(|s| s.text.as_str())
     }
 
+    /// The Vault ACL path patterns (`<mount>/data/<path>`) that grant what
+    /// this policy lets a job described by `ctx` name: one per allowed mount
+    /// and scope template, with the template's variables bound to `ctx`, `*`
+    /// written `+` (one segment) and a last `**` written `/*` (Vault's prefix
+    /// glob; it also matches paths a ref could not name, such as a trailing
+    /// `/`, never a path outside the template's prefix). A template whose
+    /// variables `ctx` cannot bind gives nothing (scopes fail closed). `None`
+    /// when the policy has no scopes: every path of the mount is allowed, and
+    /// no policy narrower than the whole mount says so.
+    pub fn vault_acl_paths(&self, ctx: &ScopeContext) -> Option<Vec<String>> {
+        if self.scopes.is_empty() {
+            return None;
+        }
+        let mut paths = Vec::new();
+        for mount in &self.allowed_mounts {
+            for template in &self.scopes {
+                if let Some(glob) = template.acl_glob(ctx) {
+                    let path = format!("{mount}/data/{glob}");
+                    if !paths.contains(&path) {
+                        paths.push(path);
+                    }
+                }
+            }
+        }
+        Some(paths)
+    }
+
     /// Parses `input` and applies this policy for a job described by `ctx`:
     /// syntax first (with this policy's length limit), then the mount, then scopes.
     pub fn check(&self, input: &str, ctx: &ScopeContext) -> Result<SecretRef, RefError> {
@@ -271,6 +298,29 @@ impl ScopeTemplate {
         })
     }
 
+    /// The template as a Vault ACL path glob, its variables bound to `ctx`
+    /// (see [`RefPolicy::vault_acl_paths`]).
+    fn acl_glob(&self, ctx: &ScopeContext) -> Option<String> {
+        let repo = ctx.repository.as_deref().and_then(split_repository);
+        let worker = ctx.worker_id.as_deref().filter(|w| is_segment(w));
+        let mut segments: Vec<&str> = Vec::with_capacity(self.patterns.len() + 1);
+        for pattern in &self.patterns {
+            match pattern {
+                Pattern::Literal(lit) => segments.push(lit),
+                Pattern::AnyOne => segments.push("+"),
+                Pattern::AnyMany => segments.push("*"),
+                Pattern::Repository => {
+                    let (owner, name) = repo?;
+                    segments.extend([owner, name]);
+                }
+                Pattern::Owner => segments.push(repo?.0),
+                Pattern::Repo => segments.push(repo?.1),
+                Pattern::WorkerId => segments.push(worker?),
+            }
+        }
+        Some(segments.join("/"))
+    }
+
     fn matches(&self, path: &[&str], ctx: &ScopeContext) -> bool {
         let repo = ctx.repository.as_deref().and_then(split_repository);
         let worker = ctx.worker_id.as_deref().filter(|w| is_segment(w));
@@ -325,6 +375,35 @@ fn split_repository(repository: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_become_vault_acl_paths_bound_to_the_job() {
+        let p = RefPolicy::default()
+            .with_scopes([
+                "moonmind/repos/{repository}",
+                "moonmind/workers/{worker_id}/**",
+                "shared/*/{repo}",
+            ])
+            .unwrap();
+        let paths = p
+            .vault_acl_paths(&ctx("Acme/Api", Some("executor-01")))
+            .unwrap();
+        assert_eq!(
+            paths,
+            [
+                "kv/data/moonmind/repos/Acme/Api",
+                "kv/data/moonmind/workers/executor-01/*",
+                "kv/data/shared/+/Api",
+            ]
+        );
+        // Unbindable variables give nothing: scopes fail closed.
+        let paths = p.vault_acl_paths(&ctx("not-a-slug", None)).unwrap();
+        assert!(paths.is_empty(), "{paths:?}");
+        assert_eq!(
+            RefPolicy::default().vault_acl_paths(&ctx("Acme/Api", None)),
+            None
+        );
+    }
 
     fn ctx(repo: &str, worker: Option<&str>) -> ScopeContext {
         ScopeContext {

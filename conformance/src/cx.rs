@@ -147,10 +147,18 @@ impl Cx {
     /// found for the harness to read.
     pub fn open_dir(&self) -> Result<PathBuf, Verdict> {
         use std::os::unix::fs::PermissionsExt;
+        // Under /tmp, not the harness's own temp dir: that one may be 0700
+        // (`mktemp -d`), and the action's user could not reach into it.
+        let base = std::path::Path::new("/tmp");
+        let base = if base.is_dir() {
+            base.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("vaultref-conf-open-")
             .permissions(std::fs::Permissions::from_mode(0o1777))
-            .tempdir()
+            .tempdir_in(base)
             .map_err(|e| Verdict::Error(format!("temp dir: {e}")))?;
         // tempfile's mode is filtered by the umask: set it again.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))

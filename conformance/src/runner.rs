@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::backend::{BackendSpec, Vault};
@@ -215,6 +216,10 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut vectors = Vec::new();
+    // The vectors' planted tokens are fixed strings, the same in every run:
+    // another run's files on a shared machine hold them too, so the
+    // stray-file scan (H5) looks only for this run's own secrets.
+    let mut planted = std::collections::HashSet::new();
     for (index, scenario) in scenarios.into_iter().enumerate() {
         let Scenario { meta, body } = scenario;
         if !claims(meta.profile) {
@@ -236,6 +241,10 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .extend(secrets.iter().cloned());
+                {
+                    use secrecy::ExposeSecret;
+                    planted.extend(secrets.iter().map(|s| s.expose_secret().to_owned()));
+                }
                 vectors.push((index, meta, op, request, check, secrets))
             }
             Body::Live { needs, run } => {
@@ -318,8 +327,16 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
         let mut seen = std::collections::HashSet::new();
         secrets.retain(|s| seen.insert(s.expose_secret().to_owned()));
     }
+    let own: Vec<SecretString> = {
+        use secrecy::ExposeSecret;
+        secrets
+            .iter()
+            .filter(|s| !planted.contains(s.expose_secret()))
+            .cloned()
+            .collect()
+    };
     let verdict = match output_leak(&outputs, &secrets)
-        .or_else(|| stray.as_ref().and_then(|s| s.leak(&secrets)))
+        .or_else(|| stray.as_ref().and_then(|s| s.leak(&own)))
     {
         Some(f) => Verdict::Fail(f),
         None => Verdict::Pass,

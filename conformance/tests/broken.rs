@@ -379,6 +379,7 @@ fn cases() -> Vec<Case> {
                     "resolve.version-deleted",
                     "resolve.version-destroyed",
                     "resolve.denied-path",
+                    "resolve.field-case",
                     "resolve.job-id-header",
                     "resolve.server-error",
                     "resolve.rate-limited",
@@ -761,6 +762,13 @@ fn cases() -> Vec<Case> {
             filters: &[],
             timeout: 20,
             want: || set(&["resolve.field-case"]),
+        },
+        Case {
+            fault: "fail-instead-of-decline",
+            profiles: &[Profile::Degraded, Profile::Suite],
+            filters: &[],
+            timeout: 20,
+            want: || set(&["degraded.vault-stopped-mid-queue"]),
         },
     ]
 }
@@ -1162,4 +1170,9 @@ fn a_login_per_job_fails_the_approle_worker_scenario() {
 #[test]
 fn a_field_looked_up_without_case_fails_the_field_case_scenario() {
     run_case("field-case-insensitive", 0);
+}
+
+#[test]
+fn failing_instead_of_declining_fails_the_degraded_scenario() {
+    run_case("fail-instead-of-decline", 0);
 }

@@ -192,9 +192,11 @@ fn serve(mut conn: TcpStream, s: &Shared) {
         Answer::Drip(every) => {
             let _ = write!(
                 conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n"
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
             );
-            while !s.stop.load(Ordering::SeqCst) && conn.write_all(b" ").is_ok() {
+            // Chunked, no length: a client cannot refuse the answer by its
+            // announced size, only its own deadline ends the read.
+            while !s.stop.load(Ordering::SeqCst) && conn.write_all(b"1\r\n \r\n").is_ok() {
                 std::thread::sleep(every);
             }
             Ok(())

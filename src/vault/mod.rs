@@ -28,7 +28,10 @@
 //! - `kv2`: the KV v2 read's answers mapped to error codes;
 //! - `metrics`: Prometheus counters and latency histogram, and a tiny listener;
 //! - `fingerprint`: `hmac-sha256:<hex>` of a value, for checking without showing;
-//! - `job`: job ids made safe for headers and messages.
+//! - `job`: job ids made safe for headers and messages;
+//! - `inspect`: what the worker's token may do (capabilities, policies), for
+//!   operators; `acl`: Vault policies rendered from the queue policy and ref
+//!   scopes, and checked against a live token (`vaultref policy`).
 //!
 //! # Invariants
 //!
@@ -42,10 +45,12 @@
 //!   at most two reads (one retry after replacing a dead token).
 //! - Nothing is cached but the token: each resolution reads Vault.
 
+pub mod acl;
 mod auth;
 mod config;
 mod error;
 mod fingerprint;
+mod inspect;
 mod job;
 mod kv2;
 mod metrics;

@@ -27,8 +27,8 @@ use crate::{ErrorCode, RefPolicy, ScopeContext, SecretRef};
 pub struct Resolver {
     config: VaultConfig,
     policy: RefPolicy,
-    transport: Arc<Transport>,
-    tokens: Arc<TokenManager>,
+    pub(super) transport: Arc<Transport>,
+    pub(super) tokens: Arc<TokenManager>,
     metrics: Arc<Metrics>,
     renewal: JoinHandle<()>,
 }

@@ -162,6 +162,17 @@ impl Transport {
             .await
     }
 
+    /// `GET /v1/<path>` with the token and no job id: worker-level calls
+    /// (`lookup-self` for an operator's check, a policy's text).
+    pub(crate) async fn get_worker(
+        &self,
+        path: &str,
+        token: &SecretString,
+    ) -> Result<Reply, ResolveError> {
+        self.send(reqwest::Method::GET, path, Some(token), None, None)
+            .await
+    }
+
     /// `POST /v1/<path>` with a JSON body (zeroized after sending, best
     /// effort: reqwest owns a copy while it sends), for worker-level calls:
     /// logins, renewal, revocation. No job id (`spec/resolver.md` V8).

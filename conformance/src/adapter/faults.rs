@@ -167,6 +167,9 @@ pub enum Fault {
     /// Looks fields up without case ("normalise the field name"): `#Token`
     /// reads `token`.
     FieldCaseInsensitive,
+    /// Fails secret jobs with `vault_unavailable` while Vault is down
+    /// instead of declining them (no degraded mode: the queue loses them).
+    FailInsteadOfDecline,
 }
 
 impl Fault {
@@ -230,6 +233,7 @@ impl Fault {
         ("publish-ref-at-start", Fault::PublishRefAtStart),
         ("login-per-job", Fault::LoginPerJob),
         ("field-case-insensitive", Fault::FieldCaseInsensitive),
+        ("fail-instead-of-decline", Fault::FailInsteadOfDecline),
     ];
 
     /// Looks a fault up by name.
@@ -419,6 +423,9 @@ impl Faults {
             }
             (Fault::DeadTokenAsDenied, "resolve") if reply["code"] == "vault_auth_failed" => {
                 *reply = failed("resolve", "vault_permission_denied", "permission denied");
+            }
+            (Fault::FailInsteadOfDecline, "run_job") if reply["outcome"] == "declined" => {
+                *reply = failed("run_job", "vault_unavailable", "Vault is unavailable");
             }
             (Fault::LeaveTempFiles, "run_job") => {
                 let id = req.get("job_id").and_then(Value::as_str).unwrap_or("job");

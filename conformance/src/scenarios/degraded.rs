@@ -93,15 +93,25 @@ async fn degraded(cx: Cx) -> Result<Verdict, Verdict> {
         return Ok(v);
     }
     outage.down().await?;
-    // Secret jobs while Vault is down: declined, or failed with vault_unavailable, in time.
+    // Secret jobs while Vault is down, in time: the job that finds Vault down
+    // may fail with vault_unavailable; once in degraded mode, every later one
+    // MUST be declined (W7), not failed: a failed job is lost to the queue.
     let mut queue: Vec<String> = Vec::new();
-    for id in ["job-deg-2", "job-deg-3"] {
+    let mut failed_before = false;
+    for id in ["job-deg-2", "job-deg-3", "job-deg-4"] {
         let started = std::time::Instant::now();
         let reply = run_job(&mut rig.s, id, job(Some(&r), None, true)).await?;
         let took = started.elapsed();
         match outcome(&reply) {
             ("declined", _) => queue.push(id.to_string()),
-            ("failed", "vault_unavailable") => {}
+            ("failed", "vault_unavailable") if !failed_before => failed_before = true,
+            ("failed", "vault_unavailable") => {
+                return Ok(Verdict::Fail(Failure::new(
+                    "resolver.md W7: in degraded mode a worker declines secret jobs",
+                    "declined (only the job that found Vault down may fail)",
+                    format!("{id}: {}", describe(&reply)),
+                )));
+            }
             _ => {
                 return Ok(Verdict::Fail(Failure::new(
                     spec,

@@ -10,6 +10,7 @@ mod output;
 mod git_credential_cmd;
 mod payload_cmd;
 mod policy_args;
+mod policy_cmd;
 mod redact_cmd;
 mod ref_cmd;
 mod resolve_cmd;
@@ -47,6 +48,9 @@ enum Command {
     GitCredential(git_credential_cmd::GitCredentialArgs),
     /// Resolve refs into a command's environment and redact its output (like `op run`).
     Run(run_cmd::RunArgs),
+    /// The worker's Vault policy: render it from the queue policy and scopes, or check it.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 /// The single-threaded runtime the Vault subcommands run on; on failure,
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
             Command::Resolve(args) => resolve_cmd::run(args),
             Command::GitCredential(args) => git_credential_cmd::run(args),
             Command::Run(args) => run_cmd::run(args),
+            Command::Policy(command) => policy_cmd::run(command),
         },
     };
     output::finish();
