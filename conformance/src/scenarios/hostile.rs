@@ -544,7 +544,14 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
     let spec = "resolver.md W9: a job action cannot outlive itself or reach the credential";
     let token = cx.fake_token();
     let r = put_token(cx, "github", &token).await?;
-    let mut rig = rig(cx, None, None).await?;
+    // AppRole: the worker holds a token of its own making, which must not
+    // reach the action either (its environment is scraped too).
+    let approle = super::support::Auth::AppRole {
+        ttl: "10m",
+        max_ttl: "20m",
+        bad_secret_id: false,
+    };
+    let mut rig = super::rig::rig_with(cx, None, None, approle).await?;
     rig.git.set_tokens(REPO, &token);
     // The action may run as another user: its scraper and loot live in a
     // directory anyone may use.
@@ -622,7 +629,11 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
             "the action's scraper left nothing: it did not run, so nothing was tested".into(),
         ));
     }
-    let leaked = match vaultref::testing::leak::find_leak(&scraped, &[token]) {
+    // The job's token, every secret the scenario handed out, and every token
+    // the server issued (the worker's own login among them).
+    let mut secrets = cx.secrets();
+    secrets.extend(cx.vault()?.issued_tokens());
+    let leaked = match vaultref::testing::leak::find_leak(&scraped, &secrets) {
         Some(form) => Verdict::Fail(Failure::new(
             spec,
             "the action's processes read no token",
