@@ -141,7 +141,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "A 307 on the AppRole login: the role id and secret id go nowhere else",
             none,
             live_scenario!(cx, {
-                let (v, _, catcher) = against_front(
+                let (v, _, catcher, _) = against_front(
                     &cx,
                     "resolver.md S6: a redirected login is vault_unavailable",
                     |away, _| vec![(login_path(), away(&login_path()))],
@@ -158,7 +158,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "307s on the KV read, lookup, renew and revoke: the token goes nowhere else",
             none,
             live_scenario!(cx, {
-                let (v, _, catcher) = against_front(
+                let (v, _, catcher, _) = against_front(
                     &cx,
                     "resolver.md S6: a redirected read is vault_unavailable",
                     |away, token| {
@@ -269,12 +269,13 @@ pub(crate) fn login_path() -> String {
 /// `answers(away, token)`: `away(path)` is a `307` to that path on a
 /// catcher, `token` the token the front issues at login. Resolves once,
 /// reads the IUT's peak memory, shuts it down; returns the verdict of the
-/// resolution (`vault_unavailable` in time), the peak, and the catcher.
+/// resolution (`vault_unavailable` in time), the peak, the catcher, and how
+/// many times the KV path was requested.
 async fn against_front(
     cx: &Cx,
     spec: &str,
     answers: impl FnOnce(&dyn Fn(&str) -> Answer, &SecretString) -> Vec<(String, Answer)>,
-) -> Result<(Verdict, Option<u64>, Catcher), Verdict> {
+) -> Result<(Verdict, Option<u64>, Catcher, usize), Verdict> {
     let catcher = Catcher::start().map_err(verr)?;
     let token = cx.fake_token();
     let away = |p: &str| Answer::Redirect(format!("{}/v1/{p}", catcher.url()));
@@ -288,12 +289,18 @@ async fn against_front(
     let v = expect_unavailable_in_time(&mut s, "vault://kv/app#token", spec).await?;
     let peak = s.iut.peak_rss_kib();
     let _ = s.iut.shutdown().await;
-    Ok((v, peak, catcher))
+    let reads = front
+        .requests()
+        .iter()
+        .filter(|(_, p)| p.contains("kv/data/app"))
+        .count();
+    Ok((v, peak, catcher, reads))
 }
 
-/// Login works; the KV read is answered with `body`.
+/// Login works; the KV read is answered with `body`: `vault_unavailable` in
+/// time, bounded memory, and one read (V6: no retry).
 async fn body_scenario(cx: &Cx, body: Answer) -> Result<Verdict, Verdict> {
-    let (v, peak, _) = against_front(
+    let (v, peak, _, reads) = against_front(
         cx,
         "resolver.md S6: an unusable answer is vault_unavailable, in time",
         |_, token| {
@@ -304,17 +311,24 @@ async fn body_scenario(cx: &Cx, body: Answer) -> Result<Verdict, Verdict> {
         },
     )
     .await?;
-    Ok(and(
-        v,
-        match peak {
-            Some(kib) if kib > MEMORY_BOUND_KIB => Verdict::Fail(Failure::new(
-                "resolver.md S6: an answer is bounded (the reference reads at most 4 MiB)",
-                format!("peak memory under {} MiB", MEMORY_BOUND_KIB / 1024),
-                format!("{} MiB", kib / 1024),
-            )),
-            _ => Verdict::Pass,
-        },
-    ))
+    let bounded = match peak {
+        Some(kib) if kib > MEMORY_BOUND_KIB => Verdict::Fail(Failure::new(
+            "resolver.md S6: an answer is bounded (the reference reads at most 4 MiB)",
+            format!("peak memory under {} MiB", MEMORY_BOUND_KIB / 1024),
+            format!("{} MiB", kib / 1024),
+        )),
+        _ => Verdict::Pass,
+    };
+    let once = if reads == 1 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            "resolver.md V6: a resolution MUST NOT retry on vault_unavailable",
+            "one read of kv/data/app",
+            format!("{reads} reads"),
+        ))
+    };
+    Ok(and(v, and(bounded, once)))
 }
 
 async fn token_as_ref(cx: &Cx) -> Result<Verdict, Verdict> {
