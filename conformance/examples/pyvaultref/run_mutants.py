@@ -147,6 +147,7 @@ def write_summary(args, results):
     caught = sum(r["caught"] for r in mutants)
     doc = {"date": datetime.date.today().isoformat(), "harness_commit": commit,
            "caught": caught, "total": len(mutants), "results": results}
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "mutation-results.json"), "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
