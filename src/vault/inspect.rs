@@ -34,18 +34,7 @@ impl Resolver {
         let data = answer.get("data").unwrap_or(&answer);
         Ok(paths
             .iter()
-            .map(|p| {
-                let caps = data[p.as_str()]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (p.clone(), caps)
-            })
+            .map(|p| (p.clone(), strings(&data[p.as_str()])))
             .collect())
     }
 
@@ -57,15 +46,7 @@ impl Resolver {
             .get_worker("auth/token/lookup-self", held.token())
             .await?;
         let answer = json_ok(&reply, "auth/token/lookup-self")?;
-        Ok(answer["data"]["policies"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(strings(&answer["data"]["policies"]))
     }
 
     /// The text of ACL policy `name`, or `None` when the token may not read
@@ -86,6 +67,18 @@ impl Resolver {
         let answer = json_ok(&reply, &path)?;
         Ok(answer["data"]["policy"].as_str().map(str::to_owned))
     }
+}
+
+/// The strings of a JSON array (nothing else counts).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A 2xx JSON answer, or the error a worker-level call gets.

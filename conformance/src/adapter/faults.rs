@@ -378,12 +378,7 @@ impl Faults {
             (Fault::TempFileCache | Fault::StrayFileCache, "resolve")
                 if reply["outcome"] == "resolved" =>
             {
-                let value = req
-                    .get("ref")
-                    .and_then(Value::as_str)
-                    .and_then(|r| SecretRef::parse(r).ok())
-                    .zip(state.resolver.as_ref())
-                    .and_then(|(r, res)| state.rt.block_on(res.resolve(&r, "cache")).ok());
+                let value = read_again(req, state, "cache");
                 if let Some(value) = value {
                     let file = if self.fault == Fault::TempFileCache {
                         std::env::temp_dir().join(format!("vaultref-cache-{}", std::process::id()))
@@ -397,12 +392,7 @@ impl Faults {
                 if reply["outcome"] == "resolved" =>
             {
                 // "Debug logging" of the value: read it once more and print it.
-                let value = req
-                    .get("ref")
-                    .and_then(Value::as_str)
-                    .and_then(|r| SecretRef::parse(r).ok())
-                    .zip(state.resolver.as_ref())
-                    .and_then(|(r, res)| state.rt.block_on(res.resolve(&r, "debug")).ok());
+                let value = read_again(req, state, "debug");
                 if let Some(value) = value {
                     use base64::Engine;
                     let v = value.expose_secret();
@@ -871,6 +861,17 @@ fn ca_of(vault: &Map<String, Value>) -> Option<&std::path::Path> {
         .get("ca_cert")
         .and_then(Value::as_str)
         .map(std::path::Path::new)
+}
+
+/// The value a `resolve` request named, read once more (for the faults that
+/// do something careless with it), or `None`.
+fn read_again(req: &Map<String, Value>, state: &State, job_id: &str) -> Option<SecretString> {
+    let r = req
+        .get("ref")
+        .and_then(Value::as_str)
+        .and_then(|r| SecretRef::parse(r).ok())?;
+    let resolver = state.resolver.as_ref()?;
+    state.rt.block_on(resolver.resolve(&r, job_id)).ok()
 }
 
 /// A copy of `bytes` in a file with no name (`O_TMPFILE`), kept open for

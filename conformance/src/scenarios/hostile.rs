@@ -17,7 +17,10 @@ use serde_json::{Map, Value, json};
 use vaultref::testing::git_server::GitServer;
 use vaultref::testing::hostile::{Answer, Catcher, HostileVault};
 
-use super::rig::{REPO, describe as describe_job, job, outcome, put_token, rig, run_job};
+use super::rig::{
+    REPO, describe as describe_job, expect_action_pushed, job, outcome, put_token, rig, run_job,
+    run_job_with_action,
+};
 use super::support::{AUDIT, Session, and, expect_code, expect_no_vault_request, resolve, verr};
 use crate::backend::{APPROLE_MOUNT, KV_MOUNT, random_hex};
 use crate::cx::Cx;
@@ -589,15 +592,7 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
          setsid sh '{}' {marker} </dev/null >/dev/null 2>&1 & sleep 0.3",
         scraper.display()
     );
-    let reply = rig
-        .s
-        .iut
-        .request(
-            "run_job",
-            json!({"job_id": job_id, "job": job(Some(&r), None, true),
-                   "action": {"argv": ["sh", "-c", script], "timeout_ms": 20000}}),
-        )
-        .await?;
+    let reply = run_job_with_action(&mut rig.s, job_id, job(Some(&r), None, true), &script).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let alive = std::process::Command::new("pgrep")
         .args(["-f", &marker])
@@ -608,24 +603,7 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
         .args(["-f", &marker])
         .status();
     let _ = rig.s.iut.shutdown().await;
-    // The action ran (its own file was pushed), the push worked.
-    let branch = format!("vaultref/{job_id}");
-    let ran = rig.git.read_file(REPO, &branch, "VAULTREF_CONFORMANCE");
-    let pushed = if outcome(&reply).0 == "completed"
-        && ran.as_deref() == Some(&format!("action:{job_id}")[..])
-    {
-        Verdict::Pass
-    } else {
-        Verdict::Fail(Failure::new(
-            "protocol.md §3.6: the job runs the given action and pushes",
-            "completed, and the pushed VAULTREF_CONFORMANCE written by the action",
-            format!(
-                "{}; pushed file {:?}",
-                describe_job(&reply),
-                ran.map(|_| "other content")
-            ),
-        ))
-    };
+    let pushed = expect_action_pushed(&reply, &rig.git, job_id);
     let survived = if alive {
         Verdict::Fail(Failure::new(
             spec,
@@ -687,29 +665,9 @@ done >> '{loot}'"#,
         loot = loot.display(),
         root = root.display(),
     );
-    let reply = rig
-        .s
-        .iut
-        .request(
-            "run_job",
-            json!({"job_id": job_id, "job": job(Some(&r), None, true),
-                   "action": {"argv": ["sh", "-c", script], "timeout_ms": 20000}}),
-        )
-        .await?;
+    let reply = run_job_with_action(&mut rig.s, job_id, job(Some(&r), None, true), &script).await?;
     let _ = rig.s.iut.shutdown().await;
-    let branch = format!("vaultref/{job_id}");
-    let ran = rig.git.read_file(REPO, &branch, "VAULTREF_CONFORMANCE");
-    let pushed = if outcome(&reply).0 == "completed"
-        && ran.as_deref() == Some(&format!("action:{job_id}")[..])
-    {
-        Verdict::Pass
-    } else {
-        Verdict::Fail(Failure::new(
-            "protocol.md §3.6: the job runs the given action and pushes",
-            "completed, and the pushed VAULTREF_CONFORMANCE written by the action",
-            describe_job(&reply),
-        ))
-    };
+    let pushed = expect_action_pushed(&reply, &rig.git, job_id);
     let got = std::fs::read(&loot).unwrap_or_default();
     if got.is_empty() && verdict_is_pass(&pushed) {
         return Ok(Verdict::Error(

@@ -206,6 +206,48 @@ pub async fn run_job(
         .await?)
 }
 
+/// Sends `run_job` with the harness's own action: `sh -c script` in the
+/// checkout (`protocol.md` §3.6 `action`), 20 s at most.
+pub async fn run_job_with_action(
+    s: &mut Session,
+    job_id: &str,
+    job: Value,
+    script: &str,
+) -> Result<Map<String, Value>, Verdict> {
+    Ok(s.iut
+        .request(
+            "run_job",
+            json!({"job_id": job_id, "job": job,
+                   "action": {"argv": ["sh", "-c", script], "timeout_ms": 20000}}),
+        )
+        .await?)
+}
+
+/// The action's part of a scenario that passes one: the job completed and
+/// the pushed `VAULTREF_CONFORMANCE` holds `action:<job id>`, which the
+/// action wrote (so it really ran).
+pub fn expect_action_pushed(reply: &Map<String, Value>, git: &GitServer, job_id: &str) -> Verdict {
+    let branch = format!("vaultref/{job_id}");
+    let ran = git.read_file(REPO, &branch, "VAULTREF_CONFORMANCE");
+    if outcome(reply).0 == "completed" && ran.as_deref() == Some(&format!("action:{job_id}")[..]) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(Failure::new(
+            "protocol.md §3.6: the job runs the given action and pushes",
+            "completed, and the pushed VAULTREF_CONFORMANCE written by the action",
+            format!(
+                "{}; pushed file {}",
+                describe(reply),
+                if ran.is_some() {
+                    "with other content"
+                } else {
+                    "absent"
+                }
+            ),
+        ))
+    }
+}
+
 /// A `run_job` reply, described without any value.
 pub fn describe(r: &Map<String, Value>) -> String {
     match r.get("outcome").and_then(Value::as_str) {
