@@ -206,6 +206,24 @@ pub async fn run_job(
         .await?)
 }
 
+/// Runs one pushing job per id, each with the ref `r`; the first that does
+/// not complete and push (see [`expect_completed`]) is the verdict.
+pub async fn run_pushing_jobs(
+    rig: &mut Rig,
+    ids: &[&str],
+    r: &str,
+    spec: &str,
+) -> Result<Verdict, Verdict> {
+    for id in ids {
+        let reply = run_job(&mut rig.s, id, job(Some(r), None, true)).await?;
+        let v = expect_completed(spec, &reply, &rig.git, id, true);
+        if v != Verdict::Pass {
+            return Ok(v);
+        }
+    }
+    Ok(Verdict::Pass)
+}
+
 /// Sends `run_job` with the harness's own action: `sh -c script` in the
 /// checkout (`protocol.md` §3.6 `action`), 20 s at most.
 pub async fn run_job_with_action(

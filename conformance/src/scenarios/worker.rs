@@ -8,6 +8,7 @@ use vaultref::testing::git_server::Access;
 
 use super::rig::{
     REPO, describe, expect_completed, expect_no_token_left, job, outcome, put_token, rig, run_job,
+    run_pushing_jobs,
 };
 use super::support::{AUDIT, VAULT, and, expect_no_vault_request};
 use crate::backend::KV_MOUNT;
@@ -140,18 +141,15 @@ pub fn scenarios() -> Vec<Scenario> {
                 }
                 put_token(&cx, "github", &new).await?;
                 rig.git.set_tokens(REPO, &new);
-                for id in ["job-rot-2", "job-rot-3"] {
-                    let reply = run_job(&mut rig.s, id, job(Some(&r), None, true)).await?;
-                    let v = expect_completed(
-                        "resolver.md W4: jobs queued before a rotation use the new secret",
-                        &reply,
-                        &rig.git,
-                        id,
-                        true,
-                    );
-                    if v != Verdict::Pass {
-                        return Ok(v);
-                    }
+                let v = run_pushing_jobs(
+                    &mut rig,
+                    &["job-rot-2", "job-rot-3"],
+                    &r,
+                    "resolver.md W4: jobs queued before a rotation use the new secret",
+                )
+                .await?;
+                if v != Verdict::Pass {
+                    return Ok(v);
                 }
                 let dirs = rig.s.dirs.clone();
                 let argv = rig.argv_log.clone();
@@ -456,18 +454,15 @@ async fn approle_one_login(cx: &Cx) -> Result<Verdict, Verdict> {
     };
     let mut rig = super::rig::rig_with(cx, None, None, auth).await?;
     rig.git.set_tokens(REPO, &token);
-    for id in ["job-role-1", "job-role-2", "job-role-3"] {
-        let reply = run_job(&mut rig.s, id, job(Some(&r), None, true)).await?;
-        let v = expect_completed(
-            "resolver.md T1: AppRole worker jobs",
-            &reply,
-            &rig.git,
-            id,
-            true,
-        );
-        if v != Verdict::Pass {
-            return Ok(v);
-        }
+    let v = run_pushing_jobs(
+        &mut rig,
+        &["job-role-1", "job-role-2", "job-role-3"],
+        &r,
+        "resolver.md T1: AppRole worker jobs",
+    )
+    .await?;
+    if v != Verdict::Pass {
+        return Ok(v);
     }
     let role_id = std::fs::read_to_string(rig.s.dirs.creds.join("role_id"))
         .map_err(|e| Verdict::Error(format!("role id file: {e}")))?;
