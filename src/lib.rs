@@ -30,5 +30,5 @@ pub mod vault;
 pub mod worker;
 
 pub use error::ErrorCode;
-pub use policy::{RefPolicy, ScopeContext};
+pub use policy::{RefPolicy, RefTemplate, ScopeContext};
 pub use secret_ref::{RefError, SecretRef};

@@ -362,6 +362,97 @@ impl ScopeTemplate {
     }
 }
 
+/// A ref whose path names scope variables, such as the worker setting
+/// `default_repo_auth_ref = "vault://kv/moonmind/workers/{worker_id}/github#token"`
+/// (`spec/resolver.md` W10): bound per job to the same [`ScopeContext`] the
+/// scopes use, then checked by the same [`RefPolicy`] as a ref the job carried.
+///
+/// Variables (`{repository}`, `{owner}`, `{repo}`, `{worker_id}`) may stand
+/// only in the path, never in the mount or the field. Binding fails closed: a
+/// variable the job cannot bind (a repository URL whose path is not
+/// `owner/repo`, no worker id) binds nothing, and a value that is not one
+/// valid path segment (or `owner/repo` for `{repository}`) is never
+/// substituted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefTemplate {
+    text: String,
+}
+
+/// The variables a [`RefTemplate`] may name.
+const REF_VARIABLES: &[&str] = &["{repository}", "{owner}", "{repo}", "{worker_id}"];
+
+impl RefTemplate {
+    /// Checks `text`: bound to a sample job, it must be a valid ref, and its
+    /// variables must stand in the path (`config_invalid` otherwise).
+    pub fn parse(text: &str) -> Result<RefTemplate, PolicyError> {
+        let bad = |why: &str| PolicyError::new(format!("ref template `{text}`: {why}"));
+        let mut rest = text;
+        while let Some(start) = rest.find('{') {
+            let Some(len) = rest[start..].find('}') else {
+                return Err(bad("has a `{` without `}`"));
+            };
+            let name = &rest[start..start + len + 1];
+            if !REF_VARIABLES.contains(&name) {
+                return Err(bad(&format!("`{name}` is not a known variable")));
+            }
+            rest = &rest[start + len + 1..];
+        }
+        let template = RefTemplate {
+            text: text.to_owned(),
+        };
+        let sample = ScopeContext {
+            repository: Some("owner/repo".to_owned()),
+            worker_id: Some("worker".to_owned()),
+        };
+        let bound = template
+            .bind(&sample)
+            .ok_or_else(|| bad("cannot be bound"))?
+            .map_err(|e| bad(e.message()))?;
+        // A variable in the mount or the field would let a job's repository
+        // choose them: only the path may vary.
+        let head = &text[..text.find('#').unwrap_or(text.len())];
+        let mount_end = SCHEME.len() + bound.mount().len();
+        if text.get(SCHEME.len()..mount_end) != Some(bound.mount())
+            || text[head.len()..].contains('{')
+        {
+            return Err(bad("variables may stand only in the path"));
+        }
+        Ok(template)
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The ref for a job described by `ctx`: `None` when a variable the
+    /// template names cannot be bound, else the parse result.
+    pub fn bind(&self, ctx: &ScopeContext) -> Option<Result<SecretRef, RefError>> {
+        let repo = ctx.repository.as_deref().and_then(split_repository);
+        let worker = ctx.worker_id.as_deref().filter(|w| is_segment(w));
+        let mut text = self.text.clone();
+        for name in REF_VARIABLES {
+            if !text.contains(name) {
+                continue;
+            }
+            let value = match *name {
+                "{repository}" => repo.map(|(o, r)| format!("{o}/{r}"))?,
+                "{owner}" => repo?.0.to_owned(),
+                "{repo}" => repo?.1.to_owned(),
+                _ => worker?.to_owned(),
+            };
+            text = text.replace(name, &value);
+        }
+        Some(SecretRef::parse(&text))
+    }
+}
+
+impl fmt::Display for RefTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 fn is_segment(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && s.bytes().all(is_segchar)
 }
@@ -375,6 +466,51 @@ fn split_repository(repository: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ref_templates_bind_path_variables_and_fail_closed() {
+        let t = RefTemplate::parse("vault://kv/moonmind/workers/{worker_id}/github#token").unwrap();
+        let ctx = |repo: Option<&str>, worker: Option<&str>| ScopeContext {
+            repository: repo.map(str::to_owned),
+            worker_id: worker.map(str::to_owned),
+        };
+        let bound = t.bind(&ctx(None, Some("executor-01"))).unwrap().unwrap();
+        assert_eq!(
+            bound.to_string(),
+            "vault://kv/moonmind/workers/executor-01/github#token"
+        );
+        // Fail closed: nothing to bind, or a value that is not one segment.
+        assert!(t.bind(&ctx(None, None)).is_none());
+        assert!(t.bind(&ctx(None, Some(".."))).is_none());
+        assert!(t.bind(&ctx(None, Some("a/b"))).is_none());
+        let r = RefTemplate::parse("vault://kv/moonmind/repos/{repository}#github_token").unwrap();
+        assert_eq!(
+            r.bind(&ctx(Some("Acme/Api"), None))
+                .unwrap()
+                .unwrap()
+                .path(),
+            "moonmind/repos/Acme/Api"
+        );
+        assert!(r.bind(&ctx(Some("https://h/Acme/Api"), None)).is_none());
+        assert!(r.bind(&ctx(Some("Acme/../x"), None)).is_none());
+        // No variable at all: a fixed ref.
+        assert!(RefTemplate::parse("vault://kv/w/github#token").is_ok());
+    }
+
+    #[test]
+    fn ref_templates_refuse_unknown_variables_and_variables_outside_the_path() {
+        for bad in [
+            "vault://kv/w/{job_id}#token",
+            "vault://kv/w/{worker_id#token",
+            "vault://{owner}/w#token",
+            "vault://kv/w#{repo}",
+            "vault://kv/w/{worker_id}",
+            "kv/w/{worker_id}#token",
+        ] {
+            let e = RefTemplate::parse(bad).unwrap_err();
+            assert!(e.message().contains(bad), "{bad}: {}", e.message());
+        }
+    }
 
     #[test]
     fn scopes_become_vault_acl_paths_bound_to_the_job() {

@@ -23,7 +23,8 @@ use vaultref::testing::leak::{GIT_USERNAME, scan_tree, token_forms};
 use vaultref::testing::vault::TestVault;
 use vaultref::vault::{AuthConfig, Resolver, VaultConfig};
 use vaultref::worker::{
-    Backoff, IsolationStatus, JobAction, Outcome, Worker, WorkerJob, WorkerSettings,
+    Backoff, Event, EventSink, IsolationStatus, JobAction, Outcome, Worker, WorkerJob,
+    WorkerSettings,
 };
 
 const REPO: &str = "Owner/Repo";
@@ -54,6 +55,8 @@ struct World {
     server: GitServer,
     root: tempfile::TempDir,
     log: Captured,
+    /// Every event the worker sent (`spec/events.md`).
+    events: Arc<Mutex<Vec<Event>>>,
     worker: Worker,
 }
 
@@ -109,12 +112,18 @@ async fn world(persistent: bool, tweak: impl FnOnce(&mut WorkerSettings)) -> Wor
     settings.resolve_timeout = Duration::from_secs(5);
     tweak(&mut settings);
     let log = Captured::default();
-    let worker = Worker::new(settings, Some(resolver), Arc::new(Mutex::new(log.clone())));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sent = Arc::clone(&events);
+    let worker = Worker::new(settings, Some(resolver), Arc::new(Mutex::new(log.clone())))
+        .with_events(EventSink::callback(move |e| {
+            sent.lock().unwrap().push(e.clone())
+        }));
     World {
         vault,
         server,
         root,
         log,
+        events,
         worker,
     }
 }
@@ -191,11 +200,20 @@ impl World {
             assert!(scan.files > 0, "the leak scan read no file under {dir:?}");
         }
         let log = self.log.text().into_bytes();
+        let events = self.events_json();
         for (i, n) in needles.iter().enumerate() {
             assert!(
                 !log.windows(n.len()).any(|w| w == n.as_slice()),
                 "token form {i} in the worker log"
             );
+            for e in &events {
+                let text = e.to_string();
+                assert!(
+                    !text.as_bytes().windows(n.len()).any(|w| w == n.as_slice()),
+                    "token form {i} in an event: {}",
+                    e["event"]
+                );
+            }
         }
         let tmp: Vec<PathBuf> = std::fs::read_dir(self.root.path().join("tmp"))
             .unwrap()
@@ -204,12 +222,48 @@ impl World {
         assert!(tmp.is_empty(), "left in TMPDIR: {tmp:?}");
     }
 
+    /// The events sent so far, as JSON, each checked against
+    /// `spec/events.schema.json`.
+    fn events_json(&self) -> Vec<serde_json::Value> {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../spec/events.schema.json")).unwrap();
+        let validator = jsonschema::draft202012::new(&schema).unwrap();
+        let events: Vec<serde_json::Value> = self
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect();
+        for e in &events {
+            let errors: Vec<String> = validator.iter_errors(e).map(|x| x.to_string()).collect();
+            assert!(errors.is_empty(), "{e}: {errors:?}");
+        }
+        events
+    }
+
+    /// `(event, outcome or state, code)` of each event, in order.
+    fn event_summary(&self) -> Vec<(String, String, String)> {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+        self.events_json()
+            .iter()
+            .map(|e| {
+                let what = if e["event"] == "job" {
+                    &e["outcome"]
+                } else {
+                    &e["state"]
+                };
+                (text(&e["event"]), text(what), text(&e["code"]))
+            })
+            .collect()
+    }
+
     fn vault_reads_of(&self, path_part: &str) -> usize {
         self.vault
             .audit_entries()
             .unwrap()
             .iter()
-            .filter(|e| e.is_request() && e.path().contains(path_part))
+            .filter(|e| e.is_request() && !e.is_write() && e.path().contains(path_part))
             .count()
     }
 }
@@ -442,6 +496,49 @@ async fn degraded_mode_down_and_back_up() {
     }
     completed(&w.worker.run_job(&job("down-2", secret_job), None).await);
     w.assert_no_leak(&[&t]);
+
+    // One event per outcome, one per transition, in order (spec/events.md).
+    let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        w.event_summary(),
+        [
+            s("job", "completed", ""),
+            s("vault_health", "degraded", ""),
+            s("job", "failed", "vault_unavailable"),
+            s("job", "declined", ""),
+            s("job", "completed", ""),
+            s("vault_health", "healthy", ""),
+            s("job", "completed", ""),
+        ]
+    );
+    let events = w.events_json();
+    let ref_text = format!("vault://kv/{REPO_PATH}#github_token");
+    assert_eq!(events[0]["job_id"], "up-1");
+    assert_eq!(events[0]["refs"], json!([ref_text]));
+    assert_eq!(events[0]["vault_request_ids"].as_array().unwrap().len(), 1);
+    // The request id is the audit log's: the event leads to the entry.
+    let id = events[0]["vault_request_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        w.vault
+            .audit_entries()
+            .unwrap()
+            .iter()
+            .any(|e| e.request_id() == Some(id.as_str()) && e.path().contains(REPO_PATH)),
+        "request id {id} not in the audit log"
+    );
+    assert_eq!(events[2]["job_id"], "down-1");
+    assert_eq!(events[2]["refs"], json!([ref_text]));
+    assert!(events[1]["reason"].as_str().unwrap().contains("down-1"));
+    assert_eq!(
+        events[3]["refs"],
+        json!([]),
+        "a declined job resolved nothing"
+    );
+    assert_eq!(events[4]["repository"], "Public/Repo");
+    assert!(events[5]["degraded_ms"].as_u64().unwrap() >= 600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1061,4 +1158,138 @@ async fn an_isolated_action_runs_as_another_user_and_cannot_read_the_worker_file
         .read_file(REPO, "vaultref/as-nobody", "sub/made")
         .expect("the action's file was pushed");
     assert_eq!(pushed, "x\n");
+}
+
+/// The worker's credential document (`{"token", "host"}`, the design's
+/// worker-level shape) at `moonmind/workers/executor-01/github`, readable by
+/// the worker's policy beside the repositories.
+async fn put_worker_credential(w: &World, token: &SecretString) {
+    w.vault
+        .admin()
+        .put_policy(
+            "worker",
+            r#"path "kv/data/moonmind/repos/*" { capabilities = ["read"] }
+path "kv/data/moonmind/workers/executor-01/*" { capabilities = ["read"] }"#,
+        )
+        .await
+        .unwrap();
+    w.vault
+        .admin()
+        .kv_write(
+            "kv",
+            "moonmind/workers/executor-01/github",
+            json!({"token": secrecy::ExposeSecret::expose_secret(token),
+                   "host": w.server.addr().to_string()}),
+        )
+        .await
+        .unwrap();
+}
+
+fn default_ref(template: &str) -> Option<vaultref::RefTemplate> {
+    Some(vaultref::RefTemplate::parse(template).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_without_repo_auth_ref_uses_the_workers_default_ref() {
+    let w = world(false, |s| {
+        s.default_repo_auth_ref =
+            default_ref("vault://kv/moonmind/workers/{worker_id}/github#token");
+        s.ref_policy = vaultref::RefPolicy::default()
+            .with_scopes([
+                "moonmind/repos/{repository}",
+                "moonmind/workers/{worker_id}/**",
+            ])
+            .unwrap();
+    })
+    .await;
+    let worker_token = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE5001");
+    let repo_token = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE5002");
+    put_worker_credential(&w, &worker_token).await;
+    w.server.set_tokens(REPO, &worker_token);
+    assert!(
+        w.worker
+            .needs_secret(&job("n", json!({"repository": REPO, "instruction": "x"})).job)
+    );
+
+    // No repoAuthRef: clone and push with the worker's credential.
+    let pushing = job(
+        "default-1",
+        json!({"repository": REPO, "instruction": "x", "publish": {"mode": "branch"}}),
+    );
+    let o = w
+        .worker
+        .run_job(&pushing, Some(&write_file_action("by default")))
+        .await;
+    let pushed = completed(&o).published.clone().expect("pushed");
+    assert_eq!(
+        w.server
+            .read_file(REPO, &pushed.branch, "result.txt")
+            .as_deref(),
+        Some("by default")
+    );
+    let bound = "vault://kv/moonmind/workers/executor-01/github#token";
+    let events = w.events_json();
+    let refs = events[0]["refs"].as_array().unwrap();
+    assert!(
+        !refs.is_empty() && refs.iter().all(|r| r == bound),
+        "{refs:?}"
+    );
+
+    // A job's own repoAuthRef wins over the default.
+    w.put_token(&repo_token).await;
+    w.server.set_token(REPO, Access::Read, &repo_token);
+    completed(&w.worker.run_job(&read_job("own-1"), None).await);
+    assert_eq!(
+        w.events_json()[1]["refs"],
+        json!([format!("vault://kv/{REPO_PATH}#github_token")])
+    );
+    w.assert_no_leak(&[&worker_token, &repo_token]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_ref_outside_the_scopes_or_unbindable_fails_closed_without_vault() {
+    // The scopes allow repositories only: the worker-level default is out.
+    let w = world(false, |s| {
+        s.default_repo_auth_ref =
+            default_ref("vault://kv/moonmind/workers/{worker_id}/github#token");
+        s.ref_policy = vaultref::RefPolicy::default()
+            .with_scopes(["moonmind/repos/{repository}"])
+            .unwrap();
+    })
+    .await;
+    let t = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE5003");
+    put_worker_credential(&w, &t).await;
+    let o = w
+        .worker
+        .run_job(
+            &job("scoped-1", json!({"repository": REPO, "instruction": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::RefOutOfScope), "{o:?}");
+    assert_eq!(w.vault_reads_of("moonmind/workers"), 0);
+
+    // `{repository}` cannot be bound for a repository URL whose path is not owner/repo.
+    let w2 = world(false, |s| {
+        s.default_repo_auth_ref =
+            default_ref("vault://kv/moonmind/repos/{repository}#github_token");
+    })
+    .await;
+    let url = format!("https://{}/group/sub/Repo.git", w2.server.addr());
+    let o = w2
+        .worker
+        .run_job(
+            &job("url-1", json!({"repository": url, "instruction": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(o.code(), Some(ErrorCode::RefOutOfScope), "{o:?}");
+    match &o {
+        Outcome::Failed { message, .. } => assert!(message.contains("cannot bind"), "{message}"),
+        _ => unreachable!(),
+    }
+    assert_eq!(w2.vault_reads_of("kv/data/moonmind"), 0);
+    let events = w2.events_json();
+    assert_eq!(events[0]["code"], "ref_out_of_scope");
+    assert_eq!(events[0]["refs"], json!([]));
 }

@@ -33,6 +33,11 @@ impl AuditEntry {
         self.0["request"]["path"].as_str().unwrap_or("")
     }
 
+    /// The request's id (`request.id`): the `request_id` of Vault's answer.
+    pub fn request_id(&self) -> Option<&str> {
+        self.0["request"]["id"].as_str()
+    }
+
     /// The operation: `read`, `list`, `create`, `update`, `delete`.
     pub fn operation(&self) -> &str {
         self.0["request"]["operation"].as_str().unwrap_or("")

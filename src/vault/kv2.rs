@@ -41,6 +41,11 @@ pub struct Credential {
     /// The document's `username` field, when it is a string: the user name
     /// git sends with the value.
     pub username: Option<String>,
+    /// The version read (`data.metadata.version`).
+    pub version: Option<u64>,
+    /// Vault's `request_id` for the read: what the audit log records, so a
+    /// job event can point at the audit entry.
+    pub request_id: Option<String>,
 }
 
 /// Interprets a 200 or 404 answer to a KV v2 data read.
@@ -69,6 +74,14 @@ pub(crate) fn interpret(
                 value,
                 host: text("host"),
                 username: text("username"),
+                version: doc
+                    .pointer("/data/metadata/version")
+                    .and_then(Value::as_u64),
+                request_id: doc
+                    .get("request_id")
+                    .and_then(Value::as_str)
+                    .filter(|id| is_request_id(id))
+                    .map(str::to_owned),
             }
         }),
         404 => Err(not_found(&doc, r)),
@@ -79,6 +92,12 @@ pub(crate) fn interpret(
     };
     scrub(&mut doc);
     result
+}
+
+/// Vault's request ids are UUIDs; anything else (a hostile server's text)
+/// is not carried into job events.
+fn is_request_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 fn field(doc: &Value, r: &SecretRef) -> Result<SecretString, ResolveError> {

@@ -10,10 +10,11 @@
 //! prober task calls `probe()` with exponential backoff (initial delay,
 //! doubled after each failure, capped).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use super::events::{self, Event, EventSink, HealthEvent};
 use crate::vault::Resolver;
 
 /// Probe timing for degraded mode.
@@ -48,6 +49,11 @@ pub struct Health {
     prober_running: AtomicBool,
     probes: AtomicU64,
     failed_probes: AtomicU64,
+    /// Where transitions are reported, and for which worker.
+    events: EventSink,
+    worker_id: String,
+    /// When the current degraded episode began.
+    since: Mutex<Option<Instant>>,
 }
 
 /// A snapshot of [`Health`], for status reports and tests.
@@ -62,6 +68,16 @@ pub struct HealthStatus {
 }
 
 impl Health {
+    /// A healthy state whose transitions are sent to `events` as
+    /// `vault_health` events of worker `worker_id`.
+    pub fn with_events(worker_id: &str, events: EventSink) -> Health {
+        Health {
+            events,
+            worker_id: worker_id.to_owned(),
+            ..Health::default()
+        }
+    }
+
     /// Whether secret jobs are declined right now.
     pub fn is_degraded(&self) -> bool {
         self.degraded.load(Ordering::SeqCst)
@@ -76,10 +92,19 @@ impl Health {
         }
     }
 
-    /// Marks Vault unavailable and makes sure one prober runs. Must be called
-    /// within a Tokio runtime.
-    pub fn mark_unavailable(self: &Arc<Self>, resolver: &Arc<Resolver>, backoff: Backoff) {
-        self.degraded.store(true, Ordering::SeqCst);
+    /// Marks Vault unavailable (because of `reason`, a message without
+    /// secrets) and makes sure one prober runs. Must be called within a
+    /// Tokio runtime.
+    pub fn mark_unavailable(
+        self: &Arc<Self>,
+        resolver: &Arc<Resolver>,
+        backoff: Backoff,
+        reason: &str,
+    ) {
+        if !self.degraded.swap(true, Ordering::SeqCst) {
+            *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            self.emit("degraded", reason.to_owned(), None);
+        }
         if self
             .prober_running
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -104,12 +129,37 @@ impl Health {
                 // Clear `prober_running` first: a failure racing with this
                 // recovery then starts a fresh prober instead of being lost.
                 self.prober_running.store(false, Ordering::SeqCst);
+                let took = self
+                    .since
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .map(|t| events::millis(t.elapsed()));
                 self.degraded.store(false, Ordering::SeqCst);
+                let probes = self.probes.load(Ordering::SeqCst);
+                self.emit(
+                    "healthy",
+                    format!("Vault answered a health probe ({probes} probes so far)"),
+                    took,
+                );
                 return;
             }
             self.failed_probes.fetch_add(1, Ordering::SeqCst);
             delay = backoff.next(delay);
         }
+    }
+}
+
+impl Health {
+    fn emit(&self, state: &'static str, reason: String, degraded_ms: Option<u64>) {
+        self.events.emit(&Event::VaultHealth(HealthEvent {
+            format: events::EVENT_FORMAT,
+            time: events::now_rfc3339(),
+            worker_id: self.worker_id.clone(),
+            state,
+            reason,
+            degraded_ms,
+        }));
     }
 }
 

@@ -48,6 +48,10 @@ pub struct JobLog {
     secrets: Vec<SecretString>,
     usernames: Vec<String>,
     redactor: Arc<Redactor>,
+    /// The refs this job used or tried, for its event.
+    pub(crate) refs: Vec<String>,
+    /// The `request_id` of each Vault read that returned a secret.
+    pub(crate) request_ids: Vec<String>,
 }
 
 impl std::fmt::Debug for JobLog {
@@ -69,6 +73,8 @@ impl JobLog {
             secrets: Vec::new(),
             usernames: usernames.to_vec(),
             redactor: Arc::new(Redactor::builtin()),
+            refs: Vec::new(),
+            request_ids: Vec::new(),
         }
     }
 

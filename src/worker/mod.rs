@@ -8,9 +8,11 @@
 //!    ends the job `failed` with `job_type_not_allowed` or
 //!    `repository_not_allowed`, and *no Vault request is made*: the first half
 //!    of the design's defence in depth. The second half is Vault's own policy.
-//! 2. **Ref policy**: `repoAuthRef` and (when publishing) `publishAuthRef`
-//!    against the worker's [`RefPolicy`], with scopes bound to the job's
-//!    repository and the worker id (`ref_*` codes, still no Vault request).
+//! 2. **Ref policy**: `repoAuthRef` (or, when the job has none, the worker's
+//!    [`WorkerSettings::default_repo_auth_ref`] bound to the job) and (when
+//!    publishing) `publishAuthRef` against the worker's [`RefPolicy`], with
+//!    scopes bound to the job's repository and the worker id (`ref_*` codes,
+//!    still no Vault request).
 //! 3. **Degraded mode** ([`health`]): a job that needs a secret while Vault is
 //!    known to be down is `declined` (it stays queued). A job that needs none
 //!    runs anyway.
@@ -36,7 +38,8 @@
 //!    private directory (git `HOME`, credential sockets) is removed.
 //!
 //! Everything the worker logs goes through the job's redactor ([`log`]),
-//! including git's stderr and the action's output.
+//! including git's stderr and the action's output. Each outcome, and each
+//! degraded-mode transition, is also an [`Event`] for alerting ([`events`]).
 //!
 //! Jobs may run concurrently; a lock per work dir makes jobs that share one
 //! (`workdirMode: reuse` on the same repository) take turns.
@@ -46,20 +49,22 @@
 //! calls stay async so that degraded-mode timeouts are exact.
 
 pub mod action;
+pub mod events;
 pub mod health;
 pub mod log;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::ErrorCode;
 use crate::git::{ActionError, Git, GitError, GitSettings, Published, Remote};
 use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
 use crate::vault::{Credential, Resolver};
-use crate::{RefPolicy, ScopeContext, SecretRef};
+use crate::{RefPolicy, RefTemplate, ScopeContext, SecretRef};
 
 pub use action::{ActionContext, ActionFn, ActionUser, Isolation, IsolationStatus, JobAction};
+pub use events::{Event, EventSink, HealthEvent, JobEvent};
 pub use health::{Backoff, Health, HealthStatus};
 pub use log::{JobLog, LogSink, SinkWriter, stderr_sink};
 
@@ -101,6 +106,11 @@ pub struct WorkerSettings {
     /// Who an isolated command action runs as (default `nobody`,
     /// 65534:65534); never the worker's own user (W9).
     pub action_user: ActionUser,
+    /// The ref used when a job carries no `repoAuthRef`, e.g.
+    /// `vault://kv/moonmind/workers/{worker_id}/github#token`: bound to the
+    /// job like a scope and checked by `ref_policy` like a job's own ref
+    /// (W10). Default none: such a job gets no credential.
+    pub default_repo_auth_ref: Option<RefTemplate>,
 }
 
 impl WorkerSettings {
@@ -119,6 +129,7 @@ impl WorkerSettings {
             branch_prefix: "vaultref/".to_owned(),
             action_isolation: Isolation::default(),
             action_user: ActionUser::default(),
+            default_repo_auth_ref: None,
         }
     }
 }
@@ -213,6 +224,7 @@ pub struct Worker {
     git: Git,
     health: Arc<Health>,
     sink: LogSink,
+    events: EventSink,
     /// What action isolation this machine gives (probed once, at start).
     isolation: IsolationStatus,
     /// One lock per work dir: two jobs never share a checkout at the same
@@ -252,9 +264,21 @@ impl Worker {
             resolver,
             health: Arc::new(Health::default()),
             sink,
+            events: EventSink::Off,
             isolation,
             dir_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Sends this worker's job and degraded-mode events to `events`
+    /// (`spec/events.md`). Call before the first job.
+    pub fn with_events(mut self, events: EventSink) -> Worker {
+        self.health = Arc::new(Health::with_events(
+            &self.settings.worker_id,
+            events.clone(),
+        ));
+        self.events = events;
+        self
     }
 
     /// What action isolation this worker has (`spec/resolver.md` W9).
@@ -273,20 +297,70 @@ impl Worker {
     }
 
     /// Whether a job needs a secret from Vault (and would be declined while
-    /// the worker is degraded).
-    pub fn needs_secret(job: &CodexExecJob) -> bool {
-        job.repo_auth_ref().is_some() || (publishes(job) && job.publish_auth_ref().is_some())
+    /// the worker is degraded): it names a ref, or this worker has a
+    /// default `repoAuthRef`.
+    pub fn needs_secret(&self, job: &CodexExecJob) -> bool {
+        job.repo_auth_ref().is_some()
+            || (publishes(job) && job.publish_auth_ref().is_some())
+            || self.settings.default_repo_auth_ref.is_some()
     }
 
-    /// Runs one job to its outcome, with `action` editing the checkout.
+    /// Runs one job to its outcome, with `action` editing the checkout, and
+    /// sends its event.
     pub async fn run_job(&self, job: &WorkerJob, action: Option<&JobAction>) -> Outcome {
+        let started = Instant::now();
         let mut log = JobLog::new(
             &job.id,
             Arc::clone(&self.sink),
             std::slice::from_ref(&self.settings.git.username),
         );
+        let outcome = self.run_logged(job, action, &mut log).await;
+        if !matches!(self.events, EventSink::Off) {
+            self.events
+                .emit(&Event::Job(self.job_event(job, &outcome, &log, started)));
+        }
+        outcome
+    }
+
+    /// The event of a job that ended with `outcome`. Every text a job
+    /// submitter controls goes through the job's redactor.
+    fn job_event(
+        &self,
+        job: &WorkerJob,
+        outcome: &Outcome,
+        log: &JobLog,
+        started: Instant,
+    ) -> JobEvent {
+        let redactor = log.redactor();
+        let (code, reason, published_branch) = match outcome {
+            Outcome::Completed(c) => (None, None, c.published.as_ref().map(|p| p.branch.clone())),
+            Outcome::Failed { code, message } => (Some(*code), Some(message.clone()), None),
+            Outcome::Declined { reason } => (None, Some(reason.clone()), None),
+        };
+        JobEvent {
+            format: events::EVENT_FORMAT,
+            time: events::now_rfc3339(),
+            worker_id: self.settings.worker_id.clone(),
+            job_id: redactor.redact(&job.id),
+            outcome: outcome.kind(),
+            code,
+            reason: reason.map(|r| redactor.redact(&r)),
+            repository: redactor.redact(job.job.repository()),
+            refs: log.refs.iter().map(|r| redactor.redact(r)).collect(),
+            duration_ms: events::millis(started.elapsed()),
+            vault_request_ids: log.request_ids.clone(),
+            published_branch,
+        }
+    }
+
+    async fn run_logged(
+        &self,
+        job: &WorkerJob,
+        action: Option<&JobAction>,
+        log: &mut JobLog,
+    ) -> Outcome {
         log.line(&format!("taken: repository {}", job.job.repository()));
-        let outcome = match self.run_inner(job, action, &mut log).await {
+        let outcome = match self.run_inner(job, action, log).await {
             Ok(done) => Ok(done),
             Err(JobEnd::Declined(reason)) => {
                 log.line(&format!("declined: {reason}"));
@@ -364,9 +438,12 @@ impl Worker {
             worker_id: Some(s.worker_id.clone()),
         };
         let publishing = publishes(job);
-        let repo_ref = job.repo_auth_ref().cloned();
+        let repo_ref = match job.repo_auth_ref() {
+            Some(r) => Some(r.clone()),
+            None => self.default_repo_ref(&ctx, &wj.id)?,
+        };
         let publish_ref = if publishing {
-            job.publish_auth_ref().cloned()
+            job.publish_auth_ref().or(repo_ref.as_ref()).cloned()
         } else {
             None
         };
@@ -569,6 +646,35 @@ impl Worker {
         Ok(done)
     }
 
+    /// The worker's default `repoAuthRef` bound to this job (W10): `None`
+    /// when the worker has none; `ref_out_of_scope` when a variable it names
+    /// cannot be bound for this job (fail closed: no credential is guessed).
+    fn default_repo_ref(
+        &self,
+        ctx: &ScopeContext,
+        job_id: &str,
+    ) -> Result<Option<SecretRef>, Fail> {
+        let Some(template) = &self.settings.default_repo_auth_ref else {
+            return Ok(None);
+        };
+        match template.bind(ctx) {
+            Some(Ok(r)) => Ok(Some(r)),
+            Some(Err(e)) => Err(fail(
+                e.code(),
+                format!(
+                    "job {job_id}: the worker's default repoAuthRef: {}",
+                    e.message()
+                ),
+            )),
+            None => Err(fail(
+                ErrorCode::RefOutOfScope,
+                format!(
+                    "job {job_id}: the worker's default repoAuthRef `{template}` names a variable this job cannot bind"
+                ),
+            )),
+        }
+    }
+
     /// Whether the worker's allowed git hosts include `remote`'s.
     fn host_allowed(&self, remote: &Remote) -> bool {
         if self.settings.allowed_git_hosts.is_empty() {
@@ -599,6 +705,7 @@ impl Worker {
         log: &mut JobLog,
     ) -> Result<Credential, Fail> {
         let resolver = self.resolver.as_ref().expect("checked by the caller");
+        log.refs.push(r.to_string());
         let result = tokio::time::timeout(
             self.settings.resolve_timeout,
             resolver.resolve_credential(r, job_id),
@@ -608,23 +715,30 @@ impl Worker {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 if e.code() == ErrorCode::VaultUnavailable {
-                    self.health
-                        .mark_unavailable(resolver, self.settings.backoff);
+                    self.health.mark_unavailable(
+                        resolver,
+                        self.settings.backoff,
+                        &log.redactor().redact(e.message()),
+                    );
                 }
                 return Err(fail(e.code(), e.message()));
             }
             Err(_) => {
-                self.health
-                    .mark_unavailable(resolver, self.settings.backoff);
-                return Err(fail(
-                    ErrorCode::VaultUnavailable,
-                    format!(
-                        "job {job_id}: {r}: Vault did not answer within {:?}",
-                        self.settings.resolve_timeout
-                    ),
-                ));
+                let message = format!(
+                    "job {job_id}: {r}: Vault did not answer within {:?}",
+                    self.settings.resolve_timeout
+                );
+                self.health.mark_unavailable(
+                    resolver,
+                    self.settings.backoff,
+                    &log.redactor().redact(&message),
+                );
+                return Err(fail(ErrorCode::VaultUnavailable, message));
             }
         };
+        if let Some(id) = &value.request_id {
+            log.request_ids.push(id.clone());
+        }
         if let Some(u) = &value.username {
             log.add_username(u);
         }
