@@ -70,7 +70,7 @@ impl Resolver {
 }
 
 /// The strings of a JSON array (nothing else counts).
-fn strings(v: &Value) -> Vec<String> {
+pub(super) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

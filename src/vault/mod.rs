@@ -48,6 +48,7 @@
 pub mod acl;
 mod auth;
 mod config;
+pub mod doctor;
 mod error;
 mod fingerprint;
 mod inspect;

@@ -128,7 +128,11 @@ impl Resolver {
         self.resolve(&parsed, job_id).await
     }
 
-    async fn resolve_inner(&self, r: &SecretRef, job: &JobId) -> Result<Credential, ResolveError> {
+    pub(super) async fn resolve_inner(
+        &self,
+        r: &SecretRef,
+        job: &JobId,
+    ) -> Result<Credential, ResolveError> {
         if let Err(e) = self.policy.check_parsed(r, &ScopeContext::default()) {
             return Err(ResolveError::new(e.code(), e.message()));
         }

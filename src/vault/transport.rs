@@ -173,6 +173,13 @@ impl Transport {
             .await
     }
 
+    /// `GET /v1/<path>` with no token and no job id: the unauthenticated
+    /// status endpoints (`sys/health`, `sys/leader`).
+    pub(crate) async fn get_public(&self, path: &str) -> Result<Reply, ResolveError> {
+        self.send(reqwest::Method::GET, path, None, None, None)
+            .await
+    }
+
     /// `POST /v1/<path>` with a JSON body (zeroized after sending, best
     /// effort: reqwest owns a copy while it sends), for worker-level calls:
     /// logins, renewal, revocation. No job id (`spec/resolver.md` V8).

@@ -7,6 +7,7 @@
 #[macro_use]
 mod output;
 
+mod doctor_cmd;
 mod git_credential_cmd;
 mod payload_cmd;
 mod policy_args;
@@ -51,6 +52,9 @@ enum Command {
     /// The worker's Vault policy: render it from the queue policy and scopes, or check it.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// The runbook's checks with the worker's settings: server, leader, login,
+    /// each ref's policy and secret, audit devices. Never prints a value.
+    Doctor(doctor_cmd::DoctorArgs),
 }
 
 /// The single-threaded runtime the Vault subcommands run on; on failure,
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             Command::GitCredential(args) => git_credential_cmd::run(args),
             Command::Run(args) => run_cmd::run(args),
             Command::Policy(command) => policy_cmd::run(command),
+            Command::Doctor(args) => doctor_cmd::run(args),
         },
     };
     output::finish();
