@@ -1293,3 +1293,134 @@ async fn a_default_ref_outside_the_scopes_or_unbindable_fails_closed_without_vau
     assert_eq!(events[0]["code"], "ref_out_of_scope");
     assert_eq!(events[0]["refs"], json!([]));
 }
+
+/// The status of `GET /<repo>.git/info/refs?service=git-upload-pack` with
+/// `token` as the Basic-auth password: what the git host says to it.
+fn git_host_answer(server: &GitServer, token: &SecretString) -> u16 {
+    use base64::Engine as _;
+    use std::io::{BufRead, BufReader};
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{GIT_USERNAME}:{}",
+        secrecy::ExposeSecret::expose_secret(token)
+    ));
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "GET /{REPO}.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: {}\r\n\
+         Authorization: Basic {auth}\r\nConnection: close\r\n\r\n",
+        server.addr()
+    )
+    .unwrap();
+    let mut status = String::new();
+    BufReader::new(stream).read_line(&mut status).unwrap();
+    status.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The rotation playbook of the README ("Rotating a repository
+/// credential") run while a queue of publishing jobs is being worked on by
+/// three concurrent slots: every job completes, no git request is refused
+/// during the rotation, the jobs that start after the write use the new
+/// version, and the old credential is refused at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotation_playbook_while_jobs_are_queued() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const JOBS: usize = 12;
+    let w = world(false, |_| {}).await;
+    let old = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7001");
+    let new = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE7002");
+    w.put_token(&old).await;
+    w.server.set_tokens(REPO, &old);
+    let slow = JobAction::Callback(Arc::new(|ctx| {
+        std::thread::sleep(Duration::from_millis(150));
+        std::fs::write(ctx.work_dir.join("result.txt"), ctx.job_id).map_err(|e| e.to_string())
+    }));
+    let next = AtomicUsize::new(0);
+    let slot = || async {
+        let mut outcomes = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= JOBS {
+                return outcomes;
+            }
+            let o = w
+                .worker
+                .run_job(&push_job(&format!("rot-{i:02}")), Some(&slow))
+                .await;
+            outcomes.push((i, o));
+        }
+    };
+    let ended = || w.events.lock().unwrap().len();
+    let playbook = async {
+        while ended() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // 1. A new credential at the git host; the old one still works.
+        w.server.add_token(REPO, Access::Read, &new);
+        w.server.add_token(REPO, Access::Push, &new);
+        // 2. The new version in Vault: every resolution from now on reads it.
+        w.put_token(&new).await;
+        let started_before = next.load(Ordering::SeqCst).min(JOBS);
+        // 3. Wait for the jobs in flight at the write (a job holds a value
+        //    only for one git command, but which one is not known outside).
+        while ended() < started_before {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // 4. Revoke the old credential at the git host.
+        w.server.revoke_token(REPO, Access::Read, &old);
+        w.server.revoke_token(REPO, Access::Push, &old);
+        started_before
+    };
+    let ((a, b, c), started_before) =
+        tokio::join!(async { tokio::join!(slot(), slot(), slot()) }, playbook);
+    let outcomes: Vec<(usize, Outcome)> = a.into_iter().chain(b).chain(c).collect();
+    assert_eq!(outcomes.len(), JOBS);
+    for (i, o) in &outcomes {
+        let pushed = completed(o)
+            .published
+            .clone()
+            .unwrap_or_else(|| panic!("rot-{i:02} pushed nothing"));
+        assert_eq!(
+            w.server
+                .read_file(REPO, &pushed.branch, "result.txt")
+                .as_deref(),
+            Some(format!("rot-{i:02}").as_str())
+        );
+    }
+    assert!(
+        started_before < JOBS,
+        "the rotation happened after the queue was empty: nothing was tested"
+    );
+    let refused: Vec<_> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.auth == AuthOutcome::Rejected)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "refused during the rotation: {refused:?}"
+    );
+    // Jobs that started after the write read version 2 only.
+    let reads: Vec<u64> = w
+        .vault
+        .audit_entries()
+        .unwrap()
+        .iter()
+        .filter(|e| !e.is_request() && e.path() == format!("kv/data/{REPO_PATH}"))
+        .filter_map(|e| e["response"]["data"]["metadata"]["version"].as_u64())
+        .collect();
+    assert_eq!(
+        reads.len(),
+        2 * JOBS,
+        "one read to clone, one to push, per job"
+    );
+    let first_new = reads
+        .iter()
+        .position(|&v| v == 2)
+        .expect("version 2 was read");
+    assert!(reads[first_new..].iter().all(|&v| v == 2), "{reads:?}");
+    // The old credential is refused, the new one accepted.
+    assert_eq!(git_host_answer(&w.server, &old), 401);
+    assert_eq!(git_host_answer(&w.server, &new), 200);
+    w.assert_no_leak(&[&old, &new]);
+}

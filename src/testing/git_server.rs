@@ -88,7 +88,9 @@ pub struct RequestRecord {
 
 #[derive(Default)]
 struct State {
-    tokens: HashMap<(String, Access), SecretString>,
+    /// The tokens accepted per repository and access kind (several during a
+    /// rotation's overlap, as at a real git host).
+    tokens: HashMap<(String, Access), Vec<SecretString>>,
     public: std::collections::HashSet<String>,
     log: Vec<RequestRecord>,
 }
@@ -298,7 +300,31 @@ impl GitServer {
         self.shared
             .state()
             .tokens
-            .insert((repo.to_owned(), access), token.clone());
+            .insert((repo.to_owned(), access), vec![token.clone()]);
+    }
+
+    /// Accepts `token` for `access` on `repo` as well as those accepted
+    /// already: a new credential created at the git host before the old one
+    /// is revoked (the rotation playbook's first step).
+    pub fn add_token(&self, repo: &str, access: Access, token: &SecretString) {
+        self.shared
+            .state()
+            .tokens
+            .entry((repo.to_owned(), access))
+            .or_default()
+            .push(token.clone());
+    }
+
+    /// Stops accepting `token` for `access` on `repo` (the others stay).
+    pub fn revoke_token(&self, repo: &str, access: Access, token: &SecretString) {
+        if let Some(list) = self
+            .shared
+            .state()
+            .tokens
+            .get_mut(&(repo.to_owned(), access))
+        {
+            list.retain(|t| t.expose_secret() != token.expose_secret());
+        }
     }
 
     /// Sets the same token for both reading and pushing `repo`.
@@ -645,11 +671,17 @@ fn check_auth(
     };
     let password = &decoded[colon + 1..];
     let state = shared.state();
-    match state.tokens.get(&(repo.to_owned(), access)) {
-        Some(token) if constant_time_eq(token.expose_secret().as_bytes(), password) => {
-            AuthOutcome::Accepted
-        }
-        _ => AuthOutcome::Rejected,
+    let accepted = state
+        .tokens
+        .get(&(repo.to_owned(), access))
+        .is_some_and(|list| {
+            list.iter()
+                .any(|t| constant_time_eq(t.expose_secret().as_bytes(), password))
+        });
+    if accepted {
+        AuthOutcome::Accepted
+    } else {
+        AuthOutcome::Rejected
     }
 }
 
