@@ -214,32 +214,7 @@ impl Resolver {
                 return Finding::new("leader", addr, Verdict::Unknown, e.message().to_owned());
             }
         };
-        let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-        if body["ha_enabled"] != Value::Bool(true) {
-            return Finding::new(
-                "leader",
-                addr,
-                Verdict::Pass,
-                "a single server (HA not enabled)".to_owned(),
-            );
-        }
-        let leader = body["leader_address"].as_str().unwrap_or("");
-        if leader.is_empty() {
-            return Finding::new("leader", addr, Verdict::Fail, "HA cluster without a leader".to_owned())
-                .code(ErrorCode::VaultUnavailable)
-                .fix("check the cluster's nodes (`bao operator raft list-peers`); requests fail until a leader is elected");
-        }
-        let me = if body["is_self"] == Value::Bool(true) {
-            " (this node)"
-        } else {
-            ""
-        };
-        Finding::new(
-            "leader",
-            addr,
-            Verdict::Pass,
-            format!("leader {leader}{me}"),
-        )
+        leader_finding(addr, &reply.body)
     }
 
     async fn check_login(&self, addr: &str) -> Finding {
@@ -481,6 +456,42 @@ fn audit_finding(addr: &str, status: u16, body: &[u8]) -> Finding {
     }
 }
 
+/// The `leader` finding from an answer to `GET sys/leader` (pure: the
+/// leaderless case needs a cluster losing its quorum).
+fn leader_finding(addr: &str, body: &[u8]) -> Finding {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if body["ha_enabled"] != Value::Bool(true) {
+        return Finding::new(
+            "leader",
+            addr,
+            Verdict::Pass,
+            "a single server (HA not enabled)".to_owned(),
+        );
+    }
+    let leader = body["leader_address"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
+    if leader.is_empty() {
+        return Finding::new("leader", addr, Verdict::Fail, "HA cluster without a leader".to_owned())
+            .code(ErrorCode::VaultUnavailable)
+            .fix("check the cluster's nodes (`bao operator raft list-peers`); requests fail until a leader is elected");
+    }
+    let me = if body["is_self"] == Value::Bool(true) {
+        " (this node)"
+    } else {
+        ""
+    };
+    Finding::new(
+        "leader",
+        addr,
+        Verdict::Pass,
+        format!("leader {leader}{me}"),
+    )
+}
+
 fn login_fix(method: &str) -> &'static str {
     match method {
         "approle" => {
@@ -517,6 +528,26 @@ mod tests {
         assert_eq!(verdict(500, ""), Verdict::Unknown);
         let f = audit_finding("a", 200, r#"{"data":{}}"#.as_bytes());
         assert!(f.fix.unwrap().contains("audit enable"));
+    }
+
+    #[test]
+    fn a_cluster_without_a_leader_fails() {
+        let verdict = |body: &str| leader_finding("a", body.as_bytes()).verdict;
+        assert_eq!(verdict(r#"{"ha_enabled":false}"#), Verdict::Pass);
+        assert_eq!(
+            verdict(r#"{"ha_enabled":true,"is_self":false,"leader_address":"https://n2:8200"}"#),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict(r#"{"ha_enabled":true,"leader_address":""}"#),
+            Verdict::Fail
+        );
+        assert_eq!(verdict(r#"{"ha_enabled":true}"#), Verdict::Fail);
+        let long = format!(
+            r#"{{"ha_enabled":true,"leader_address":"{}"}}"#,
+            "x".repeat(5000)
+        );
+        assert!(leader_finding("a", long.as_bytes()).detail.len() < 300);
     }
 
     #[test]
