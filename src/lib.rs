@@ -15,18 +15,30 @@
 //! - [`worker`]: the worker runtime (queue policy, degraded mode, outcomes);
 //! - `testing` (feature `testing`): real OpenBao and git HTTP servers for tests.
 //!
+//! # Features
+//!
+//! `default = ["vault", "worker", "cli"]`. With `default-features = false` only
+//! the core builds (`secret_ref`, `policy`, `payload`, `redact`, `error`): no
+//! tokio, no HTTP client, no git. That is what the Python package links
+//! (`bindings/python`). `vault` adds the resolver, `worker` git and the worker
+//! runtime, `cli` the `vaultref` binary, `tokio` the async redacting writer.
+//!
 //! See `ARCHITECTURE.md` for the map of the whole project.
 
 pub mod error;
+#[cfg(feature = "worker")]
 pub mod git;
 pub mod payload;
 pub mod policy;
+#[cfg(feature = "worker")]
 mod proc_group;
 pub mod redact;
 pub mod secret_ref;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "vault")]
 pub mod vault;
+#[cfg(feature = "worker")]
 pub mod worker;
 
 pub use error::ErrorCode;

@@ -1,70 +1,79 @@
 #!/usr/bin/env python3
 """A conformance adapter in Python: the protocol of spec/protocol.md, with
-check_ref answered by the `vaultref ref check --format json` command line.
+`check_ref` and `check_payload` answered in-process by the `vaultref` Python
+package (bindings/python: the Rust core through PyO3).
 
 It shows what another team's adapter looks like (MoonMind's worker is Python):
 read one JSON request per line, write one JSON reply per line, answer
-`unsupported` for what it does not do. Run it with
+`unsupported` for what it does not do. With the package installed
+(`cargo xtask python` builds it into target/python/venv):
 
-    cargo xtask conformance --impl python3 \
-        --impl-arg conformance/examples/python_adapter.py --profile refs
-
-(`VAULTREF_BIN` names the vaultref binary; default: `vaultref` on PATH.)
+    cargo xtask conformance --impl target/python/venv/bin/python \
+        --impl-arg $PWD/conformance/examples/python_adapter.py --profile refs --profile payload
 """
 
 import json
-import os
-import subprocess
 import sys
 
-VAULTREF = os.environ.get("VAULTREF_BIN", "vaultref")
+import vaultref
+
+
+def policy_kwargs(policy):
+    policy = policy or {}
+    return {
+        "allowed_mounts": policy.get("allowed_mounts", ["kv"]),
+        "max_length": policy.get("max_length", 512),
+        "scopes": policy.get("scopes", []),
+    }
 
 
 def check_ref(req):
-    if "input" in req:
-        raw = req["input"].encode("utf-8")
-    else:
-        raw = bytes.fromhex(req["input_hex"])
-    policy = req.get("policy") or {}
+    raw = req["input"].encode("utf-8") if "input" in req else bytes.fromhex(req["input_hex"])
     context = req.get("context") or {}
-    args = [VAULTREF, "ref", "check", "--format", "json"]
-    for mount in policy.get("allowed_mounts") or []:
-        args += ["--allowed-mount", mount]
-    if policy.get("allowed_mounts") == []:
-        return {"reply": "unsupported", "op": "check_ref",
-                "message": "the CLI cannot express an empty mount allow-list"}
-    if "max_length" in policy:
-        args += ["--max-length", str(policy["max_length"])]
-    for scope in policy.get("scopes") or []:
-        args += ["--scope", scope]
-    if context.get("repository") is not None:
-        args += ["--repository", context["repository"]]
-    if context.get("worker_id") is not None:
-        args += ["--worker-id", context["worker_id"]]
     try:
-        raw.decode("utf-8")
-        argv_ok = b"\0" not in raw
-    except UnicodeDecodeError:
-        argv_ok = False  # the CLI parses argv as UTF-8
-    if not argv_ok or b"\n" in raw:
-        # argv cannot carry NUL or non-UTF-8; stdin (one ref per line) cannot
-        # carry newlines.
-        if b"\n" in raw:
-            return {"reply": "unsupported", "op": "check_ref",
-                    "message": "a ref with a newline cannot be passed to the CLI"}
-        done = subprocess.run(args + ["-"], input=raw, capture_output=True)
+        r = vaultref.check_ref(
+            raw,
+            repository=context.get("repository"),
+            worker_id=context.get("worker_id"),
+            **policy_kwargs(req.get("policy")),
+        )
+    except vaultref.RefError as e:
+        return {"reply": "check_ref", "valid": False, "code": e.code, "offset": e.offset,
+                "message": e.message}
+    return {"reply": "check_ref", "valid": True,
+            "ref": {"mount": r.mount, "path": r.path, "version": r.version, "field": r.field}}
+
+
+def check_payload(req):
+    if "job_text" in req:
+        data = req["job_text"].encode("utf-8", "surrogatepass")
     else:
-        done = subprocess.run(args + ["--", raw], capture_output=True)
-    if done.returncode == 2:
-        # A policy that cannot be built: the CLI says `error[config_invalid]`.
-        return {"reply": "check_ref", "valid": False, "code": "config_invalid",
-                "offset": None, "message": "policy refused"}
-    out = json.loads(done.stdout.decode("utf-8").splitlines()[0])
-    if out["valid"]:
-        return {"reply": "check_ref", "valid": True,
-                "ref": {k: out[k] for k in ("mount", "path", "version", "field")}}
-    return {"reply": "check_ref", "valid": False, "code": out["code"],
-            "offset": out["offset"], "message": out["message"]}
+        data = json.dumps(req["job"]).encode("utf-8")
+    options = req.get("options") or {}
+    queue = options.get("queue_policy") or {}
+    try:
+        job = vaultref.validate_payload(
+            data,
+            worker_id=options.get("worker_id"),
+            allowed_repositories=queue.get("allowed_repositories"),
+            allowed_job_types=queue.get("allowed_job_types"),
+            **policy_kwargs(options.get("ref_policy")),
+        )
+    except vaultref.RefError as e:  # a policy that cannot be built
+        return {"reply": "check_payload", "valid": False,
+                "errors": [{"code": e.code, "pointer": "", "message": e.message}]}
+    except vaultref.PayloadError as e:
+        errors = []
+        for issue in e.errors:
+            error = {"code": issue.code, "pointer": issue.pointer, "message": issue.message}
+            if issue.rule_id is not None:
+                error["rule"] = issue.rule_id
+            errors.append(error)
+        return {"reply": "check_payload", "valid": False, "errors": errors}
+    publish = job.publish_auth_ref
+    return {"reply": "check_payload", "valid": True,
+            "summary": {"repository_slug": job.repository_slug,
+                        "publish_auth_ref": str(publish) if publish is not None else None}}
 
 
 def main():
@@ -75,11 +84,13 @@ def main():
         op = req.get("op")
         if op == "hello":
             rep = {"reply": "hello", "protocol": 1,
-                   "implementation": {"name": "python-example", "version": "0.1.0",
+                   "implementation": {"name": "python-example", "version": vaultref.__version__,
                                       "language": "python"},
-                   "profiles": ["refs"]}
+                   "profiles": ["refs", "payload"]}
         elif op == "check_ref":
             rep = check_ref(req)
+        elif op == "check_payload":
+            rep = check_payload(req)
         elif op == "shutdown":
             print(json.dumps({"id": req["id"], "reply": "shutdown"}), flush=True)
             return

@@ -257,46 +257,6 @@ fn container_backend_runs_a_local_openbao_image() {
     assert_eq!(json["counts"]["skip"], 0);
 }
 
-#[test]
-fn a_python_adapter_passes_the_ref_vectors_and_reports_what_it_cannot_do() {
-    support::ensure_helper(ADAPTER);
-    let helper = PathBuf::from(ADAPTER).with_file_name("vaultref");
-    assert!(
-        Command::new("python3")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "this test needs python3 on PATH"
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python_adapter.py");
-    let dir = tempfile::tempdir().unwrap();
-    let reports = dir.path().join("r");
-    let o = Command::new(HARNESS)
-        .env("VAULTREF_BIN", &helper)
-        .args([
-            "--impl",
-            "python3",
-            "--impl-arg",
-            script,
-            "--profile",
-            "refs",
-            "--report-dir",
-            reports.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", text(&o));
-    let json = support::report_json(&reports);
-    assert_eq!(
-        json["implementation"]["implementation"]["language"],
-        "python"
-    );
-    assert!(json["counts"]["pass"].as_u64().unwrap() > 300);
-    // What the CLI cannot carry (newlines, an empty allow-list) is `unsupported`, not a failure.
-    assert!(json["counts"]["unsupported"].as_u64().unwrap() > 0);
-    assert_eq!(json["counts"]["fail"], 0);
-}
-
 /// The rows of the Markdown table that starts with `header` in `doc`, each
 /// split into trimmed cells.
 fn table_rows(doc: &str, header: &str) -> Vec<Vec<String>> {

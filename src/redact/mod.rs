@@ -30,6 +30,8 @@
 //! [`Redactor`] (`redact`, `stream`), and the [`RedactWriter`] /
 //! [`AsyncRedactWriter`] wrappers.
 
+#[cfg(feature = "tokio")]
+pub mod async_io;
 pub mod engine;
 pub mod forms;
 pub mod io;
@@ -37,9 +39,11 @@ pub mod literal;
 pub mod rules;
 pub mod synth;
 
+#[cfg(feature = "tokio")]
+pub use async_io::AsyncRedactWriter;
 pub use engine::{
     DEFAULT_MIN_SECRET_LENGTH, DEFAULT_REPLACEMENT, MIN_MASKABLE_LENGTH, RedactError, RedactStream,
     Redactor, RedactorBuilder, SEGMENT, redact,
 };
-pub use io::{AsyncRedactWriter, RedactWriter};
+pub use io::RedactWriter;
 pub use rules::{Rule, RuleKind, TokenMatch, find_tokens, rules};

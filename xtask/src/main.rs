@@ -4,6 +4,7 @@
 mod bench_compare;
 mod conformance;
 mod fuzz;
+mod python;
 mod vault;
 
 use std::process::ExitCode;
@@ -20,7 +21,8 @@ commands:
   conformance [ARGS]        run the conformance suite (vaultref-conformance --help)
   vault [--persistent]      run OpenBao for a person until Ctrl-C
   bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher
-  fuzz [--seconds N] [--target T]...  run the cargo fuzz targets of fuzz/ (nightly)"
+  fuzz [--seconds N] [--target T]...  run the cargo fuzz targets of fuzz/ (nightly)
+  python [--bench] [PYTEST ARGS]  build the Python wheel (maturin), run its pytest suite"
             );
             ExitCode::SUCCESS
         }
@@ -28,6 +30,7 @@ commands:
         Some("vault") => vault::run(&args[1..]),
         Some("bench-compare") => bench_compare::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("python") => python::run(&args[1..]),
         Some(other) => {
             eprintln!("unknown xtask command `{other}`; run `cargo xtask help`");
             ExitCode::from(2)
