@@ -445,8 +445,10 @@ impl Redactor {
     /// rest.
     fn stream(&self) -> RedactStream {
         RedactStream {
-            inner: std::sync::Mutex::new(Some(self.inner.stream())),
-            carry: std::sync::Mutex::new(Vec::new()),
+            state: std::sync::Mutex::new(StreamState {
+                stream: Some(self.inner.stream()),
+                carry: Vec::new(),
+            }),
         }
     }
 
@@ -469,59 +471,77 @@ impl Redactor {
 /// A redaction stream (from `Redactor.stream()`): text in, text out.
 #[pyclass(module = "vaultref")]
 pub struct RedactStream {
-    inner: std::sync::Mutex<Option<core_redact::RedactStream>>,
-    /// The bytes of an incomplete UTF-8 character at the end of the last
-    /// output, held until the rest comes.
-    carry: std::sync::Mutex<Vec<u8>>,
+    /// Locked only while detached from the interpreter: a thread holding it
+    /// may be detached (redacting a large chunk) and must be able to attach
+    /// again, which it could not if a waiter held the GIL.
+    state: std::sync::Mutex<StreamState>,
 }
 
-impl RedactStream {
-    /// `out` after what was carried, cut at the last complete character.
-    fn text(&self, out: Vec<u8>, last: bool) -> String {
-        let mut carry = self.carry.lock().unwrap_or_else(|e| e.into_inner());
-        let mut bytes = std::mem::take(&mut *carry);
+struct StreamState {
+    /// `None` once finished.
+    stream: Option<core_redact::RedactStream>,
+    /// The bytes of an incomplete UTF-8 character at the end of the last
+    /// output, held until the rest comes.
+    carry: Vec<u8>,
+}
+
+impl StreamState {
+    /// `out` after what was carried, as text; unless `last`, an incomplete
+    /// character at the end is carried to the next call. Invalid bytes
+    /// elsewhere become U+FFFD.
+    fn text(&mut self, out: Vec<u8>, last: bool) -> String {
+        let mut bytes = std::mem::take(&mut self.carry);
         bytes.extend_from_slice(&out);
-        if last {
-            return String::from_utf8_lossy(&bytes).into_owned();
+        if !last {
+            let keep = bytes.len() - incomplete_tail(&bytes);
+            self.carry = bytes.split_off(keep);
         }
-        let valid = match std::str::from_utf8(&bytes) {
-            Ok(_) => bytes.len(),
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => bytes.len(),
-        };
-        *carry = bytes.split_off(valid);
         String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+/// The length of the incomplete UTF-8 character `b` ends with (0 if none):
+/// only its last three bytes are looked at, so invalid bytes earlier do not
+/// decide it.
+fn incomplete_tail(b: &[u8]) -> usize {
+    for back in 1..=b.len().min(3) {
+        let tail = &b[b.len() - back..];
+        if tail[0] & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back
+        }
+        return match std::str::from_utf8(tail) {
+            Err(e) if e.valid_up_to() == 0 && e.error_len().is_none() => back,
+            _ => 0,
+        };
+    }
+    0
 }
 
 #[pymethods]
 impl RedactStream {
     /// Feeds a chunk (`str` or `bytes`); returns the text released so far.
     fn push(&self, py: Python<'_>, chunk: Text) -> PyResult<String> {
-        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(stream) = guard.as_mut() else {
-            return Err(PyValueError::new_err("the stream is finished"));
-        };
-        let mut out = Vec::new();
         let input = chunk.bytes();
-        if input.len() >= DETACH_AT {
-            py.detach(|| stream.push(input, &mut out));
-        } else {
+        py.detach(|| {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let stream = state.stream.as_mut()?;
+            let mut out = Vec::new();
             stream.push(input, &mut out);
-        }
-        drop(guard);
-        Ok(self.text(out, false))
+            Some(state.text(out, false))
+        })
+        .ok_or_else(|| PyValueError::new_err("the stream is finished"))
     }
 
     /// Ends the stream; returns what was held back. Further pushes raise.
-    fn finish(&self) -> String {
-        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::new();
-        if let Some(mut stream) = guard.take() {
-            stream.finish(&mut out);
-        }
-        drop(guard);
-        self.text(out, true)
+    fn finish(&self, py: Python<'_>) -> String {
+        py.detach(|| {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::new();
+            if let Some(mut stream) = state.stream.take() {
+                stream.finish(&mut out);
+            }
+            state.text(out, true)
+        })
     }
 
     fn __repr__(&self) -> &'static str {

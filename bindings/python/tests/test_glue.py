@@ -42,6 +42,39 @@ def test_the_logging_filter_redacts_message_args_and_tracebacks() -> None:
     assert "RuntimeError: failed with [REDACTED]" in text
 
 
+def test_a_later_handler_never_sees_the_unredacted_exception() -> None:
+    # The filter sits on the first handler; a second handler on the same
+    # logger formats the same record after it, reading the exception object
+    # itself (as structured-logging formatters do).
+    class Structured(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"{record.getMessage()} {record.exc_info!r} {record.exc_text}"
+
+    logger, first = capture(vaultref.RedactingFilter(vaultref.Redactor([SECRET])))
+    second = io.StringIO()
+    handler = logging.StreamHandler(second)
+    handler.setFormatter(Structured())
+    logger.addHandler(handler)
+    try:
+        raise RuntimeError(f"failed with {SECRET}")
+    except RuntimeError:
+        logger.exception("job failed")
+    assert "failed with [REDACTED]" in first.getvalue()
+    assert "failed with [REDACTED]" in second.getvalue()
+    assert SECRET not in first.getvalue() + second.getvalue()
+
+
+def test_lone_surrogates_are_redacted_and_kept() -> None:
+    logger, out = capture(vaultref.RedactingFilter(vaultref.Redactor([SECRET])))
+    name = b"file-\xff".decode("utf-8", "surrogateescape")
+    logger.info("opened %s with %s", name, SECRET)
+    assert out.getvalue() == f"INFO opened {name} with [REDACTED]\n"
+    wrapped = io.StringIO()
+    with vaultref.RedactingStream(wrapped, vaultref.Redactor([SECRET])) as s:
+        s.write(f"{name} {SECRET}\n")
+    assert wrapped.getvalue().endswith(" [REDACTED]\n") and SECRET not in wrapped.getvalue()
+
+
 def test_the_stream_wrapper_masks_a_secret_split_across_writes() -> None:
     out = io.StringIO()
     with vaultref.RedactingStream(out, vaultref.Redactor([SECRET])) as s:
@@ -123,3 +156,40 @@ def test_large_inputs_are_redacted_without_the_gil() -> None:
     # one tick in all. Released, it ticks about once a millisecond.
     assert elapsed > 0.02, "too fast to tell; make the input larger"
     assert ticks >= elapsed / 0.01, (elapsed, ticks)
+
+
+def test_one_stream_fed_from_two_threads_does_not_deadlock() -> None:
+    # One thread pushes large chunks (redacted without the GIL), the other
+    # small ones (which used to wait for the stream's lock holding the GIL,
+    # so the first could never attach again).
+    stream = vaultref.Redactor([SECRET]).stream()
+    big = ("x" * 99 + "\n") * 2_000  # 200 KB: past the detach threshold
+    outputs: list[str] = []
+    lock = threading.Lock()
+
+    def feed(chunk: str, times: int) -> None:
+        for _ in range(times):
+            out = stream.push(chunk)
+            with lock:
+                outputs.append(out)
+
+    threads = [
+        threading.Thread(target=feed, args=(big, 50)),
+        threading.Thread(target=feed, args=("y\n", 5_000)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "deadlocked"
+    total = "".join(outputs) + stream.finish()
+    assert len(total) == 50 * len(big) + 5_000 * 2
+
+
+def test_bytes_with_an_invalid_byte_keep_a_character_split_across_pushes() -> None:
+    stream = vaultref.Redactor().stream()
+    # An invalid byte early, then the first half of "é" at the end: the half
+    # waits for the rest instead of becoming U+FFFD.
+    out = stream.push(b"a\xffb \xc3")
+    out += stream.push(b"\xa9\n")
+    assert out + stream.finish() == "a\ufffdb \u00e9\n"

@@ -58,13 +58,27 @@ __all__ = [
 ]
 
 
+def _redact(redactor: Redactor, text: str) -> str:
+    """``redactor.redact(text)``, also for text with lone surrogates (file
+    names decoded with ``surrogateescape``, say), which are not UTF-8: those
+    go through as bytes and come back as they were."""
+    try:
+        return redactor.redact(text)
+    except UnicodeEncodeError:
+        data = redactor.redact_bytes(text.encode("utf-8", "surrogatepass"))
+        return data.decode("utf-8", "surrogatepass")
+
+
 class RedactingFilter(logging.Filter):
     """A ``logging.Filter`` that redacts each record's message.
 
     The message is formatted first (``record.getMessage()``: ``msg % args``),
     so a secret passed as an argument is masked too, then stored back with no
-    arguments. Exception text is redacted when the record carries one. Add it
-    to a handler (every record that handler writes) or a logger.
+    arguments. Exception text is formatted and redacted when the record
+    carries one, and the exception itself is dropped from the record
+    (``exc_info = None``), so no later handler formats it again unredacted;
+    formatters print ``exc_text`` as before. Add it to a handler (every record
+    that handler writes) or a logger.
     """
 
     def __init__(self, redactor: Redactor, name: str = "") -> None:
@@ -72,14 +86,15 @@ class RedactingFilter(logging.Filter):
         self._redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redactor.redact(record.getMessage())
+        record.msg = _redact(self._redactor, record.getMessage())
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
         if record.exc_text:
-            record.exc_text = self._redactor.redact(record.exc_text)
+            record.exc_text = _redact(self._redactor, record.exc_text)
         if record.stack_info:
-            record.stack_info = self._redactor.redact(record.stack_info)
+            record.stack_info = _redact(self._redactor, record.stack_info)
         return True
 
     def __repr__(self) -> str:
@@ -106,7 +121,13 @@ class RedactingStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if self.closed:
             raise ValueError("write to a closed RedactingStream")
-        out = self._stream.push(text)
+        try:
+            out = self._stream.push(text)
+        except (UnicodeEncodeError, TypeError):
+            if not isinstance(text, str):
+                raise
+            # Lone surrogates: not UTF-8; they come out as U+FFFD.
+            out = self._stream.push(text.encode("utf-8", "surrogatepass"))
         if out:
             self._inner.write(out)
         return len(text)
