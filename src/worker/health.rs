@@ -101,9 +101,16 @@ impl Health {
         backoff: Backoff,
         reason: &str,
     ) {
-        if !self.degraded.swap(true, Ordering::SeqCst) {
-            *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-            self.emit("degraded", reason.to_owned(), None);
+        {
+            // Transitions happen under `since`'s lock, so a failure racing
+            // with the prober's recovery is either before it (and ended by
+            // it) or after it (a new episode): events always pair up.
+            let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+            if since.is_none() {
+                *since = Some(Instant::now());
+                self.degraded.store(true, Ordering::SeqCst);
+                self.emit("degraded", reason.to_owned(), None);
+            }
         }
         if self
             .prober_running
@@ -126,15 +133,11 @@ impl Health {
             }
             self.probes.fetch_add(1, Ordering::SeqCst);
             if resolver.probe().await.is_ok() {
-                // Clear `prober_running` first: a failure racing with this
-                // recovery then starts a fresh prober instead of being lost.
+                let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+                // Cleared under the lock: a failure after this starts a fresh
+                // episode and a fresh prober instead of being lost.
                 self.prober_running.store(false, Ordering::SeqCst);
-                let took = self
-                    .since
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-                    .map(|t| events::millis(t.elapsed()));
+                let took = since.take().map(|t| events::millis(t.elapsed()));
                 self.degraded.store(false, Ordering::SeqCst);
                 let probes = self.probes.load(Ordering::SeqCst);
                 self.emit(
@@ -142,6 +145,7 @@ impl Health {
                     format!("Vault answered a health probe ({probes} probes so far)"),
                     took,
                 );
+                drop(since);
                 return;
             }
             self.failed_probes.fetch_add(1, Ordering::SeqCst);

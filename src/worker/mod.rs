@@ -349,7 +349,7 @@ impl Worker {
             refs: log.refs.iter().map(|r| redactor.redact(r)).collect(),
             duration_ms: events::millis(started.elapsed()),
             vault_request_ids: log.request_ids.clone(),
-            published_branch,
+            published_branch: published_branch.map(|b| redactor.redact(&b)),
         }
     }
 
