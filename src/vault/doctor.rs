@@ -114,9 +114,8 @@ impl Resolver {
             self.check_server(&addr).await,
             self.check_leader(&addr).await,
         ];
-        let login = self.check_login(&addr).await;
+        let (login, policies) = self.check_login(&addr).await;
         let logged_in = login.verdict == Verdict::Pass;
-        let policies = self.token_policies().await.unwrap_or_default();
         checks.push(login);
         for (typed, parsed) in refs {
             match parsed {
@@ -217,14 +216,25 @@ impl Resolver {
         leader_finding(addr, &reply.body)
     }
 
-    async fn check_login(&self, addr: &str) -> Finding {
+    /// The `login` finding, and the token's policies (from the same
+    /// `lookup-self`) when it passed.
+    async fn check_login(&self, addr: &str) -> (Finding, Vec<String>) {
+        match self.login_lookup(addr).await {
+            Ok((f, policies)) => (f, policies),
+            Err(f) => (f, Vec::new()),
+        }
+    }
+
+    async fn login_lookup(&self, addr: &str) -> Result<(Finding, Vec<String>), Finding> {
         let method = self.config().auth.method();
         let held = match self.tokens.current().await {
             Ok(h) => h,
             Err(e) => {
-                return Finding::new("login", addr, Verdict::Fail, e.message().to_owned())
-                    .code(e.code())
-                    .fix(login_fix(method));
+                return Err(
+                    Finding::new("login", addr, Verdict::Fail, e.message().to_owned())
+                        .code(e.code())
+                        .fix(login_fix(method)),
+                );
             }
         };
         let reply = match self
@@ -234,14 +244,16 @@ impl Resolver {
         {
             Ok(r) => r,
             Err(e) => {
-                return Finding::new("login", addr, Verdict::Fail, e.message().to_owned())
-                    .code(e.code());
+                return Err(
+                    Finding::new("login", addr, Verdict::Fail, e.message().to_owned())
+                        .code(e.code()),
+                );
             }
         };
         match reply.status {
             200 => {}
             401 | 403 => {
-                return Finding::new(
+                return Err(Finding::new(
                     "login",
                     addr,
                     Verdict::Fail,
@@ -251,22 +263,26 @@ impl Resolver {
                     ),
                 )
                 .code(ErrorCode::VaultAuthFailed)
-                .fix(login_fix(method));
+                .fix(login_fix(method)));
             }
             s => {
-                return Finding::new(
+                return Err(Finding::new(
                     "login",
                     addr,
                     Verdict::Fail,
                     format!("Vault answered HTTP {s} to lookup-self"),
                 )
                 .code(ErrorCode::VaultUnavailable)
-                .fix("see `server`");
+                .fix("see `server`"));
             }
         }
         let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
         let data = &body["data"];
-        let policies = strings(&data["policies"]).join(", ");
+        let policies: Vec<String> = strings(&data["policies"])
+            .iter()
+            .take(50)
+            .map(|p| server_text(p))
+            .collect();
         let ttl = data["ttl"].as_u64();
         let renewable = data["renewable"].as_bool().unwrap_or(false);
         let ttl_text = match ttl {
@@ -275,7 +291,8 @@ impl Resolver {
             None => "TTL unknown".to_owned(),
         };
         let detail = format!(
-            "logged in ({method} method): policies [{policies}], {ttl_text}, {}",
+            "logged in ({method} method): policies [{}], {ttl_text}, {}",
+            policies.join(", "),
             if renewable {
                 "renewable"
             } else {
@@ -285,11 +302,11 @@ impl Resolver {
         // A token that expires within a minute and cannot be renewed will
         // fail the next job unless something replaces it.
         if ttl.is_some_and(|s| s > 0 && s < 60) && !renewable && !self.config().auth.can_login() {
-            return Finding::new("login", addr, Verdict::Fail, detail)
+            return Err(Finding::new("login", addr, Verdict::Fail, detail)
                 .code(ErrorCode::VaultAuthFailed)
-                .fix("the token expires within a minute and cannot be renewed: issue a longer-lived or renewable token (or use AppRole)");
+                .fix("the token expires within a minute and cannot be renewed: issue a longer-lived or renewable token (or use AppRole)"));
         }
-        Finding::new("login", addr, Verdict::Pass, detail)
+        Ok((Finding::new("login", addr, Verdict::Pass, detail), policies))
     }
 
     async fn check_ref_policy(&self, typed: &str, r: &SecretRef, policies: &[String]) -> Finding {
@@ -416,14 +433,26 @@ impl Resolver {
 fn audit_finding(addr: &str, status: u16, body: &[u8]) -> Finding {
     match status {
         200 => {
-            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Ok(body) = serde_json::from_slice::<Value>(body) else {
+                return Finding::new(
+                    "audit",
+                    addr,
+                    Verdict::Unknown,
+                    "sys/audit answered something that is not JSON".to_owned(),
+                )
+                .fix("check that VAULT_ADDR is Vault's API address");
+            };
             let devices = body.get("data").filter(|d| d.is_object()).unwrap_or(&body);
             let mut names: Vec<String> = devices
                 .as_object()
                 .map(|m| {
                     m.iter()
                         .filter(|(_, v)| v.get("type").is_some())
-                        .map(|(k, v)| format!("{k} ({})", v["type"].as_str().unwrap_or("?")))
+                        .take(50)
+                        .map(|(k, v)| {
+                            let kind = v["type"].as_str().unwrap_or("?");
+                            format!("{} ({})", server_text(k), server_text(kind))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -468,12 +497,7 @@ fn leader_finding(addr: &str, body: &[u8]) -> Finding {
             "a single server (HA not enabled)".to_owned(),
         );
     }
-    let leader = body["leader_address"]
-        .as_str()
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect::<String>();
+    let leader = server_text(body["leader_address"].as_str().unwrap_or(""));
     if leader.is_empty() {
         return Finding::new("leader", addr, Verdict::Fail, "HA cluster without a leader".to_owned())
             .code(ErrorCode::VaultUnavailable)
@@ -490,6 +514,21 @@ fn leader_finding(addr: &str, body: &[u8]) -> Finding {
         Verdict::Pass,
         format!("leader {leader}{me}"),
     )
+}
+
+/// A name or address the server sent, as shown in a report: at most 100
+/// characters, control characters (a forged answer's escape sequences,
+/// line breaks that would fake more findings) shown as `?`.
+fn server_text(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(100)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().nth(100).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn login_fix(method: &str) -> &'static str {
@@ -523,7 +562,7 @@ mod tests {
         let devices = r#"{"data":{"file/":{"type":"file","path":"file/"}}}"#;
         assert_eq!(verdict(200, devices), Verdict::Pass);
         assert_eq!(verdict(200, r#"{"data":{}}"#), Verdict::Fail);
-        assert_eq!(verdict(200, "not json"), Verdict::Fail);
+        assert_eq!(verdict(200, "not json"), Verdict::Unknown);
         assert_eq!(verdict(403, ""), Verdict::Unknown);
         assert_eq!(verdict(500, ""), Verdict::Unknown);
         let f = audit_finding("a", 200, r#"{"data":{}}"#.as_bytes());
@@ -548,6 +587,17 @@ mod tests {
             "x".repeat(5000)
         );
         assert!(leader_finding("a", long.as_bytes()).detail.len() < 300);
+    }
+
+    #[test]
+    fn names_from_the_server_cannot_fake_report_lines() {
+        let body = r#"{"data":{"x\n✓ login  all fine\u001b[2K/":{"type":"file"}}}"#;
+        let f = audit_finding("a", 200, body.as_bytes());
+        assert_eq!(f.detail, "enabled: x?✓ login  all fine?[2K/ (file)");
+        assert_eq!(
+            server_text(&"y".repeat(101)),
+            format!("{}…", "y".repeat(100))
+        );
     }
 
     #[test]
