@@ -31,9 +31,6 @@
 //! depends only on the text, not on where a scan started: this is what lets
 //! the streaming redactor cut its input anywhere.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use zeroize::Zeroizing;
 
 /// Odd multiplier (golden ratio): a bijection on `u64`, so distinct windows
@@ -51,8 +48,14 @@ pub struct LiteralSet {
     mask: u64,
     bits_log2: u32,
     bitmap: Vec<u64>,
-    /// Hashed window -> (pattern index, offset of the window in the pattern).
-    table: HashMap<u64, Vec<(u32, u32)>, BuildHasherDefault<IdentityHasher>>,
+    /// The candidates of each hashed window, `(hash, pattern index, offset
+    /// of the window in the pattern)`, grouped by the top `table_log2` bits
+    /// of the hash: group `g` is `table[starts[g]..starts[g + 1]]`. Built in
+    /// two linear passes (count, then place), which is what keeps start-up
+    /// short with thousands of secrets; a hash map of vectors took most of it.
+    table: Vec<(u64, u32, u32)>,
+    starts: Vec<u32>,
+    table_log2: u32,
     max_len: usize,
 }
 
@@ -64,24 +67,6 @@ impl std::fmt::Debug for LiteralSet {
             .field("k", &self.k)
             .field("step", &self.step)
             .finish_non_exhaustive()
-    }
-}
-
-/// The table keys are already well-mixed hashes.
-#[derive(Default)]
-pub struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
@@ -104,6 +89,8 @@ impl LiteralSet {
             .next_power_of_two()
             .trailing_zeros()
             .clamp(12, 27);
+        // About one group per window.
+        let table_log2 = windows.max(1).next_power_of_two().trailing_zeros().max(1);
         let mut set = LiteralSet {
             patterns: Vec::new(),
             k,
@@ -111,23 +98,42 @@ impl LiteralSet {
             mask,
             bits_log2,
             bitmap: vec![0; (1usize << bits_log2) / 64],
-            table: HashMap::default(),
+            table: Vec::new(),
+            starts: vec![0; (1usize << table_log2) + 1],
+            table_log2,
             max_len,
         };
-        for (pi, p) in patterns.iter().enumerate() {
+        // Pass 1: the bitmap, and how many windows each group holds.
+        for p in &patterns {
             for off in 0..=p.len() - k {
                 let h = set.hash(p, off);
                 let bit = (h >> (64 - bits_log2)) as usize;
                 set.bitmap[bit / 64] |= 1 << (bit % 64);
-                let entry = set.table.entry(h).or_default();
-                let cand = (pi as u32, off as u32);
-                if !entry.contains(&cand) {
-                    entry.push(cand);
-                }
+                let g = set.group(h);
+                set.starts[g + 1] += 1;
+            }
+        }
+        for g in 1..set.starts.len() {
+            set.starts[g] += set.starts[g - 1];
+        }
+        // Pass 2: each window into its group.
+        let mut next: Vec<u32> = set.starts[..set.starts.len() - 1].to_vec();
+        set.table = vec![(0, 0, 0); windows];
+        for (pi, p) in patterns.iter().enumerate() {
+            for off in 0..=p.len() - k {
+                let h = set.hash(p, off);
+                let slot = &mut next[set.group(h)];
+                set.table[*slot as usize] = (h, pi as u32, off as u32);
+                *slot += 1;
             }
         }
         set.patterns = patterns;
         set
+    }
+
+    #[inline(always)]
+    fn group(&self, h: u64) -> usize {
+        (h >> (64 - self.table_log2)) as usize
     }
 
     /// Whether the set holds no literal.
@@ -188,10 +194,12 @@ impl LiteralSet {
         start_limit: usize,
         out: &mut Vec<(usize, usize)>,
     ) {
-        let Some(cands) = self.table.get(&h) else {
-            return;
-        };
-        for &(pi, off) in cands {
+        let g = self.group(h);
+        let cands = &self.table[self.starts[g] as usize..self.starts[g + 1] as usize];
+        for &(ch, pi, off) in cands {
+            if ch != h {
+                continue;
+            }
             let off = off as usize;
             if off > j {
                 continue;
