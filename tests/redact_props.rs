@@ -157,6 +157,42 @@ proptest! {
         }
     }
 
+    /// A secret printed in a random guaranteed spelling (spec §2.4: each
+    /// character as itself, percent-escaped in either case or `\u`-escaped,
+    /// a colour code anywhere inside) never survives, however the stream is
+    /// cut, and the one-shot and streamed outputs agree.
+    #[test]
+    fn no_escaped_spelling_survives(
+        s in "[A-Za-z0-9_/+&<>é -]{8,30}",
+        how in prop::collection::vec(0u8..4, 30),
+        ansi_at in prop::option::of(1usize..29),
+        before in "[a-z0-9 :=]{0,10}",
+        after in "[a-z0-9 :=]{0,10}",
+        cuts in prop::collection::vec(0usize..400, 0..8),
+    ) {
+        let r = build(std::slice::from_ref(&s));
+        let mut spelled = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if ansi_at == Some(i) {
+                spelled.push_str("\x1b[01;31m\x1b[K");
+            }
+            let mut buf = [0u8; 4];
+            match how[i % how.len()] {
+                0 => spelled.push(c),
+                1 => c.encode_utf8(&mut buf).bytes().for_each(|b| spelled.push_str(&format!("%{b:02X}"))),
+                2 => c.encode_utf8(&mut buf).bytes().for_each(|b| spelled.push_str(&format!("%{b:02x}"))),
+                _ => c.encode_utf16(&mut [0u16; 2]).iter().for_each(|u| spelled.push_str(&format!("\\u{u:04x}"))),
+            }
+        }
+        let text = format!("{before}{spelled}{after}\n");
+        let one = r.redact_bytes(text.as_bytes());
+        let out = stream(&r, text.as_bytes(), &cuts);
+        prop_assert_eq!(&out, &one);
+        let out = String::from_utf8_lossy(&out);
+        prop_assert!(!out.contains(spelled.as_str()), "spelling {:?} in {:?}", spelled, out);
+        prop_assert!(out.contains("[REDACTED"), "nothing masked in {:?}", out);
+    }
+
     /// Text without secrets or token shapes passes byte for byte.
     #[test]
     fn clean_text_unchanged(

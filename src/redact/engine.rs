@@ -38,6 +38,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use super::decode::{View, may_hold_escapes};
 use super::forms::{derived_forms, is_pem_armour};
 use super::literal::LiteralSet;
 use super::rules::{PEM_MAX_LINES, RuleSet, rule_index, rules};
@@ -180,7 +181,19 @@ impl RedactorBuilder {
         for s in &self.secrets {
             check_len(s, self.min_len)?;
             let value = s.expose_secret();
+            // A multi-line secret printed with other line ends (CRLF, CR,
+            // LF) is the same secret (spec §2.3): each variant is registered.
+            let variants: Vec<Zeroizing<String>> = if value.contains(['\n', '\r']) {
+                let crlf_to_lf = Zeroizing::new(value.replace("\r\n", "\n"));
+                let lf = Zeroizing::new(crlf_to_lf.replace('\r', "\n"));
+                let crlf = Zeroizing::new(lf.replace('\n', "\r\n"));
+                let cr = Zeroizing::new(lf.replace('\n', "\r"));
+                vec![lf, crlf, cr]
+            } else {
+                Vec::new()
+            };
             let mut parts: Vec<&str> = vec![value];
+            parts.extend(variants.iter().map(|v| v.as_str()).filter(|v| *v != value));
             if value.contains(['\n', '\r']) {
                 // Lines of a multi-line secret are registered on their own too
                 // (spec §2.3), except short and armour lines.
@@ -304,6 +317,8 @@ impl Redactor {
             base: 0,
             region: None,
             pem_lf_seen: None,
+            view: View::default(),
+            lower: Zeroizing::new(Vec::new()),
             spans: Vec::new(),
         }
     }
@@ -372,6 +387,10 @@ pub struct RedactStream {
     /// Line feeds seen since the open PEM block's BEGIN marker.
     pem_lf_seen: Option<usize>,
     spans: Vec<Span>,
+    /// The decoding view of the line being looked at (reused).
+    view: View,
+    /// A lower-cased copy of the text, for the rules' keyword search.
+    lower: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedactStream {
@@ -513,6 +532,40 @@ impl RedactStream {
             end: b,
             label: Label::Secret,
         }));
+        // Registered secrets in an escaped spelling (decode.rs): each segment
+        // of a line holding `%`, `\` or ESC is decoded and searched again,
+        // and each match is mapped back to the bytes that spell it. Segments
+        // are those of `scan_lines` (line start + k * SEGMENT), so the result
+        // does not depend on how the input was chunked.
+        if !inner.literals.is_empty() {
+            let mut from = 0;
+            while let Some(i) = may_hold_escapes(&p[from..r]) {
+                let at = from + i;
+                let ls =
+                    memchr::memrchr2(b'\n', b'\r', &p[from..at]).map_or(from, |k| from + k + 1);
+                let le = memchr::memchr2(b'\n', b'\r', &p[at..r]).map_or(r, |k| at + k);
+                let seg_start = ls + (at - ls) / SEGMENT * SEGMENT;
+                let seg_end = le.min(seg_start + SEGMENT);
+                if self.view.decode(&p[seg_start..seg_end]) {
+                    let mut found = Vec::new();
+                    let view = self.view.bytes();
+                    inner.literals.find(view, view.len(), &mut found);
+                    if let Some(ac) = &inner.multi_ac {
+                        // A multi-line secret whose line ends were escaped.
+                        found.extend(ac.find_overlapping_iter(view).map(|m| (m.start(), m.end())));
+                    }
+                    spans.extend(found.into_iter().map(|(a, b)| {
+                        let (s, e) = self.view.source(a, b);
+                        Span {
+                            start: seg_start + s,
+                            end: seg_start + e,
+                            label: Label::Secret,
+                        }
+                    }));
+                }
+                from = seg_end;
+            }
+        }
         // Registered multi-line forms.
         if let Some(ac) = &inner.multi_ac {
             for m in ac.find_overlapping_iter(&p[..r]) {
@@ -573,7 +626,7 @@ impl RedactStream {
             }
             // Line rules, keyword-first, per segment.
             let mut found = Vec::new();
-            set.scan_lines(&p[..r], r, SEGMENT, &mut found);
+            set.scan_lines(&p[..r], r, SEGMENT, &mut self.lower, &mut found);
             spans.extend(found.iter().map(|m| Span {
                 start: m.range.start,
                 end: m.range.end,

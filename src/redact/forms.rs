@@ -79,6 +79,15 @@ pub fn derived_forms(secret: &str, usernames: &[String]) -> Vec<Zeroizing<Vec<u8
     if json.len() >= 2 {
         add(json.as_bytes()[1..json.len() - 1].to_vec());
     }
+
+    // Hex dumps (`xxd -p`, `od`, debug prints of bytes), in either case.
+    for digits in [b"0123456789abcdef", b"0123456789ABCDEF"] {
+        let hex: Vec<u8> = raw
+            .iter()
+            .flat_map(|b| [digits[usize::from(b >> 4)], digits[usize::from(b & 15)]])
+            .collect();
+        add(hex);
+    }
     forms
 }
 
@@ -166,6 +175,8 @@ mod tests {
         assert!(fs.contains(&"pa%20ss%2Fw%C3%B6rd%22%5Cx".to_string()));
         assert!(fs.contains(&"pa%20ss%2fw%c3%b6rd%22%5cx".to_string()));
         assert!(fs.contains(&r#"pa ss/wörd\"\\x"#.to_string()));
+        assert!(fs.contains(&("7061207373".to_string() + "2f77c3b67264225c78")));
+        assert!(fs.contains(&("7061207373".to_string() + "2F77C3B67264225C78")));
         assert_eq!(fs[0], "pa ss/wörd\"\\x");
         let n = fs.len();
         let mut dedup = fs.clone();

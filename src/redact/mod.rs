@@ -32,6 +32,7 @@
 
 #[cfg(feature = "tokio")]
 pub mod async_io;
+mod decode;
 pub mod engine;
 pub mod forms;
 pub mod io;

@@ -41,6 +41,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID, meta};
+use zeroize::Zeroize;
 
 /// How a rule matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +80,12 @@ pub struct Rule {
     /// case-insensitive rule in lower, Capitalised or UPPER case. The scanner
     /// looks for keywords first and tries the rule only where one starts.
     pub keywords: &'static [&'static str],
+    /// The rule finds a credential by the name it is given (`password=`,
+    /// `--token`, `Authorization:`), not by its shape, so code and
+    /// configuration that name one without holding it look the same: a
+    /// match whose secret part is a placeholder ([`is_placeholder`]) is not
+    /// a match.
+    pub placeholders: bool,
 }
 
 /// The rule table, in priority order (when two rules' matches start at the
@@ -89,42 +96,49 @@ static RULES: &[Rule] = &[
         description: "GitHub classic personal access token (ghp_ + 36 or more alphanumerics)",
         kind: RuleKind::Line(r"ghp_[A-Za-z0-9]{36,}"),
         keywords: &["ghp_"],
+        placeholders: false,
     },
     Rule {
         id: "github-oauth",
         description: "GitHub OAuth access token (gho_)",
         kind: RuleKind::Line(r"gho_[A-Za-z0-9]{36,}"),
         keywords: &["gho_"],
+        placeholders: false,
     },
     Rule {
         id: "github-user-to-server",
         description: "GitHub App user-to-server token (ghu_)",
         kind: RuleKind::Line(r"ghu_[A-Za-z0-9]{36,}"),
         keywords: &["ghu_"],
+        placeholders: false,
     },
     Rule {
         id: "github-server-to-server",
         description: "GitHub App installation token (ghs_)",
         kind: RuleKind::Line(r"ghs_[A-Za-z0-9]{36,}"),
         keywords: &["ghs_"],
+        placeholders: false,
     },
     Rule {
         id: "github-refresh",
         description: "GitHub refresh token (ghr_)",
         kind: RuleKind::Line(r"ghr_[A-Za-z0-9]{36,}"),
         keywords: &["ghr_"],
+        placeholders: false,
     },
     Rule {
         id: "github-fine-grained-pat",
         description: "GitHub fine-grained personal access token (github_pat_ + 82 or more word characters)",
         kind: RuleKind::Line(r"github_pat_[A-Za-z0-9_]{82,}"),
         keywords: &["github_pat_"],
+        placeholders: false,
     },
     Rule {
         id: "vault-token",
         description: "HashiCorp Vault 1.10+ service, batch or recovery token (hvs. hvb. hvr.)",
         kind: RuleKind::Line(r"hv[sbr]\.[A-Za-z0-9_-]{24,}"),
         keywords: &["hvs.", "hvb.", "hvr."],
+        placeholders: false,
     },
     Rule {
         id: "vault-legacy-token",
@@ -133,30 +147,104 @@ static RULES: &[Rule] = &[
             r"(?-u:\b)[sr]\.[A-Za-z0-9]{24}(?-u:\b)|(?-u:\b)b\.[A-Za-z0-9_-]{80,}",
         ),
         keywords: &["s.", "r.", "b."],
+        placeholders: false,
     },
     Rule {
         id: "aws-access-key-id",
         description: "AWS access key id (AKIA, ASIA, ABIA, ACCA, A3T. + 16 upper-case alphanumerics)",
         kind: RuleKind::Line(r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?-u:\b)"),
         keywords: &["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
+        placeholders: false,
     },
     Rule {
         id: "gitlab-pat",
         description: "GitLab personal access token (glpat- + 20 or more)",
         kind: RuleKind::Line(r"glpat-[A-Za-z0-9_-]{20,}"),
         keywords: &["glpat-"],
+        placeholders: false,
     },
     Rule {
         id: "google-api-key",
         description: "Google API key (AIza + 35)",
         kind: RuleKind::Line(r"AIza[A-Za-z0-9_-]{35}"),
         keywords: &["AIza"],
+        placeholders: false,
     },
     Rule {
         id: "jwt",
         description: "JSON Web Token: eyJ header . eyJ payload . optional signature",
         kind: RuleKind::Line(r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
         keywords: &["eyJ"],
+        placeholders: false,
+    },
+    Rule {
+        id: "slack-token",
+        description: "Slack bot, user, app-level, configuration and refresh token (xoxb- xoxp- xoxa- xoxr- xoxs- xoxe- xapp-)",
+        kind: RuleKind::Line(
+            r"xox[abeoprs](?:\.xox[bp])?-[0-9A-Za-z-]{10,}|xapp-[0-9]-[0-9A-Za-z-]{10,}",
+        ),
+        keywords: &["xox", "xapp-"],
+        placeholders: false,
+    },
+    Rule {
+        id: "slack-webhook",
+        description: "The secret path of a Slack incoming-webhook or workflow URL",
+        kind: RuleKind::Line(
+            r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/+-]{20,})",
+        ),
+        keywords: &["hooks.slack.com/"],
+        placeholders: false,
+    },
+    Rule {
+        id: "stripe-key",
+        description: "Stripe secret or restricted API key (sk_live_ sk_test_ rk_live_ rk_test_) or webhook signing secret (whsec_)",
+        kind: RuleKind::Line(
+            r"(?-u:\b)[sr]k_(?:live|test)_[0-9A-Za-z]{20,}|whsec_[A-Za-z0-9+/=]{24,}",
+        ),
+        keywords: &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
+        placeholders: false,
+    },
+    Rule {
+        id: "sendgrid-api-key",
+        description: "SendGrid API key (SG. + 22 . + 43)",
+        kind: RuleKind::Line(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
+        keywords: &["SG."],
+        placeholders: false,
+    },
+    Rule {
+        id: "twilio-api-key",
+        description: "Twilio API key (SK + 32 hex digits)",
+        kind: RuleKind::Line(r"(?-u:\b)SK[0-9a-fA-F]{32}(?-u:\b)"),
+        keywords: &["SK"],
+        placeholders: false,
+    },
+    Rule {
+        id: "npm-token",
+        description: "npm access token (npm_ + 36)",
+        kind: RuleKind::Line(r"npm_[A-Za-z0-9]{36}"),
+        keywords: &["npm_"],
+        placeholders: false,
+    },
+    Rule {
+        id: "pypi-token",
+        description: "PyPI or TestPyPI API token (pypi- + a macaroon for pypi.org or test.pypi.org)",
+        kind: RuleKind::Line(r"pypi-Ag(?:EIcHlwaS5vcmc|ENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}"),
+        keywords: &["pypi-Ag"],
+        placeholders: false,
+    },
+    Rule {
+        id: "dockerhub-token",
+        description: "Docker Hub personal or organisation access token (dckr_pat_ dckr_oat_)",
+        kind: RuleKind::Line(r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}"),
+        keywords: &["dckr_"],
+        placeholders: false,
+    },
+    Rule {
+        id: "gitlab-token",
+        description: "GitLab deploy, runner, pipeline-trigger token or runner registration token (gldt- glrt- glptt- GR1348941)",
+        kind: RuleKind::Line(r"(?:gldt|glrt|glptt)-[A-Za-z0-9_-]{20,}|GR1348941[A-Za-z0-9_-]{20,}"),
+        keywords: &["gldt-", "glrt-", "glptt-", "GR1348941"],
+        placeholders: false,
     },
     Rule {
         id: "private-key",
@@ -166,6 +254,7 @@ static RULES: &[Rule] = &[
             end: r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
         },
         keywords: &["-----BEGIN"],
+        placeholders: false,
     },
     Rule {
         id: "authorization-header",
@@ -174,41 +263,111 @@ static RULES: &[Rule] = &[
             r#"(?i:authorization)["']?[ \t]*[:=][ \t]*["']?(?i:bearer|basic|token)[ \t]+(?P<s>[^ \t\r\n"',;]+)"#,
         ),
         keywords: &["authorization"],
+        placeholders: true,
     },
     Rule {
         id: "bearer-token",
         description: "A bare `Bearer <token>` of 16 or more token characters",
         kind: RuleKind::Line(r"(?-u:\b)(?i:bearer)[ \t]+(?P<s>[A-Za-z0-9._~+/-]{16,}=*)"),
         keywords: &["bearer"],
+        placeholders: true,
     },
     Rule {
         id: "url-password",
         description: "The password in the user-info of a URL (between the colon after the user name and the @ before the host)",
         kind: RuleKind::Line(r"://[^ \t\r\n:/?#@]*:(?P<s>[^ \t\r\n/?#@]+)@"),
         keywords: &["://"],
+        placeholders: true,
     },
     Rule {
         id: "git-credential-password",
         description: "A git credential-helper `password=` line (the whole rest of the line)",
         kind: RuleKind::Line(r"(?mR:^)password=(?P<s>[^\r\n]+)"),
         keywords: &["password="],
+        placeholders: true,
+    },
+    Rule {
+        id: "azure-storage-key",
+        description: "The account key of an Azure Storage, Service Bus or Event Hubs connection string (AccountKey= SharedAccessKey=)",
+        kind: RuleKind::Line(r"(?i:accountkey|sharedaccesskey)=(?P<s>[A-Za-z0-9+/]{40,}={0,2})"),
+        keywords: &["accountkey=", "sharedaccesskey="],
+        placeholders: false,
+    },
+    Rule {
+        id: "docker-config-auth",
+        description: "The base64 user:password of a Docker config.json `auth` entry",
+        kind: RuleKind::Line(r#""auth"[ \t]*:[ \t]*"(?P<s>[A-Za-z0-9+/]{8,}={0,2})""#),
+        keywords: &["\"auth\""],
+        placeholders: false,
+    },
+    Rule {
+        id: "netrc-password",
+        description: "The password of a .netrc machine entry written on one line",
+        kind: RuleKind::Line(
+            r"(?-u:\b)machine[ \t]+[^ \t\r\n]+(?:[ \t]+(?:login|account)[ \t]+[^ \t\r\n]+)*[ \t]+password[ \t]+(?P<s>[^ \t\r\n]+)",
+        ),
+        keywords: &["machine"],
+        placeholders: true,
+    },
+    Rule {
+        id: "cli-password-flag",
+        description: "The value given to a command-line flag named --password, --passwd, --pass, --token, --api-key, --secret, --auth-token or --access-token",
+        kind: RuleKind::Line(
+            r#"--(?i:password|passwd|pass|token|api-?key|secret|auth-token|access-token)(?:=|[ \t]+)["']?(?P<s>[^ \t\r\n"'`]{4,})"#,
+        ),
+        keywords: &[
+            "--pass", "--token", "--api", "--secret", "--auth", "--access",
+        ],
+        placeholders: true,
+    },
+    Rule {
+        id: "cli-user-password",
+        description: "The password in curl's -u or --user option (user, colon, password)",
+        kind: RuleKind::Line(
+            r#"(?i:curl)[^\r\n]*?[ \t](?:-u|--user)(?:=|[ \t]*)["']?[^ \t\r\n:"']+:(?P<s>[^ \t\r\n"']+)"#,
+        ),
+        keywords: &["curl"],
+        placeholders: true,
+    },
+    Rule {
+        id: "cli-short-password-flag",
+        description: "The -p value of a `login` command (docker, podman, helm registry) or the -pVALUE of a MySQL client",
+        kind: RuleKind::Line(
+            r#"(?:(?i:login)(?:[ \t]+[^ \t\r\n]+)*?[ \t]+-p(?:=|[ \t]+)|(?i:mysql)[a-z]*(?:[ \t]+[^ \t\r\n]+)*?[ \t]+-p)["']?(?P<s>[^ \t\r\n"']+)"#,
+        ),
+        keywords: &["login", "mysql"],
+        placeholders: true,
+    },
+    Rule {
+        id: "password-colon",
+        description: "A password written as Password:value, with no space after the colon (8 or more characters, no @ or /)",
+        kind: RuleKind::Line(r#"(?i:passw(?:or)?d|_pwd):(?P<s>[^ \t\r\n"'`,;&@/]{8,})"#),
+        keywords: &["passw", "_pwd"],
+        placeholders: true,
     },
     Rule {
         id: "secret-assignment",
-        description: "A token=, password=, secret=, api_key=, access_key=, credential= style assignment of 8 or more characters (`:` needs a space or quote after it, so `user:token@host` is left to url-password)",
+        description: "A token=, password=, _pwd=, secret=, secret_key=, api_key=, api-key:, access_key=, private_key=, credential= style assignment of 8 or more characters, the name in any case (`:` needs a space or quote after it, so `user:token@host` is left to url-password)",
         kind: RuleKind::Line(
-            r#"(?i:token|passw(?:or)?d|secret|api_?key|access_?key|credentials?)["']?[ \t]*(?:=[ \t]*["']?|:[ \t]*["']|:[ \t]+)(?P<s>[^ \t\r\n"'`,;&]{8,})"#,
+            r#"(?i:token|passw(?:or)?d|_pwd|secret(?:[_-]?access)?(?:[_-]?key)?|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?[ \t]*(?:=[ \t]*["']?|:[ \t]*["']|:[ \t]+)(?P<s>[^ \t\r\n"'`,;&]{8,})"#,
         ),
         keywords: &[
             "token",
             "passw",
+            "_pwd",
             "secret",
             "api_key",
+            "api-key",
             "apikey",
             "access_key",
+            "access-key",
             "accesskey",
+            "private_key",
+            "private-key",
+            "privatekey",
             "credential",
         ],
+        placeholders: true,
     },
 ];
 
@@ -270,27 +429,147 @@ struct LineRule {
     group: Option<usize>,
 }
 
-/// Keywords of the line rules with the line-rule slot of each. Keywords of
-/// a case-insensitive rule (one whose pattern has `(?i:`) are searched in
-/// three casings, `token`, `Token`, `TOKEN`: a case-sensitive search keeps
-/// the SIMD prefilter, and mixed casings (`tOkEn`) do not occur in logs.
+impl LineRule {
+    /// Whether this rule turns down placeholders and `hay[part]` is one.
+    fn placeholder_at(&self, hay: &[u8], part: regex_automata::Span) -> bool {
+        RULES[self.index].placeholders && is_placeholder(&hay[part.start..part.end])
+    }
+}
+
+/// Values that begin like a variable, a template, a marker or the rest of a
+/// comparison, never like a credential: `$VAR`, `${VAR}`, `$(cmd)`,
+/// `<YOUR_KEY>`, `{{ .Token }}`, `%(password)s`, `#{token}`, `[REDACTED]`,
+/// `token==expected` (the value after the first `=`).
+pub const PLACEHOLDER_OPENERS: &[&str] = &["$", "<", "{{", "{%", "%(", "#{", "[REDACTED", "="];
+
+/// Values that begin (in any ASCII case) like code reading a credential from
+/// elsewhere, or like a type: `process.env.TOKEN`, `os.environ["X"]`,
+/// `Optional[str]`, `SecretStr`.
+pub const PLACEHOLDER_CODE: &[&str] = &[
+    "process.env.",
+    "os.environ",
+    "os.getenv",
+    "env.",
+    "env[",
+    "secrets.",
+    "vars.",
+    "settings.",
+    "config.",
+    "self.",
+    "this.",
+    "optional[",
+    "option<",
+    "secret<",
+    "secretstr",
+    "secretstring",
+    "secretbytes",
+];
+
+/// Values that are, in any ASCII case and with `_` and `-` left out, one of
+/// these words (`CHANGE_ME`, `placeholder`, `None`) ...
+pub const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "replaceme",
+    "placeholder",
+    "example",
+    "redacted",
+    "undefined",
+    "notset",
+    "password",
+    "secret",
+    "token",
+    "dummy",
+    "none",
+    "null",
+    "nil",
+    "true",
+    "false",
+    "empty",
+    "required",
+    "string",
+];
+
+/// ... or begin with one of these (`your_api_key_here`, `YOUR-TOKEN`,
+/// `insert-your-key`, `changeme123`).
+pub const PLACEHOLDER_WORD_PREFIXES: &[&str] = &[
+    "your",
+    "insertyour",
+    "enteryour",
+    "putyour",
+    "changeme",
+    "replaceme",
+];
+
+/// Whether `value`, the secret part of a match of a rule that finds a
+/// credential by its name ([`Rule::placeholders`]), is a placeholder rather
+/// than a credential (`spec/redaction.md` §3.2): it begins with one of
+/// [`PLACEHOLDER_OPENERS`] or [`PLACEHOLDER_CODE`]; it is a call
+/// (`getPassword()`, `os.getenv(`: an identifier, dots allowed, then `(`);
+/// it is 3 bytes or longer and every byte of it is the same, or one of
+/// `x X * . # - _` (`xxxxxxxx`, `********`, `XXXX-XXXX`); or, without `_` and `-`, it is one of
+/// [`PLACEHOLDER_WORDS`] or begins with one of [`PLACEHOLDER_WORD_PREFIXES`].
+pub fn is_placeholder(value: &[u8]) -> bool {
+    let starts_ci =
+        |p: &str| value.len() >= p.len() && value[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    if PLACEHOLDER_OPENERS
+        .iter()
+        .any(|p| value.starts_with(p.as_bytes()))
+        || PLACEHOLDER_CODE.iter().any(|p| starts_ci(p))
+    {
+        return true;
+    }
+    // A call: `name(`, or `name(args)` with identifiers for arguments and
+    // nothing after (`getPassword()`, `request.getParameter(`), but not
+    // `Secr3t(!)`.
+    if let Some(open) = value.iter().position(|b| *b == b'(') {
+        let ident = |s: &[u8]| {
+            s.iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
+        };
+        let name = &value[..open];
+        let args = &value[open + 1..];
+        let args = args.strip_suffix(b")").unwrap_or(args);
+        if !name.is_empty()
+            && !name[0].is_ascii_digit()
+            && ident(name)
+            && args.split(|b| *b == b',').all(|a| ident(a.trim_ascii()))
+        {
+            return true;
+        }
+    }
+    if value.len() >= 3
+        && (value.iter().all(|b| *b == value[0]) || value.iter().all(|b| b"xX*.#-_".contains(b)))
+    {
+        return true;
+    }
+    // Compared without a copy: the value may be a credential.
+    let word = || {
+        value
+            .iter()
+            .filter(|b| **b != b'_' && **b != b'-')
+            .map(u8::to_ascii_lowercase)
+    };
+    PLACEHOLDER_WORDS.iter().any(|w| word().eq(w.bytes()))
+        || PLACEHOLDER_WORD_PREFIXES
+            .iter()
+            .any(|w| word().take(w.len()).eq(w.bytes()))
+}
+
+/// Keywords of the line rules with the line-rule slot of each, in lower
+/// case: the keyword search runs over a lower-cased copy of the text, so a
+/// keyword of a case-insensitive rule (one whose pattern has `(?i:`) is found
+/// in any casing (`tOkEn`) while the search stays a case-sensitive one with
+/// its SIMD prefilter. A case-sensitive rule's hits in another casing are
+/// turned down by its anchored regex, which runs on the text as written.
 fn line_keywords(rules: &[Rule]) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     let mut slot = 0;
     for r in rules {
-        if let RuleKind::Line(p) = r.kind {
+        if let RuleKind::Line(_) = r.kind {
             for k in r.keywords {
-                if p.contains("(?i:") {
-                    let lower = k.to_ascii_lowercase();
-                    let mut cap = lower.clone();
-                    cap[..1].make_ascii_uppercase();
-                    for v in [lower, cap, k.to_ascii_uppercase()] {
-                        if !out.contains(&(v.clone(), slot)) {
-                            out.push((v, slot));
-                        }
-                    }
-                } else {
-                    out.push((k.to_string(), slot));
+                let k = k.to_ascii_lowercase();
+                if !out.contains(&(k.clone(), slot)) {
+                    out.push((k, slot));
                 }
             }
             slot += 1;
@@ -349,6 +628,10 @@ impl RuleSet {
         let mut uniq: Vec<String> = kws.iter().map(|(k, _)| k.clone()).collect();
         uniq.sort();
         uniq.dedup();
+        // A keyword another one starts (`password=` after `passw`) need not
+        // be searched: the shorter one's hits try its rules too (below).
+        let all = uniq.clone();
+        uniq.retain(|k| !all.iter().any(|o| o != k && k.starts_with(o.as_str())));
         // A hit reports the longest keyword starting there, and the search
         // resumes after it. So at each offset inside it, try the rules of
         // every keyword that starts there: one inside it (`hvs.` holds `s.`)
@@ -390,15 +673,32 @@ impl RuleSet {
     /// `hay` is raw bytes: logs need not be UTF-8, and every rule is ASCII.
     /// Bytes of `hay` past `limit` are only context. Lines longer than
     /// `segment` bytes are searched in segments of that many bytes from the
-    /// line start; a match never crosses a segment boundary.
-    pub fn scan_lines(&self, hay: &[u8], limit: usize, segment: usize, out: &mut Vec<TokenMatch>) {
+    /// line start; a match never crosses a segment boundary. `lower` is
+    /// scratch space for a lower-cased copy of `hay[..limit]` (the caller
+    /// owns it, to reuse it and to zeroize it: it holds the text).
+    pub fn scan_lines(
+        &self,
+        hay: &[u8],
+        limit: usize,
+        segment: usize,
+        lower: &mut Vec<u8>,
+        out: &mut Vec<TokenMatch>,
+    ) {
+        if lower.capacity() < limit {
+            // Grown while empty: the old buffer held text, and is wiped.
+            lower.zeroize();
+            lower.reserve(limit);
+        }
+        lower.clear();
+        lower.extend_from_slice(&hay[..limit]);
+        lower.make_ascii_lowercase();
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
             (0..self.line.len()).map(|_| None).collect();
         // Per line rule: no match of it may start before this (non-overlap).
         let mut next_ok = vec![0usize; self.line.len()];
         let mut seg_end = 0usize;
-        for hit in self.keywords.find_iter(&hay[..limit]) {
+        for hit in self.keywords.find_iter(&lower[..]) {
             let p = hit.start();
             if p >= seg_end {
                 // Entering a new line or segment: its bounds, fresh state.
@@ -422,7 +722,7 @@ impl RuleSet {
                 let Some(m) = c.get_match() else { continue };
                 next_ok[slot] = m.end();
                 let part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
-                if part.start < part.end {
+                if part.start < part.end && !rule.placeholder_at(hay, part) {
                     out.push(TokenMatch {
                         rule: &RULES[rule.index],
                         range: part.start..part.end,
@@ -443,7 +743,7 @@ impl RuleSet {
                     continue;
                 }
                 let part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
-                if part.start < part.end {
+                if part.start < part.end && !rule.placeholder_at(hay, part) {
                     out.push(TokenMatch {
                         rule: &RULES[rule.index],
                         range: part.start..part.end,
@@ -468,7 +768,8 @@ impl RuleSet {
     pub fn find_all(&self, text: &str) -> Vec<TokenMatch> {
         let text = text.as_bytes();
         let mut out = Vec::new();
-        self.scan_lines(text, text.len(), usize::MAX, &mut out);
+        let mut lower = zeroize::Zeroizing::new(Vec::new());
+        self.scan_lines(text, text.len(), usize::MAX, &mut lower, &mut out);
         // The PEM block rule.
         if let Some((rule, begin)) = self.pem_begin() {
             let mut from = 0;
@@ -580,31 +881,48 @@ mod tests {
         assert_eq!(set.line.len() + 1, rules().len());
     }
 
-    /// `spec/redaction.md` §3 lists exactly these rules, in this order, with
-    /// these keywords.
-    #[test]
-    fn spec_table_mirrors_the_rules() {
-        let spec = include_str!("../../spec/redaction.md");
-        let rows: Vec<(&str, &str)> = spec
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `"))
-            .filter_map(|l| {
-                let mut cols = l.split(" | ");
-                Some((cols.next()?.trim_end_matches('`'), cols.next()?))
-            })
-            .collect();
-        let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
-        let want: Vec<&str> = rules().iter().map(|r| r.id).collect();
-        assert_eq!(ids, want, "spec/redaction.md §3 and the rule table differ");
-        for ((_, kws), r) in rows.iter().zip(rules()) {
-            for k in r.keywords {
-                assert!(
-                    kws.contains(&format!("`{k}`")),
-                    "{}: keyword {k} not in spec",
-                    r.id
-                );
-            }
+    /// The rule table and the placeholder lists of `spec/redaction.md` §3,
+    /// as they must read there (generated from the code).
+    fn spec_text() -> String {
+        let mut t =
+            String::from("| id | keywords | secret part matches | by name |\n|---|---|---|---|\n");
+        for r in rules() {
+            let (pattern, any_case) = match r.kind {
+                RuleKind::Line(p) => (format!("`{}`", p.replace('|', "\\|")), p.contains("(?i:")),
+                RuleKind::PemBlock { .. } => ("PEM block, §3.1".to_owned(), false),
+            };
+            let kws: Vec<String> = r.keywords.iter().map(|k| format!("`{k}`")).collect();
+            let kws = kws.join(" ") + if any_case { " (any case)" } else { "" };
+            let by_name = if r.placeholders { "yes" } else { "" };
+            t += &format!("| `{}` | {kws} | {pattern} | {by_name} |\n", r.id);
         }
+        t += "\n";
+        for (name, list) in [
+            ("Openers", PLACEHOLDER_OPENERS),
+            ("Code", PLACEHOLDER_CODE),
+            ("Words", PLACEHOLDER_WORDS),
+            ("Word prefixes", PLACEHOLDER_WORD_PREFIXES),
+        ] {
+            let items: Vec<String> = list.iter().map(|k| format!("`{k}`")).collect();
+            t += &format!("- {name}: {}\n", items.join(" "));
+        }
+        t
+    }
+
+    /// `spec/redaction.md` holds exactly the generated text between its
+    /// markers; the failure message is the text to paste.
+    #[test]
+    fn spec_tables_mirror_the_rules() {
+        let spec = include_str!("../../spec/redaction.md");
+        let begin = "<!-- rules: generated by src/redact/rules.rs spec_text() -->\n";
+        let end = "<!-- end rules -->";
+        let start = spec.find(begin).expect("begin marker") + begin.len();
+        let stop = spec[start..].find(end).expect("end marker") + start;
+        let want = spec_text();
+        assert!(
+            spec[start..stop] == want,
+            "spec/redaction.md §3 differs from the rule table; it should read:\n{want}"
+        );
     }
 
     #[test]
@@ -719,7 +1037,13 @@ mod tests {
         );
         let mut scanned: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
         let mut v = Vec::new();
-        RuleSet::get().scan_lines(text.as_bytes(), text.len(), usize::MAX, &mut v);
+        RuleSet::get().scan_lines(
+            text.as_bytes(),
+            text.len(),
+            usize::MAX,
+            &mut Vec::new(),
+            &mut v,
+        );
         scanned.extend(v.iter().map(|m| (m.rule_id(), m.range.clone())));
         scanned.sort_by_key(|(id, r)| (r.start, *id));
         let mut naive = Vec::new();
@@ -730,6 +1054,9 @@ mod tests {
                     let re = compile(p);
                     for c in re.captures_iter(line.as_bytes()) {
                         let m = c.name("s").unwrap_or_else(|| c.get(0).unwrap());
+                        if r.placeholders && is_placeholder(m.as_bytes()) {
+                            continue;
+                        }
                         naive.push((r.id, base + m.start()..base + m.end()));
                     }
                 }
@@ -747,12 +1074,19 @@ mod tests {
         let mut v = Vec::new();
         // `AKIA` is the leftmost-longest hit; `AIza` starts at its last byte.
         let text = format!("AKIAIza{}", "F".repeat(35));
-        set.scan_lines(text.as_bytes(), text.len(), usize::MAX, &mut v);
+        set.scan_lines(
+            text.as_bytes(),
+            text.len(),
+            usize::MAX,
+            &mut Vec::new(),
+            &mut v,
+        );
         assert!(v.iter().any(|m| m.rule_id() == "google-api-key"), "{v:?}");
-        let kws = line_keywords(rules());
+        // Teddy, the SIMD searcher, takes at most 64 patterns.
         assert!(
-            kws.len() < 64,
-            "keep the keyword set small for the SIMD prefilter"
+            set.keywords.patterns_len() <= 64,
+            "keep the keyword set small for the SIMD prefilter: {}",
+            set.keywords.patterns_len()
         );
     }
 }

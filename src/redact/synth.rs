@@ -272,6 +272,55 @@ pub fn corpus(
     (out, planted)
 }
 
+/// Like [`corpus`], but every clean line is 60 to 120 bytes long (the
+/// issue's "short-line log"): a busy worker's log of timestamps, levels and
+/// short messages, where what the redactor spends per line, not per byte,
+/// decides its speed.
+pub fn short_line_corpus(
+    bytes: usize,
+    secret_rate: f64,
+    secrets: &[String],
+    seed: u64,
+) -> (String, Vec<Planted>) {
+    use std::fmt::Write;
+    const WORDS: &[&str] = &[
+        "job", "claimed", "queue", "worker", "checkout", "fetch", "origin", "main", "ok",
+        "resolved", "pushed", "branch", "retry", "took", "ms", "step", "done", "cache", "hit",
+        "miss", "size", "bytes", "files", "changed", "commit", "status", "waiting", "lease",
+    ];
+    let mut rng = Rng::new(seed);
+    let mut out = String::with_capacity(bytes + 512);
+    let mut planted = Vec::new();
+    let threshold = (secret_rate * 1_000_000.0) as usize;
+    while out.len() < bytes {
+        if threshold > 0 && rng.below(1_000_000) < threshold {
+            planted.push(secret_line(&mut rng, secrets, &mut out));
+            continue;
+        }
+        let target = 60 + rng.below(61);
+        let start = out.len();
+        let _ = write!(
+            out,
+            "2026-11-28T19:{:02}:{:02}.{:03}Z {} {}:",
+            rng.below(60),
+            rng.below(60),
+            rng.below(1000),
+            rng.pick(&["INFO ", "DEBUG", "WARN "]),
+            rng.pick(&["worker", "git", "queue", "http"])
+        );
+        while out.len() - start < target - 1 {
+            if rng.below(4) == 0 {
+                let _ = write!(out, " {}", rng.below(100_000));
+            } else {
+                let _ = write!(out, " {}", rng.pick(WORDS));
+            }
+        }
+        out.truncate(start + target - 1);
+        out.push('\n');
+    }
+    (out, planted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +333,16 @@ mod tests {
         assert!(pa.is_empty());
         // The clean corpus triggers no rule: it is a fair "clean logs" input.
         assert_eq!(crate::redact::redact(&a), a);
+    }
+
+    #[test]
+    fn short_lines_are_60_to_120_bytes_and_clean() {
+        let (text, planted) = short_line_corpus(100_000, 0.0, &[], 9);
+        assert!(planted.is_empty());
+        for line in text.lines() {
+            assert!((60..=120).contains(&(line.len() + 1)), "{line:?}");
+        }
+        assert_eq!(crate::redact::redact(&text), text);
     }
 
     #[test]

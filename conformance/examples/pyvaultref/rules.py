@@ -2,53 +2,102 @@
 
 `find(line)` yields `(rule_id, start, end)` for the secret part of every match in
 one line (no terminators inside). A match must start at an occurrence of one of
-the rule's keywords; keywords marked * in the spec are tried in three casings.
+the rule's keywords; keywords of rules marked "any case" in the spec are compared
+in any ASCII case (the search runs over a lower-cased copy of the line), the
+others exactly (the anchored pattern checks the case). Rules marked "by name"
+drop placeholder values (§3.2).
 """
 
 import re
 
-
-def _casings(words):
-    out = []
-    for w in words:
-        for v in (w, w[:1].upper() + w[1:], w.upper()):
-            if v not in out:
-                out.append(v)
-    return out
-
-
-# (id, keywords, pattern); patterns are compiled with re.ASCII and anchored at a keyword.
+# (id, keywords, pattern, by_name); patterns are compiled with re.ASCII and
+# anchored at a keyword.
 _TABLE = [
-    ("github-pat", ["ghp_"], rb"ghp_[A-Za-z0-9]{36,}"),
-    ("github-oauth", ["gho_"], rb"gho_[A-Za-z0-9]{36,}"),
-    ("github-user-to-server", ["ghu_"], rb"ghu_[A-Za-z0-9]{36,}"),
-    ("github-server-to-server", ["ghs_"], rb"ghs_[A-Za-z0-9]{36,}"),
-    ("github-refresh", ["ghr_"], rb"ghr_[A-Za-z0-9]{36,}"),
-    ("github-fine-grained-pat", ["github_pat_"], rb"github_pat_[A-Za-z0-9_]{82,}"),
-    ("vault-token", ["hvs.", "hvb.", "hvr."], rb"hv[sbr]\.[A-Za-z0-9_-]{24,}"),
+    ("github-pat", ["ghp_"], rb"ghp_[A-Za-z0-9]{36,}", False),
+    ("github-oauth", ["gho_"], rb"gho_[A-Za-z0-9]{36,}", False),
+    ("github-user-to-server", ["ghu_"], rb"ghu_[A-Za-z0-9]{36,}", False),
+    ("github-server-to-server", ["ghs_"], rb"ghs_[A-Za-z0-9]{36,}", False),
+    ("github-refresh", ["ghr_"], rb"ghr_[A-Za-z0-9]{36,}", False),
+    ("github-fine-grained-pat", ["github_pat_"], rb"github_pat_[A-Za-z0-9_]{82,}", False),
+    ("vault-token", ["hvs.", "hvb.", "hvr."], rb"hv[sbr]\.[A-Za-z0-9_-]{24,}", False),
     ("vault-legacy-token", ["s.", "r.", "b."],
-     rb"\b[sr]\.[A-Za-z0-9]{24}\b|\bb\.[A-Za-z0-9_-]{80,}"),
+     rb"\b[sr]\.[A-Za-z0-9]{24}\b|\bb\.[A-Za-z0-9_-]{80,}", False),
     ("aws-access-key-id", ["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
-     rb"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
-    ("gitlab-pat", ["glpat-"], rb"glpat-[A-Za-z0-9_-]{20,}"),
-    ("google-api-key", ["AIza"], rb"AIza[A-Za-z0-9_-]{35}"),
-    ("jwt", ["eyJ"], rb"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
-    ("private-key", ["-----BEGIN"], rb"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"),
-    ("authorization-header", _casings(["authorization"]),
-     rb"(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?(?i:bearer|basic|token)[ \t]+(?P<s>[^ \t\r\n\"',;]+)"),
-    ("bearer-token", _casings(["bearer"]),
-     rb"\b(?i:bearer)[ \t]+(?P<s>[A-Za-z0-9._~+/-]{16,}=*)"),
-    ("url-password", ["://"], rb"://[^ \t\r\n:/?#@]*:(?P<s>[^ \t\r\n/?#@]+)@"),
-    ("git-credential-password", ["password="], rb"password=(?P<s>[^\r\n]+)"),
+     rb"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b", False),
+    ("gitlab-pat", ["glpat-"], rb"glpat-[A-Za-z0-9_-]{20,}", False),
+    ("google-api-key", ["AIza"], rb"AIza[A-Za-z0-9_-]{35}", False),
+    ("jwt", ["eyJ"], rb"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", False),
+    ("slack-token", ["xox", "xapp-"],
+     rb"xox[abeoprs](?:\.xox[bp])?-[0-9A-Za-z-]{10,}|xapp-[0-9]-[0-9A-Za-z-]{10,}", False),
+    ("slack-webhook", ["hooks.slack.com/"],
+     rb"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/+-]{20,})", False),
+    ("stripe-key", ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
+     rb"\b[sr]k_(?:live|test)_[0-9A-Za-z]{20,}|whsec_[A-Za-z0-9+/=]{24,}", False),
+    ("sendgrid-api-key", ["SG."], rb"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", False),
+    ("twilio-api-key", ["SK"], rb"\bSK[0-9a-fA-F]{32}\b", False),
+    ("npm-token", ["npm_"], rb"npm_[A-Za-z0-9]{36}", False),
+    ("pypi-token", ["pypi-Ag"], rb"pypi-Ag(?:EIcHlwaS5vcmc|ENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}", False),
+    ("dockerhub-token", ["dckr_"], rb"dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}", False),
+    ("gitlab-token", ["gldt-", "glrt-", "glptt-", "GR1348941"],
+     rb"(?:gldt|glrt|glptt)-[A-Za-z0-9_-]{20,}|GR1348941[A-Za-z0-9_-]{20,}", False),
+    ("private-key", ["-----BEGIN"], rb"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----", False),
+    ("authorization-header", ["authorization"],
+     rb"(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?(?i:bearer|basic|token)[ \t]+(?P<s>[^ \t\r\n\"',;]+)", True),
+    ("bearer-token", ["bearer"],
+     rb"\b(?i:bearer)[ \t]+(?P<s>[A-Za-z0-9._~+/-]{16,}=*)", True),
+    ("url-password", ["://"], rb"://[^ \t\r\n:/?#@]*:(?P<s>[^ \t\r\n/?#@]+)@", True),
+    ("git-credential-password", ["password="], rb"password=(?P<s>[^\r\n]+)", True),
+    ("azure-storage-key", ["accountkey=", "sharedaccesskey="],
+     rb"(?i:accountkey|sharedaccesskey)=(?P<s>[A-Za-z0-9+/]{40,}={0,2})", False),
+    ("docker-config-auth", ['"auth"'], rb"\"auth\"[ \t]*:[ \t]*\"(?P<s>[A-Za-z0-9+/]{8,}={0,2})\"", False),
+    ("netrc-password", ["machine"],
+     rb"\bmachine[ \t]+[^ \t\r\n]+(?:[ \t]+(?:login|account)[ \t]+[^ \t\r\n]+)*[ \t]+password[ \t]+(?P<s>[^ \t\r\n]+)", True),
+    ("cli-password-flag", ["--pass", "--token", "--api", "--secret", "--auth", "--access"],
+     rb"--(?i:password|passwd|pass|token|api-?key|secret|auth-token|access-token)(?:=|[ \t]+)[\"']?(?P<s>[^ \t\r\n\"'`]{4,})", True),
+    ("cli-user-password", ["curl"],
+     rb"(?i:curl)[^\r\n]*?[ \t](?:-u|--user)(?:=|[ \t]*)[\"']?[^ \t\r\n:\"']+:(?P<s>[^ \t\r\n\"']+)", True),
+    ("cli-short-password-flag", ["login", "mysql"],
+     rb"(?:(?i:login)(?:[ \t]+[^ \t\r\n]+)*?[ \t]+-p(?:=|[ \t]+)|(?i:mysql)[a-z]*(?:[ \t]+[^ \t\r\n]+)*?[ \t]+-p)[\"']?(?P<s>[^ \t\r\n\"']+)", True),
+    ("password-colon", ["passw", "_pwd"],
+     rb"(?i:passw(?:or)?d|_pwd):(?P<s>[^ \t\r\n\"'`,;&@/]{8,})", True),
     ("secret-assignment",
-     _casings(["token", "passw", "secret", "api_key", "apikey", "access_key", "accesskey", "credential"]),
-     rb"(?i:token|passw(?:or)?d|secret|api_?key|access_?key|credentials?)[\"']?[ \t]*(?:=[ \t]*[\"']?|:[ \t]*[\"']|:[ \t]+)(?P<s>[^ \t\r\n\"'`,;&]{8,})"),
+     ["token", "passw", "_pwd", "secret", "api_key", "api-key", "apikey", "access_key", "access-key",
+      "accesskey", "private_key", "private-key", "privatekey", "credential"],
+     rb"(?i:token|passw(?:or)?d|_pwd|secret(?:[_-]?access)?(?:[_-]?key)?|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)[\"']?[ \t]*(?:=[ \t]*[\"']?|:[ \t]*[\"']|:[ \t]+)(?P<s>[^ \t\r\n\"'`,;&]{8,})", True),
 ]
 
-RULES = [(rid, [k.encode() for k in kws], re.compile(pat, re.ASCII)) for rid, kws, pat in _TABLE]
+RULES = [(rid, [k.lower().encode() for k in kws], re.compile(pat, re.ASCII), by_name)
+         for rid, kws, pat, by_name in _TABLE]
 RULE_IDS = [r[0] for r in RULES]
 PEM_BEGIN = re.compile(rb"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 PEM_END = re.compile(rb"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+
+# §3.2 placeholders
+_OPENERS = [b"$", b"<", b"{{", b"{%", b"%(", b"#{", b"[REDACTED", b"="]
+_CODE = [b"process.env.", b"os.environ", b"os.getenv", b"env.", b"env[", b"secrets.", b"vars.",
+         b"settings.", b"config.", b"self.", b"this.", b"optional[", b"option<", b"secret<",
+         b"secretstr", b"secretstring", b"secretbytes"]
+_WORDS = [b"changeme", b"replaceme", b"placeholder", b"example", b"redacted", b"undefined", b"notset",
+          b"password", b"secret", b"token", b"dummy", b"none", b"null", b"nil", b"true", b"false",
+          b"empty", b"required", b"string"]
+_WORD_PREFIXES = [b"your", b"insertyour", b"enteryour", b"putyour", b"changeme", b"replaceme"]
+_IDENT = re.compile(rb"[A-Za-z0-9_.]*\Z")
+
+
+def is_placeholder(v):
+    if any(v.startswith(o) for o in _OPENERS) or any(v.lower().startswith(c) for c in _CODE):
+        return True
+    if b"(" in v:
+        name, _, args = v.partition(b"(")
+        if args.endswith(b")"):
+            args = args[:-1]
+        if (name and not name[:1].isdigit() and _IDENT.match(name)
+                and all(_IDENT.match(a.strip(b" \t")) for a in args.split(b","))):
+            return True
+    if len(v) >= 3 and (len(set(v)) == 1 or all(c in b"xX*.#-_" for c in v)):
+        return True
+    word = v.replace(b"_", b"").replace(b"-", b"").lower()
+    return word in _WORDS or any(word.startswith(w) for w in _WORD_PREFIXES)
 SEGMENT = 262144
 
 
@@ -65,9 +114,10 @@ def _keyword_positions(line, keywords):
 def find_in_line(line):
     """All (rule_id, start, end) secret-part spans in one line (bytes, no terminator)."""
     out = []
-    for rid, keywords, rx in RULES:
+    lower = line.lower()
+    for rid, keywords, rx, by_name in RULES:
         last_end = 0
-        for p in _keyword_positions(line, keywords):
+        for p in _keyword_positions(lower, keywords):
             if p < last_end:
                 continue
             if rid == "git-credential-password" and p != 0:
@@ -75,11 +125,11 @@ def find_in_line(line):
             m = rx.match(line, p)
             if not m:
                 continue
-            if "s" in rx.groupindex:
-                out.append((rid, m.start("s"), m.end("s")))
-            else:
-                out.append((rid, m.start(), m.end()))
             last_end = max(m.end(), p + 1)
+            s, e = (m.start("s"), m.end("s")) if "s" in rx.groupindex else (m.start(), m.end())
+            if by_name and is_placeholder(line[s:e]):
+                continue
+            out.append((rid, s, e))
     return out
 
 
