@@ -41,7 +41,7 @@ use zeroize::Zeroizing;
 use super::decode::{View, may_hold_escapes};
 use super::forms::{derived_forms, is_pem_armour};
 use super::literal::LiteralSet;
-use super::rules::{PEM_MAX_LINES, RuleSet, rule_index, rules};
+use super::rules::{PEM_MAX_LINES, RULE_REACH, RuleSet, rule_index, rules};
 use crate::error::ErrorCode;
 
 /// Lines longer than this are processed in segments of this many bytes.
@@ -242,7 +242,12 @@ impl RedactorBuilder {
         Ok(Redactor {
             inner: Arc::new(Inner {
                 rules: self.builtin_rules.then(RuleSet::get),
-                lookahead: literals.max_len().saturating_sub(1),
+                // Past a forced cut of a long line: room for the longest form,
+                // and for a rule match running into the next segment.
+                lookahead: literals
+                    .max_len()
+                    .saturating_sub(1)
+                    .max(if self.builtin_rules { RULE_REACH } else { 0 }),
                 literals,
                 multi,
                 multi_ac,
@@ -626,7 +631,7 @@ impl RedactStream {
             }
             // Line rules, keyword-first, per segment.
             let mut found = Vec::new();
-            set.scan_lines(&p[..r], r, SEGMENT, &mut self.lower, &mut found);
+            set.scan_lines(&p[..hay_end], r, SEGMENT, &mut self.lower, &mut found);
             spans.extend(found.iter().map(|m| Span {
                 start: m.range.start,
                 end: m.range.end,
@@ -873,5 +878,24 @@ mod tests {
         let want = text.replace("FAKE-s3cret-value", "[REDACTED]");
         assert_eq!(chunked(&r, &text, 4096), want);
         assert_eq!(r.redact(&text), want);
+    }
+
+    #[test]
+    fn a_rule_token_across_the_segment_boundary_is_masked_whole() {
+        let r = with(&["FAKE-s3cret-value"]);
+        let token = format!("ghp_{}", "FAKEfake".repeat(5));
+        for before in [SEGMENT - 10, SEGMENT - 1, SEGMENT - 4] {
+            let text = format!(
+                "{}{token}{}\n",
+                "x ".repeat(before / 2),
+                " y".repeat(SEGMENT / 2)
+            );
+            let want = text.replace(&token, "[REDACTED:github-pat]");
+            for size in [1 << 12, 1 << 16, 1 << 20] {
+                // Not assert_eq!: the texts are half a megabyte.
+                assert!(chunked(&r, &text, size) == want, "{before} {size}");
+            }
+            assert!(r.redact(&text) == want, "{before}");
+        }
     }
 }

@@ -62,6 +62,11 @@ pub enum RuleKind {
     },
 }
 
+/// How far past the end of its segment (§4.1) a line-rule match that starts
+/// in a segment of a long line may run: a token printed across the 256 KiB
+/// mark is found whole.
+pub const RULE_REACH: usize = 4096;
+
 /// How many line feeds after its BEGIN marker a PEM block may run without an
 /// END marker before it is cut (an 8192-bit RSA key is about 100 lines).
 pub const PEM_MAX_LINES: usize = 200;
@@ -417,6 +422,8 @@ pub struct RuleSet {
     folded: Keywords,
     /// Line rules with a keyword under 3 bytes, searched on their own.
     direct: Vec<usize>,
+    /// The length of the longest keyword.
+    keyword_max: usize,
     /// PEM block rule: index, BEGIN and END regexes.
     pem: Option<(usize, Regex, Regex)>,
 }
@@ -699,21 +706,27 @@ impl RuleSet {
                 .map(|(k, slot, _)| (k.clone(), *slot))
                 .collect()
         };
+        let keyword_max = all_kws.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
         RuleSet {
             line,
             exact: Keywords::build(&set(false)),
             folded: Keywords::build(&set(true)),
             direct,
+            keyword_max,
             pem,
         }
     }
 
-    /// Every line-rule match lying in `hay[..limit]`, in no particular order.
+    /// Every line-rule match starting in `hay[..limit]`, in no particular
+    /// order.
     ///
     /// `hay` is raw bytes: logs need not be UTF-8, and every rule is ASCII.
-    /// Bytes of `hay` past `limit` are only context. Lines longer than
-    /// `segment` bytes are searched in segments of that many bytes from the
-    /// line start; a match never crosses a segment boundary. `lower` is
+    /// Bytes of `hay` past `limit` are only context: a match may run into
+    /// them, no match starts there. Lines longer than `segment` bytes are
+    /// searched in segments of that many bytes from the line start; a match
+    /// starts in a segment and runs at most [`RULE_REACH`] bytes past its
+    /// end (the caller gives that much context past `limit` when it cuts a
+    /// long line there). `lower` is
     /// scratch space for a lower-cased copy of `hay[..limit]` (the caller
     /// owns it, to reuse it and to zeroize it: it holds the text).
     pub fn scan_lines(
@@ -724,24 +737,30 @@ impl RuleSet {
         lower: &mut Vec<u8>,
         out: &mut Vec<TokenMatch>,
     ) {
-        if lower.capacity() < limit {
+        if lower.capacity() < hay.len() {
             // Grown while empty: the old buffer held text, and is wiped.
             lower.zeroize();
-            lower.reserve(limit);
+            lower.reserve(hay.len());
         }
+        // Keywords are searched a little past `limit`, so one that starts
+        // before it and ends after it (a long line cut there) is found.
+        let kw_end = limit
+            .saturating_add(self.keyword_max.saturating_sub(1))
+            .min(hay.len());
         lower.clear();
         // One fused pass (a copy, then `make_ascii_lowercase`, ran at a
         // third of the speed).
-        lower.extend(hay[..limit].iter().map(u8::to_ascii_lowercase));
+        lower.extend(hay[..kw_end].iter().map(u8::to_ascii_lowercase));
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
             (0..self.line.len()).map(|_| None).collect();
         // Per line rule: no match of it may start before this (non-overlap).
         let mut next_ok = vec![0usize; self.line.len()];
         let mut seg_end = 0usize;
+        let mut reach_end = 0usize;
         // The two keyword searches' hits, merged by position. Each rule is
         // in one of them only, so each rule still sees its hits in order.
-        let mut exact = self.exact.ac.find_iter(&hay[..limit]).peekable();
+        let mut exact = self.exact.ac.find_iter(&hay[..kw_end]).peekable();
         let mut folded = self.folded.ac.find_iter(&lower[..]).peekable();
         loop {
             let (hit, triggers) = match (exact.peek(), folded.peek()) {
@@ -754,12 +773,17 @@ impl RuleSet {
             };
             let Some(hit) = hit else { break };
             let p = hit.start();
+            if p >= limit {
+                // Context only; every later hit starts later still.
+                continue;
+            }
             if p >= seg_end {
                 // Entering a new line or segment: its bounds, fresh state.
                 let ls = memchr::memrchr2(b'\n', b'\r', &hay[..p]).map_or(0, |i| i + 1);
-                let le = memchr::memchr2(b'\n', b'\r', &hay[p..limit]).map_or(limit, |i| p + i);
+                let le = memchr::memchr2(b'\n', b'\r', &hay[p..]).map_or(hay.len(), |i| p + i);
                 let seg_start = ls + (p - ls) / segment * segment;
-                seg_end = le.min(seg_start.saturating_add(segment));
+                seg_end = le.min(seg_start.saturating_add(segment)).min(limit);
+                reach_end = le.min(seg_end.saturating_add(RULE_REACH));
                 next_ok.iter_mut().for_each(|n| *n = seg_start);
             }
             for &(off, slot) in &triggers[hit.pattern().as_usize()] {
@@ -769,8 +793,8 @@ impl RuleSet {
                 }
                 let rule = &self.line[slot];
                 let c = caps[slot].get_or_insert_with(|| rule.re.create_captures());
-                let input = Input::new(&hay[..seg_end])
-                    .range(at..seg_end)
+                let input = Input::new(&hay[..reach_end])
+                    .range(at..reach_end)
                     .anchored(Anchored::Yes);
                 rule.re.search_captures(&input, c);
                 let Some(m) = c.get_match() else { continue };
@@ -786,14 +810,17 @@ impl RuleSet {
         }
         // Rules with short keywords: their own search over the whole buffer
         // (no rule matches a terminator, so matches stay within lines); a
-        // match crossing a segment boundary is dropped.
+        // match running more than RULE_REACH past its segment is dropped.
         for &slot in &self.direct {
             let rule = &self.line[slot];
-            for c in rule.re.captures_iter(Input::new(&hay[..limit])) {
+            for c in rule.re.captures_iter(Input::new(hay)) {
                 let Some(m) = c.get_match() else { continue };
+                if m.start() >= limit {
+                    break;
+                }
                 let ls = memchr::memrchr2(b'\n', b'\r', &hay[..m.start()]).map_or(0, |i| i + 1);
                 let seg_start = ls + (m.start() - ls) / segment * segment;
-                if m.end() > seg_start.saturating_add(segment) {
+                if m.end() > seg_start.saturating_add(segment).saturating_add(RULE_REACH) {
                     continue;
                 }
                 let part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
