@@ -107,6 +107,9 @@ error_codes! {
     /// A credential would go to a git host it is not bound to (the worker's
     /// allowed hosts, or the secret document's `host`).
     GitHostNotAllowed => "git_host_not_allowed",
+    /// A Codex auth volume shard is owned by another worker (or by nobody)
+    /// where this worker must own it.
+    CodexShardNotOwned => "codex_shard_not_owned",
 }
 
 impl fmt::Display for ErrorCode {

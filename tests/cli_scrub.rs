@@ -144,6 +144,15 @@ fn invocations(t: &str, dir: &std::path::Path) -> Vec<(Vec<String>, String)> {
             format!("protocol=https\nhost={t}\npath={t}\n\n"),
         ),
         (s(&["git-credential", t]), String::new()),
+        (s(&["codex", "status", "--shard", t]), String::new()),
+        (
+            s(&["codex", "claim", "--shard", "s1", "--worker-id", t]),
+            String::new(),
+        ),
+        (
+            s(&["codex", "claim", "--shard", "s1", "--ttl", t]),
+            String::new(),
+        ),
         (s(&[t]), String::new()),
     ]
 }

@@ -80,7 +80,8 @@ async fn world(persistent: bool, tweak: impl FnOnce(&mut WorkerSettings)) -> Wor
         .admin()
         .put_policy(
             "worker",
-            r#"path "kv/data/moonmind/repos/*" { capabilities = ["read"] }"#,
+            r#"path "kv/data/moonmind/repos/*" { capabilities = ["read"] }
+path "kv/data/moonmind/codex/shards/*" { capabilities = ["read"] }"#,
         )
         .await
         .unwrap();
@@ -1423,4 +1424,52 @@ async fn the_rotation_playbook_while_jobs_are_queued() {
     assert_eq!(git_host_answer(&w.server, &old), 401);
     assert_eq!(git_host_answer(&w.server, &new), 200);
     w.assert_no_leak(&[&old, &new]);
+}
+
+/// `spec/codex-shards.md` §3: a worker with a Codex shard runs a job only
+/// while the shard's record names it owner with a live lease; otherwise the
+/// job fails `codex_shard_not_owned` before the job's secret is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codex_job_runs_only_on_a_shard_the_worker_owns() {
+    let w = world(false, |s| s.codex_shard = Some("codex-9".to_owned())).await;
+    let token = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE9001");
+    w.put_token(&token).await;
+    w.server.set_tokens(REPO, &token);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let shard = |owner: &str, expires: u64| {
+        w.vault.admin().kv_write(
+            "kv",
+            "moonmind/codex/shards/codex-9",
+            json!({"owner": owner, "epoch": 1, "lease_expires_ms": expires}),
+        )
+    };
+    // No record, another owner, this worker with an expired lease: refused,
+    // and the repository's secret is never read.
+    let reads_before = w.vault_reads_of("kv/data/moonmind/repos");
+    let o = w.worker.run_job(&read_job("shard-1"), None).await;
+    assert_eq!(o.code(), Some(ErrorCode::CodexShardNotOwned), "{o:?}");
+    shard("executor-02", now + 600_000).await.unwrap();
+    let o = w.worker.run_job(&read_job("shard-2"), None).await;
+    assert_eq!(o.code(), Some(ErrorCode::CodexShardNotOwned), "{o:?}");
+    match &o {
+        Outcome::Failed { message, .. } => {
+            assert!(
+                message.contains("worker `executor-02` holds it"),
+                "{message}"
+            )
+        }
+        _ => unreachable!(),
+    }
+    shard("executor-01", now - 1).await.unwrap();
+    let o = w.worker.run_job(&read_job("shard-3"), None).await;
+    assert_eq!(o.code(), Some(ErrorCode::CodexShardNotOwned), "{o:?}");
+    assert_eq!(w.vault_reads_of("kv/data/moonmind/repos"), reads_before);
+    // Owned, live: the job runs.
+    shard("executor-01", now + 600_000).await.unwrap();
+    completed(&w.worker.run_job(&read_job("shard-4"), None).await);
+    assert_eq!(w.events_json()[0]["code"], "codex_shard_not_owned");
+    w.assert_no_leak(&[&token]);
 }

@@ -57,6 +57,7 @@ mod kv2;
 mod metrics;
 mod resolver;
 mod serve;
+mod shards;
 mod token;
 mod transport;
 
@@ -66,6 +67,7 @@ pub use config::{
 pub use error::ResolveError;
 pub use fingerprint::{FingerprintKey, MIN_KEY_BYTES, PREFIX as FINGERPRINT_PREFIX};
 pub use job::JobId;
+pub use shards::{CAS_ATTEMPTS, ShardRecord, ShardStore, valid_shard_id};
 
 /// Entry points for the `fuzz/` targets only (cargo fuzz compiles with
 /// `--cfg fuzzing`); not part of the API.

@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 use crate::error::ErrorCode;
 use crate::git::{ActionError, Git, GitError, GitSettings, Published, Remote};
 use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
-use crate::vault::{Credential, Resolver};
+use crate::vault::{Credential, Resolver, ShardStore};
 use crate::{RefPolicy, RefTemplate, ScopeContext, SecretRef};
 
 pub use action::{ActionContext, ActionFn, ActionUser, Isolation, IsolationStatus, JobAction};
@@ -111,6 +111,13 @@ pub struct WorkerSettings {
     /// job like a scope and checked by `ref_policy` like a job's own ref
     /// (W10). Default none: such a job gets no credential.
     pub default_repo_auth_ref: Option<RefTemplate>,
+    /// The Codex auth volume shard this worker's jobs use
+    /// (`spec/codex-shards.md` §3): when set, a job runs only while the
+    /// shard's record in Vault names this worker as owner with a live lease,
+    /// and fails `codex_shard_not_owned` otherwise. Default none.
+    pub codex_shard: Option<String>,
+    /// Where shard records live (default `kv`, `moonmind/codex/shards`).
+    pub codex_shard_store: ShardStore,
 }
 
 impl WorkerSettings {
@@ -130,6 +137,8 @@ impl WorkerSettings {
             action_isolation: Isolation::default(),
             action_user: ActionUser::default(),
             default_repo_auth_ref: None,
+            codex_shard: None,
+            codex_shard_store: ShardStore::default(),
         }
     }
 }
@@ -402,8 +411,55 @@ impl Worker {
         log: &mut JobLog,
     ) -> Result<Completion, JobEnd> {
         let admitted = self.admit(wj)?;
+        self.check_shard(wj).await?;
         let acted = self.act(wj, &admitted, action, log).await?;
         self.publish(wj, &admitted, acted, log).await
+    }
+
+    /// A worker with a Codex shard runs a job only while it owns the shard
+    /// (`spec/codex-shards.md` §3): read before any other Vault read for the
+    /// job, and before the volume or git is touched.
+    async fn check_shard(&self, wj: &WorkerJob) -> Result<(), JobEnd> {
+        let Some(shard) = &self.settings.codex_shard else {
+            return Ok(());
+        };
+        let Some(resolver) = &self.resolver else {
+            return Err(fail(
+                ErrorCode::VaultNotConfigured,
+                format!(
+                    "job {}: the worker has a Codex shard but no Vault settings",
+                    wj.id
+                ),
+            )
+            .into());
+        };
+        let me = &self.settings.worker_id;
+        match resolver
+            .shard_status(&self.settings.codex_shard_store, shard)
+            .await
+        {
+            Ok(rec) if rec.owned_by(me) => Ok(()),
+            Ok(rec) => {
+                let holder = if rec.live {
+                    format!("worker `{}` holds it", rec.owner)
+                } else {
+                    "no live lease".to_owned()
+                };
+                Err(fail(
+                    ErrorCode::CodexShardNotOwned,
+                    format!(
+                        "job {}: worker `{me}` does not own Codex shard `{shard}` ({holder}); claim it first (`vaultref codex claim`)",
+                        wj.id
+                    ),
+                )
+                .into())
+            }
+            Err(e) => Err(fail(
+                e.code(),
+                format!("job {}: Codex shard `{shard}`: {}", wj.id, e.message()),
+            )
+            .into()),
+        }
     }
 
     /// Steps 1-3: queue policy, ref policy, degraded mode, remote. Nothing

@@ -7,6 +7,7 @@
 #[macro_use]
 mod output;
 
+mod codex_cmd;
 mod doctor_cmd;
 mod git_credential_cmd;
 mod payload_cmd;
@@ -55,6 +56,9 @@ enum Command {
     /// The runbook's checks with the worker's settings: server, leader, login,
     /// each ref's policy and secret, audit devices. Never prints a value.
     Doctor(doctor_cmd::DoctorArgs),
+    /// Codex auth volume shards in Vault: claim, renew, release, status.
+    #[command(subcommand)]
+    Codex(codex_cmd::CodexCommand),
 }
 
 /// The single-threaded runtime the Vault subcommands run on; on failure,
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run_cmd::run(args),
             Command::Policy(command) => policy_cmd::run(command),
             Command::Doctor(args) => doctor_cmd::run(args),
+            Command::Codex(command) => codex_cmd::run(command),
         },
     };
     output::finish();
