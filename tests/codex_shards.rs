@@ -11,16 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{cli_env, transcript, vault};
+use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::Mutex;
 use vaultref::ErrorCode;
+use vaultref::testing::TestVault;
 use vaultref::vault::{Resolver, ShardStore};
 
 const WORKERS: usize = 8;
 const ROUNDS: usize = 200;
 
-/// A resolver with a token whose policy allows exactly the shard records.
-async fn worker_resolver(v: &vaultref::testing::TestVault, name: &str) -> Resolver {
+/// A token whose policy allows exactly the shard records.
+async fn shard_token(v: &TestVault) -> SecretString {
     v.admin()
         .put_policy(
             "codex-shards",
@@ -28,11 +30,15 @@ async fn worker_resolver(v: &vaultref::testing::TestVault, name: &str) -> Resolv
         )
         .await
         .unwrap();
-    let token = v
-        .admin()
+    v.admin()
         .create_token(&["codex-shards"], "10m", true)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A resolver holding a [`shard_token`], through the token file `name`.
+async fn worker_resolver(v: &TestVault, name: &str) -> Resolver {
+    let token = shard_token(v).await;
     Resolver::new(v.token_file_config(name, &token).unwrap())
         .await
         .unwrap()
@@ -221,18 +227,7 @@ async fn only_the_owner_renews_releases_and_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_claims_refuses_and_releases() {
     let v = vault().await;
-    v.admin()
-        .put_policy(
-            "codex-shards",
-            r#"path "kv/data/moonmind/codex/shards/*" { capabilities = ["create", "read", "update"] }"#,
-        )
-        .await
-        .unwrap();
-    let token = v
-        .admin()
-        .create_token(&["codex-shards"], "10m", true)
-        .await
-        .unwrap();
+    let token = shard_token(&v).await;
     let file = v
         .write_file("cli-token", secrecy::ExposeSecret::expose_secret(&token))
         .unwrap();

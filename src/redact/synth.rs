@@ -258,6 +258,18 @@ pub fn corpus(
     secrets: &[String],
     seed: u64,
 ) -> (String, Vec<Planted>) {
+    generate(bytes, secret_rate, secrets, seed, clean_line)
+}
+
+/// About `bytes` bytes of `clean` lines, a fraction `secret_rate` of lines
+/// secret-bearing instead.
+fn generate(
+    bytes: usize,
+    secret_rate: f64,
+    secrets: &[String],
+    seed: u64,
+    mut clean: impl FnMut(&mut Rng, &mut String),
+) -> (String, Vec<Planted>) {
     let mut rng = Rng::new(seed);
     let mut out = String::with_capacity(bytes + 512);
     let mut planted = Vec::new();
@@ -266,7 +278,7 @@ pub fn corpus(
         if threshold > 0 && rng.below(1_000_000) < threshold {
             planted.push(secret_line(&mut rng, secrets, &mut out));
         } else {
-            clean_line(&mut rng, &mut out);
+            clean(&mut rng, &mut out);
         }
     }
     (out, planted)
@@ -282,43 +294,37 @@ pub fn short_line_corpus(
     secrets: &[String],
     seed: u64,
 ) -> (String, Vec<Planted>) {
+    generate(bytes, secret_rate, secrets, seed, short_clean_line)
+}
+
+/// One clean line of 60 to 120 bytes, newline included.
+fn short_clean_line(rng: &mut Rng, out: &mut String) {
     use std::fmt::Write;
     const WORDS: &[&str] = &[
         "job", "claimed", "queue", "worker", "checkout", "fetch", "origin", "main", "ok",
         "resolved", "pushed", "branch", "retry", "took", "ms", "step", "done", "cache", "hit",
         "miss", "size", "bytes", "files", "changed", "commit", "status", "waiting", "lease",
     ];
-    let mut rng = Rng::new(seed);
-    let mut out = String::with_capacity(bytes + 512);
-    let mut planted = Vec::new();
-    let threshold = (secret_rate * 1_000_000.0) as usize;
-    while out.len() < bytes {
-        if threshold > 0 && rng.below(1_000_000) < threshold {
-            planted.push(secret_line(&mut rng, secrets, &mut out));
-            continue;
+    let target = 60 + rng.below(61);
+    let start = out.len();
+    let _ = write!(
+        out,
+        "2026-11-28T19:{:02}:{:02}.{:03}Z {} {}:",
+        rng.below(60),
+        rng.below(60),
+        rng.below(1000),
+        rng.pick(&["INFO ", "DEBUG", "WARN "]),
+        rng.pick(&["worker", "git", "queue", "http"])
+    );
+    while out.len() - start < target - 1 {
+        if rng.below(4) == 0 {
+            let _ = write!(out, " {}", rng.below(100_000));
+        } else {
+            let _ = write!(out, " {}", rng.pick(WORDS));
         }
-        let target = 60 + rng.below(61);
-        let start = out.len();
-        let _ = write!(
-            out,
-            "2026-11-28T19:{:02}:{:02}.{:03}Z {} {}:",
-            rng.below(60),
-            rng.below(60),
-            rng.below(1000),
-            rng.pick(&["INFO ", "DEBUG", "WARN "]),
-            rng.pick(&["worker", "git", "queue", "http"])
-        );
-        while out.len() - start < target - 1 {
-            if rng.below(4) == 0 {
-                let _ = write!(out, " {}", rng.below(100_000));
-            } else {
-                let _ = write!(out, " {}", rng.pick(WORDS));
-            }
-        }
-        out.truncate(start + target - 1);
-        out.push('\n');
     }
-    (out, planted)
+    out.truncate(start + target - 1);
+    out.push('\n');
 }
 
 #[cfg(test)]

@@ -173,14 +173,12 @@ impl Resolver {
             if rec.live && rec.owner != worker {
                 return Err(not_owned(rec, worker, now));
             }
-            let mut d = rec.data.clone();
+            let mut d = leased(rec, now, ttl);
             if rec.owner != worker {
                 d.insert("epoch".into(), json!(rec.epoch + 1));
                 d.insert("claimed_at_ms".into(), json!(now));
             }
             d.insert("owner".into(), json!(worker));
-            d.insert("lease_expires_ms".into(), json!(now + ttl));
-            d.insert("renewed_at_ms".into(), json!(now));
             Ok(Step::Write(d))
         })
         .await
@@ -200,10 +198,7 @@ impl Resolver {
             if rec.owner != worker {
                 return Err(not_owned(rec, worker, now));
             }
-            let mut d = rec.data.clone();
-            d.insert("lease_expires_ms".into(), json!(now + ttl));
-            d.insert("renewed_at_ms".into(), json!(now));
-            Ok(Step::Write(d))
+            Ok(Step::Write(leased(rec, now, ttl)))
         })
         .await
     }
@@ -390,6 +385,14 @@ impl Resolver {
         }
         Ok(out)
     }
+}
+
+/// `rec`'s data with the lease extended to `now + ttl`.
+fn leased(rec: &ShardRecord, now: u64, ttl: u64) -> Map<String, Value> {
+    let mut d = rec.data.clone();
+    d.insert("lease_expires_ms".into(), json!(now.saturating_add(ttl)));
+    d.insert("renewed_at_ms".into(), json!(now));
+    d
 }
 
 fn ms(d: Duration) -> u64 {
