@@ -81,7 +81,8 @@ async fn world(persistent: bool, tweak: impl FnOnce(&mut WorkerSettings)) -> Wor
         .put_policy(
             "worker",
             r#"path "kv/data/moonmind/repos/*" { capabilities = ["read"] }
-path "kv/data/moonmind/codex/shards/*" { capabilities = ["read"] }"#,
+path "kv/data/moonmind/codex/shards/*" { capabilities = ["read"] }
+path "kv/data/moonmind/codex/prod" { capabilities = ["read"] }"#,
         )
         .await
         .unwrap();
@@ -1472,4 +1473,95 @@ async fn a_codex_job_runs_only_on_a_shard_the_worker_owns() {
     completed(&w.worker.run_job(&read_job("shard-4"), None).await);
     assert_eq!(w.events_json()[0]["code"], "codex_shard_not_owned");
     w.assert_no_leak(&[&token]);
+}
+
+/// W12: `action_env` resolves an API key for the action at job start: the
+/// action's processes see it in their environment, its output has it masked,
+/// git never sees it, nothing on disk holds it, and a job without an action
+/// does not read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_env_gives_the_action_its_api_key_and_nothing_else() {
+    let w = world(false, |s| {
+        s.action_env = vec![(
+            "CODEX_API_KEY".to_owned(),
+            vaultref::RefTemplate::parse("vault://kv/moonmind/codex/prod#api_key").unwrap(),
+        )];
+    })
+    .await;
+    let token = secret("ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE9101");
+    let api_key = secret("sk-FAKE-codex-api-key-0000000000000000");
+    w.put_token(&token).await;
+    w.server.set_tokens(REPO, &token);
+    w.vault
+        .admin()
+        .kv_write(
+            "kv",
+            "moonmind/codex/prod",
+            json!({"api_key": secrecy::ExposeSecret::expose_secret(&api_key)}),
+        )
+        .await
+        .unwrap();
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        secrecy::ExposeSecret::expose_secret(&api_key).as_bytes(),
+    );
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    // The action proves it has the key (by its hash, so the key is in no
+    // argv), prints it (the log must mask it) and publishes the proof.
+    let action = JobAction::Command {
+        program: PathBuf::from("sh"),
+        args: vec![
+            "-c".into(),
+            format!(
+                "[ \"$(printf %s \"$CODEX_API_KEY\" | sha256sum | cut -c1-64)\" = {hex} ] && echo has-key > result.txt; echo \"key: $CODEX_API_KEY\""
+            ),
+        ],
+        timeout: Duration::from_secs(30),
+    };
+    let o = w.worker.run_job(&push_job("env-1"), Some(&action)).await;
+    let pushed = completed(&o).published.clone().expect("pushed");
+    assert_eq!(
+        w.server
+            .read_file(REPO, &pushed.branch, "result.txt")
+            .as_deref(),
+        Some("has-key\n")
+    );
+    let log = w.log.text();
+    assert!(log.contains("key: [REDACTED]"), "{log}");
+    assert_eq!(w.vault_reads_of("kv/data/moonmind/codex/prod"), 1);
+    let refs = &w.events_json()[0]["refs"];
+    assert!(
+        refs.as_array()
+            .unwrap()
+            .contains(&json!("vault://kv/moonmind/codex/prod#api_key")),
+        "{refs}"
+    );
+    // No action, no key read.
+    completed(&w.worker.run_job(&read_job("env-2"), None).await);
+    assert_eq!(w.vault_reads_of("kv/data/moonmind/codex/prod"), 1);
+    // git's argv and environment (recorded) and every file: no key.
+    w.assert_no_leak(&[&token, &api_key]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_env_name_that_steers_the_action_is_refused_before_vault() {
+    for name in [
+        "PATH",
+        "LD_PRELOAD",
+        "GIT_SSH_COMMAND",
+        "VAULTREF_WORKDIR",
+        "lower",
+        "A-B",
+    ] {
+        let w = world(false, |s| {
+            s.action_env = vec![(
+                name.to_owned(),
+                vaultref::RefTemplate::parse("vault://kv/moonmind/codex/prod#api_key").unwrap(),
+            )];
+        })
+        .await;
+        let o = w.worker.run_job(&read_job("env-bad"), None).await;
+        assert_eq!(o.code(), Some(ErrorCode::ConfigInvalid), "{name}: {o:?}");
+        assert_eq!(w.vault_reads_of("kv/data/moonmind"), 0, "{name}");
+    }
 }

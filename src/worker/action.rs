@@ -5,11 +5,13 @@
 //! in-process callback. Tests and the conformance harness use one that
 //! writes a file; a deployment would run Codex here.
 //!
-//! The action never receives a secret. A command runs with a cleared
-//! environment holding only `PATH`, `LC_ALL`, and `VAULTREF_JOB_ID`,
-//! `VAULTREF_INSTRUCTION` and `VAULTREF_WORKDIR`; its stdout and stderr go
-//! through the job's redactor into the worker log (a defence in depth: it
-//! could still print something it read from disk).
+//! The action never receives the git credential. A command runs with a
+//! cleared environment holding only `PATH`, `LC_ALL`, `VAULTREF_JOB_ID`,
+//! `VAULTREF_INSTRUCTION` and `VAULTREF_WORKDIR`, plus the variables the
+//! worker's `action_env` setting resolves from Vault for it (an API key such
+//! as `CODEX_API_KEY`, `spec/resolver.md` W12: registered with the job's
+//! redactor, in the action's environment only, dropped when the action ends);
+//! its stdout and stderr go through the job's redactor into the worker log.
 //!
 //! A command runs in its own process group; when it exits or times out, the
 //! whole group is killed, so nothing it started in the background survives
@@ -44,6 +46,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
 
 use super::log::JobLog;
 
@@ -199,6 +203,9 @@ pub struct ActionContext<'a> {
     pub instruction: &'a str,
     /// The checked-out work dir.
     pub work_dir: &'a Path,
+    /// The variables `action_env` resolved for this action (W12): a command
+    /// gets them in its environment, a callback here.
+    pub env: &'a [(String, SecretString)],
 }
 
 /// An in-process action.
@@ -287,6 +294,7 @@ fn run_command(
         .env("VAULTREF_JOB_ID", ctx.job_id)
         .env("VAULTREF_INSTRUCTION", ctx.instruction)
         .env("VAULTREF_WORKDIR", ctx.work_dir)
+        .envs(ctx.env.iter().map(|(k, v)| (k, v.expose_secret())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -351,6 +359,7 @@ mod tests {
             job_id: "j",
             instruction: "x",
             work_dir: dir.path(),
+            env: &[],
         };
         let log = JobLog::new("j", crate::worker::stderr_sink(), &[]);
         let e = action

@@ -57,6 +57,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use secrecy::SecretString;
+
 use crate::error::ErrorCode;
 use crate::git::{ActionError, Git, GitError, GitSettings, Published, Remote};
 use crate::payload::{CodexExecJob, PublishMode, QueuePolicy, WorkdirMode};
@@ -118,6 +120,14 @@ pub struct WorkerSettings {
     pub codex_shard: Option<String>,
     /// Where shard records live (default `kv`, `moonmind/codex/shards`).
     pub codex_shard_store: ShardStore,
+    /// Environment variables for the job action, each from a ref template
+    /// (`CODEX_API_KEY` from `vault://kv/moonmind/codex/prod#api_key`):
+    /// bound and checked like the default ref, resolved when the action is
+    /// about to run, registered with the job's redactor, given to the
+    /// action only, dropped when it ends (`spec/resolver.md` W12). Names are
+    /// `[A-Z_][A-Z0-9_]*` and not `PATH`, `LC_ALL`, `HOME`, `VAULTREF_*`,
+    /// `LD_*` or `GIT_*`. Default none.
+    pub action_env: Vec<(String, RefTemplate)>,
 }
 
 impl WorkerSettings {
@@ -139,6 +149,7 @@ impl WorkerSettings {
             default_repo_auth_ref: None,
             codex_shard: None,
             codex_shard_store: ShardStore::default(),
+            action_env: Vec::new(),
         }
     }
 }
@@ -312,6 +323,7 @@ impl Worker {
         job.repo_auth_ref().is_some()
             || (publishes(job) && job.publish_auth_ref().is_some())
             || self.settings.default_repo_auth_ref.is_some()
+            || !self.settings.action_env.is_empty()
     }
 
     /// Runs one job to its outcome, with `action` editing the checkout, and
@@ -503,14 +515,23 @@ impl Worker {
         } else {
             None
         };
-        for r in repo_ref.iter().chain(publish_ref.iter()) {
+        let action_env = self.action_env_refs(&ctx, &wj.id)?;
+        for r in repo_ref
+            .iter()
+            .chain(publish_ref.iter())
+            .chain(action_env.iter().map(|(_, r)| r))
+        {
             s.ref_policy
                 .check_parsed(r, &ctx)
                 .map_err(|e| fail(e.code(), format!("job {}: {r}: {}", wj.id, e.message())))?;
         }
 
         // 3. Degraded mode.
-        if let Some(r) = repo_ref.as_ref().or(publish_ref.as_ref()) {
+        if let Some(r) = repo_ref
+            .as_ref()
+            .or(publish_ref.as_ref())
+            .or(action_env.first().map(|(_, r)| r))
+        {
             if self.resolver.is_none() {
                 return Err(fail(
                     ErrorCode::VaultNotConfigured,
@@ -543,6 +564,7 @@ impl Worker {
         Ok(Admitted {
             repo_ref,
             publish_ref,
+            action_env,
             publishing,
             remote,
         })
@@ -575,6 +597,15 @@ impl Worker {
             .with_stderr_filter(Arc::new(move |t: &str| redactor.redact(t)))
             .with_username(self.username_for(read.as_ref()))?;
         let read_token = read.map(|c| c.value);
+        // W12: resolved now, for the action only; dropped (zeroized) with
+        // the blocking task, when the action has ended.
+        let mut action_env: Vec<(String, SecretString)> = Vec::new();
+        if action.is_some() {
+            for (name, r) in &admitted.action_env {
+                let c = self.resolve(r, &wj.id, &admitted.remote, log).await?;
+                action_env.push((name.clone(), c.value));
+            }
+        }
         let branch = format!("{}{}", self.settings.branch_prefix, sanitize(&wj.id));
         let fresh = job.workdir_mode() != Some(WorkdirMode::Reuse);
         let publishing = admitted.publishing;
@@ -610,6 +641,7 @@ impl Worker {
                         job_id: &id,
                         instruction: &instruction,
                         work_dir: &dir,
+                        env: &action_env,
                     };
                     // A command action runs as another user (W9): the work
                     // dir is theirs for the action's time only.
@@ -729,6 +761,45 @@ impl Worker {
                 ),
             )),
         }
+    }
+
+    /// The worker's `action_env`, bound to this job (W12): every name valid,
+    /// every template bound, or the job fails before any Vault request.
+    fn action_env_refs(
+        &self,
+        ctx: &ScopeContext,
+        job_id: &str,
+    ) -> Result<Vec<(String, SecretRef)>, Fail> {
+        let mut out = Vec::new();
+        for (name, template) in &self.settings.action_env {
+            if !valid_action_env_name(name) {
+                return Err(fail(
+                    ErrorCode::ConfigInvalid,
+                    format!(
+                        "job {job_id}: action_env name `{}` is not allowed ([A-Z_][A-Z0-9_]*, not PATH, LC_ALL, HOME, VAULTREF_*, LD_* or GIT_*)",
+                        name.escape_debug()
+                    ),
+                ));
+            }
+            match template.bind(ctx) {
+                Some(Ok(r)) => out.push((name.clone(), r)),
+                Some(Err(e)) => {
+                    return Err(fail(
+                        e.code(),
+                        format!("job {job_id}: action_env {name}: {}", e.message()),
+                    ));
+                }
+                None => {
+                    return Err(fail(
+                        ErrorCode::RefOutOfScope,
+                        format!(
+                            "job {job_id}: action_env {name} `{template}` names a variable this job cannot bind"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the worker's allowed git hosts include `remote`'s.
@@ -855,6 +926,8 @@ impl Worker {
 struct Admitted {
     repo_ref: Option<SecretRef>,
     publish_ref: Option<SecretRef>,
+    /// `action_env` bound to this job (W12).
+    action_env: Vec<(String, SecretRef)>,
     publishing: bool,
     remote: Remote,
 }
@@ -924,6 +997,20 @@ pub fn sanitize(id: &str) -> String {
         s.push_str("job");
     }
     s
+}
+
+/// An `action_env` name (W12): an environment variable name that does not
+/// replace what the action's environment is made of or steer a loader or git.
+fn valid_action_env_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_uppercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+        && !["PATH", "LC_ALL", "HOME"].contains(&name)
+        && !["VAULTREF_", "LD_", "GIT_"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
 #[cfg(test)]
