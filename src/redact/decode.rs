@@ -30,6 +30,17 @@
 //! only looked at for registered secrets: the token rules run on the text as
 //! written.
 //!
+//! # Which escapes
+//!
+//! An occurrence in the view that holds no byte an escape produced is an
+//! occurrence in the segment too, already found by the plain search (an
+//! escape producing nothing is an ANSI sequence, always taken). And an
+//! occurrence holds only bytes of registered forms. So a segment is decoded
+//! only when one of its escapes decodes to bytes that some registered form
+//! holds: a JSON log full of `\"` and `\\` costs nothing when no secret has a
+//! quote or a backslash (measured: 2.5x the CPU time of the same log without
+//! escapes, before this rule).
+//!
 //! # Cost
 //!
 //! A segment is decoded only when `memchr3` finds `%`, `\` or ESC in it *and*
@@ -76,12 +87,15 @@ impl View {
     }
 
     /// Decodes `segment` (at most `u32::MAX` bytes) into this view, dropping
-    /// what it held. Returns whether anything was decoded: when not, the view
-    /// equals the segment and searching it finds nothing new.
-    pub(crate) fn decode(&mut self, segment: &[u8]) -> bool {
+    /// what it held, when it holds an escape that matters to `form_bytes`
+    /// (the bytes registered forms hold; see the module docs). Returns
+    /// whether it did: when not, searching the view would find nothing the
+    /// search of the segment itself does not.
+    pub(crate) fn decode(&mut self, segment: &[u8], form_bytes: &[bool; 256]) -> bool {
         debug_assert!(u32::try_from(segment.len()).is_ok());
-        if !holds_escape(segment) {
-            // `100% done`, `C:\ `: nothing to decode, no view to build.
+        if !holds_escape(segment, form_bytes) {
+            // `100% done`, `C:\ `, or only escapes no registered form could
+            // hold (`\"` when no secret has a quote): no view to build.
             return false;
         }
         self.bytes.zeroize();
@@ -130,11 +144,19 @@ impl View {
     }
 }
 
-/// Whether `segment` holds at least one escape this module decodes.
-fn holds_escape(segment: &[u8]) -> bool {
+/// Whether `segment` holds an escape that could be inside an occurrence: one
+/// that decodes to bytes all of which some registered form holds, or an ANSI
+/// sequence (it decodes to nothing, joining what is around it).
+fn holds_escape(segment: &[u8], form_bytes: &[bool; 256]) -> bool {
+    let held = |b: u8| form_bytes[usize::from(b)];
     memchr::memchr3_iter(b'%', b'\\', 0x1b, segment).any(|i| match segment[i] {
-        b'%' => hex(segment, i + 1, 2).is_some(),
-        b'\\' => json_escape(segment, i).0 > 1,
+        b'%' => hex(segment, i + 1, 2).is_some_and(|v| held(v as u8)),
+        b'\\' => match json_escape(segment, i) {
+            (1, _) => false,
+            (_, Decoded::Byte(b)) => held(b),
+            (_, Decoded::Char(c)) => c.encode_utf8(&mut [0; 4]).bytes().all(held),
+            (_, Decoded::Nothing) => true,
+        },
         _ => csi_len(segment, i).is_some(),
     })
 }
@@ -217,7 +239,7 @@ mod tests {
 
     fn view(s: &str) -> (String, View) {
         let mut v = View::default();
-        v.decode(s.as_bytes());
+        v.decode(s.as_bytes(), &[true; 256]);
         (String::from_utf8(v.bytes().to_vec()).unwrap(), v)
     }
 
@@ -242,8 +264,17 @@ mod tests {
     #[test]
     fn plain_lines_are_not_decoded() {
         let mut v = View::default();
-        assert!(!v.decode(b"100% sure \\ not an escape"));
-        assert!(v.decode(b"a%41"));
-        assert!(!v.decode(b"%4 \\q \x1b]"));
+        let all = [true; 256];
+        assert!(!v.decode(b"100% sure \\ not an escape", &all));
+        assert!(v.decode(b"a%41", &all));
+        assert!(!v.decode(b"%4 \\q \x1b]", &all));
+        // Only escapes to bytes no registered form holds: nothing to do.
+        let mut alnum = [false; 256];
+        for b in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" {
+            alnum[usize::from(*b)] = true;
+        }
+        assert!(!v.decode(br#"{"msg":"said \"hi\" at C:\\work"} 50%25"#, &alnum));
+        assert!(v.decode(br#"said \u0041"#, &alnum));
+        assert!(v.decode(b"colour \x1b[1m!", &alnum));
     }
 }

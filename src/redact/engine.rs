@@ -234,6 +234,12 @@ impl RedactorBuilder {
                     })?,
             )
         };
+        // The bytes any registered form holds: an escape decoding to none of
+        // them cannot be inside an occurrence (decode.rs, "Which escapes").
+        let mut form_bytes = [false; 256];
+        for b in single.iter().chain(multi.iter()).flat_map(|f| f.iter()) {
+            form_bytes[usize::from(*b)] = true;
+        }
         let literals = LiteralSet::new(single);
         let rule_markers = rules()
             .iter()
@@ -249,6 +255,7 @@ impl RedactorBuilder {
                     .saturating_sub(1)
                     .max(if self.builtin_rules { RULE_REACH } else { 0 }),
                 literals,
+                form_bytes,
                 multi,
                 multi_ac,
                 secret_marker: self.replacement.clone().into_bytes(),
@@ -281,6 +288,8 @@ pub struct Redactor {
 struct Inner {
     rules: Option<&'static RuleSet>,
     literals: LiteralSet,
+    /// Which bytes occur in some registered form (which escapes matter).
+    form_bytes: [bool; 256],
     lookahead: usize,
     multi: Vec<Zeroizing<Vec<u8>>>,
     multi_ac: Option<AhoCorasick>,
@@ -551,7 +560,7 @@ impl RedactStream {
                 let le = memchr::memchr2(b'\n', b'\r', &p[at..r]).map_or(r, |k| at + k);
                 let seg_start = ls + (at - ls) / SEGMENT * SEGMENT;
                 let seg_end = le.min(seg_start + SEGMENT);
-                if self.view.decode(&p[seg_start..seg_end]) {
+                if self.view.decode(&p[seg_start..seg_end], &inner.form_bytes) {
                     let mut found = Vec::new();
                     let view = self.view.bytes();
                     inner.literals.find(view, view.len(), &mut found);
