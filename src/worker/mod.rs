@@ -742,25 +742,11 @@ impl Worker {
         ctx: &ScopeContext,
         job_id: &str,
     ) -> Result<Option<SecretRef>, Fail> {
-        let Some(template) = &self.settings.default_repo_auth_ref else {
-            return Ok(None);
-        };
-        match template.bind(ctx) {
-            Some(Ok(r)) => Ok(Some(r)),
-            Some(Err(e)) => Err(fail(
-                e.code(),
-                format!(
-                    "job {job_id}: the worker's default repoAuthRef: {}",
-                    e.message()
-                ),
-            )),
-            None => Err(fail(
-                ErrorCode::RefOutOfScope,
-                format!(
-                    "job {job_id}: the worker's default repoAuthRef `{template}` names a variable this job cannot bind"
-                ),
-            )),
-        }
+        self.settings
+            .default_repo_auth_ref
+            .as_ref()
+            .map(|t| bind_template(t, ctx, job_id, "the worker's default repoAuthRef"))
+            .transpose()
     }
 
     /// The worker's `action_env`, bound to this job (W12): every name valid,
@@ -781,23 +767,8 @@ impl Worker {
                     ),
                 ));
             }
-            match template.bind(ctx) {
-                Some(Ok(r)) => out.push((name.clone(), r)),
-                Some(Err(e)) => {
-                    return Err(fail(
-                        e.code(),
-                        format!("job {job_id}: action_env {name}: {}", e.message()),
-                    ));
-                }
-                None => {
-                    return Err(fail(
-                        ErrorCode::RefOutOfScope,
-                        format!(
-                            "job {job_id}: action_env {name} `{template}` names a variable this job cannot bind"
-                        ),
-                    ));
-                }
-            }
+            let r = bind_template(template, ctx, job_id, &format!("action_env {name}"))?;
+            out.push((name.clone(), r));
         }
         Ok(out)
     }
@@ -997,6 +968,28 @@ pub fn sanitize(id: &str) -> String {
         s.push_str("job");
     }
     s
+}
+
+/// `template` bound to the job of `ctx` (W10, W12): its bind error, or
+/// `ref_out_of_scope` when it names a variable this job cannot bind (fail
+/// closed: no credential is guessed). `what` names the setting in messages.
+fn bind_template(
+    template: &RefTemplate,
+    ctx: &ScopeContext,
+    job_id: &str,
+    what: &str,
+) -> Result<SecretRef, Fail> {
+    match template.bind(ctx) {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(fail(
+            e.code(),
+            format!("job {job_id}: {what}: {}", e.message()),
+        )),
+        None => Err(fail(
+            ErrorCode::RefOutOfScope,
+            format!("job {job_id}: {what} `{template}` names a variable this job cannot bind"),
+        )),
+    }
 }
 
 /// An `action_env` name (W12): an environment variable name that does not
