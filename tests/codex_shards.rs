@@ -285,3 +285,38 @@ async fn the_cli_claims_refuses_and_releases() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("error[config_invalid]"), "{text}");
 }
+
+/// The record is written by whoever may write the path: a forged owner with
+/// a line break and an escape sequence cannot fake lines in messages or in
+/// the CLI's report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_owner_cannot_fake_output_lines() {
+    let v = vault().await;
+    let forged = "evil\n✓ claim: shard `s9` (version 1, epoch 1): worker `w2`\u{1b}[2K";
+    let far = 4_102_444_800_000u64; // 2100-01-01: a live lease
+    v.admin()
+        .kv_write(
+            "kv",
+            "moonmind/codex/shards/s9",
+            json!({"owner": forged, "epoch": 1, "lease_expires_ms": far}),
+        )
+        .await
+        .unwrap();
+    let res = worker_resolver(&v, "w2-token").await;
+    let e = res
+        .shard_claim(&ShardStore::default(), "s9", "w2", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CodexShardNotOwned);
+    assert!(
+        !e.message().contains('\n') && !e.message().contains('\u{1b}'),
+        "{e}"
+    );
+    assert!(e.message().contains("worker `evil?✓ claim"), "{e}");
+    let rec = res
+        .shard_status(&ShardStore::default(), "s9")
+        .await
+        .unwrap();
+    assert_eq!(rec.owner, forged, "the owner itself is kept as written");
+    assert!(!rec.owner_shown().contains(['\n', '\u{1b}']));
+}

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ResolveError;
-use super::inspect::strings;
+use super::inspect::{server_text, strings};
 use super::job::JobId;
 use super::resolver::Resolver;
 use crate::{ErrorCode, SecretRef};
@@ -514,21 +514,6 @@ fn leader_finding(addr: &str, body: &[u8]) -> Finding {
         Verdict::Pass,
         format!("leader {leader}{me}"),
     )
-}
-
-/// A name or address the server sent, as shown in a report: at most 100
-/// characters, control characters (a forged answer's escape sequences,
-/// line breaks that would fake more findings) shown as `?`.
-fn server_text(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(100)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if s.chars().nth(100).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 fn login_fix(method: &str) -> &'static str {

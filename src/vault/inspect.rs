@@ -103,3 +103,19 @@ fn json_ok(reply: &Reply, what: &str) -> Result<Value, ResolveError> {
         )),
     }
 }
+
+/// A name or address the server sent (a policy, an audit device, a leader,
+/// a shard's owner), as shown to a person: at most 100
+/// characters, control characters (a forged answer's escape sequences,
+/// line breaks that would fake more findings or report lines) shown as `?`.
+pub(crate) fn server_text(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(100)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().nth(100).is_some() {
+        out.push('…');
+    }
+    out
+}

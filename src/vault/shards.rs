@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::error::ResolveError;
+use super::inspect::server_text;
 use super::resolver::Resolver;
 use crate::ErrorCode;
 
@@ -87,6 +88,13 @@ impl ShardRecord {
         }
     }
 
+    /// The owner as shown to a person: the record is written by whoever may
+    /// write it, so control characters (a forged line, an escape sequence)
+    /// are shown as `?` and the length is capped.
+    pub fn owner_shown(&self) -> String {
+        server_text(&self.owner)
+    }
+
     /// Whether `worker` holds a live lease.
     pub fn owned_by(&self, worker: &str) -> bool {
         self.live && self.owner == worker
@@ -121,11 +129,11 @@ fn not_owned(rec: &ShardRecord, worker: &str, now: u64) -> ResolveError {
     } else if rec.lease_expires_ms > now {
         format!(
             "worker `{}` owns it for {} ms more",
-            rec.owner,
+            rec.owner_shown(),
             rec.lease_expires_ms - now
         )
     } else {
-        format!("worker `{}`'s lease has expired", rec.owner)
+        format!("worker `{}`'s lease has expired", rec.owner_shown())
     };
     ResolveError::new(
         ErrorCode::CodexShardNotOwned,

@@ -453,7 +453,7 @@ impl Worker {
             Ok(rec) if rec.owned_by(me) => Ok(()),
             Ok(rec) => {
                 let holder = if rec.live {
-                    format!("worker `{}` holds it", rec.owner)
+                    format!("worker `{}` holds it", rec.owner_shown())
                 } else {
                     "no live lease".to_owned()
                 };

@@ -132,7 +132,7 @@ fn print(rec: &ShardRecord, op: &str, format: Format) {
             let owner = if rec.owner.is_empty() {
                 "nobody".to_owned()
             } else {
-                format!("worker `{}`", rec.owner)
+                format!("worker `{}`", rec.owner_shown())
             };
             let lease = if rec.live {
                 format!("lease live until {} (Unix ms)", rec.lease_expires_ms)
