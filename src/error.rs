@@ -110,6 +110,10 @@ error_codes! {
     /// A Codex auth volume shard is owned by another worker (or by nobody)
     /// where this worker must own it.
     CodexShardNotOwned => "codex_shard_not_owned",
+    /// A Codex volume backup failed verification: altered, truncated,
+    /// reordered, from another shard or version, its data key not unwrapped,
+    /// or an archive entry that would escape the restore target.
+    CodexBackupCorrupt => "codex_backup_corrupt",
 }
 
 impl fmt::Display for ErrorCode {

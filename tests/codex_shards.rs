@@ -282,7 +282,7 @@ async fn the_cli_claims_refuses_and_releases() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("needs --worker-id"), "{text}");
     let (code, text) = run(&["codex", "status", "--shard", "../etc"]);
-    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("error[config_invalid]"), "{text}");
 }
 

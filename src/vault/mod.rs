@@ -27,6 +27,9 @@
 //!   that module);
 //! - `kv2`: the KV v2 read's answers mapped to error codes;
 //! - `metrics`: Prometheus counters and latency histogram, and a tiny listener;
+//! - `shards`, `backup`: Codex auth volumes: one owner per shard by KV v2
+//!   check-and-set, Transit-enveloped backups (`spec/codex-shards.md`,
+//!   `spec/codex-backups.md`);
 //! - `fingerprint`: `hmac-sha256:<hex>` of a value, for checking without showing;
 //! - `job`: job ids made safe for headers and messages;
 //! - `inspect`: what the worker's token may do (capabilities, policies), for
@@ -47,6 +50,7 @@
 
 pub mod acl;
 mod auth;
+mod backup;
 mod config;
 pub mod doctor;
 mod error;
@@ -61,6 +65,7 @@ mod shards;
 mod token;
 mod transport;
 
+pub use backup::{BackupInfo, RewrapReport, TransitKey};
 pub use config::{
     AuthConfig, DEFAULT_JOB_ID_HEADER, DEFAULT_K8S_TOKEN_FILE, DEFAULT_TIMEOUT, VaultConfig,
 };

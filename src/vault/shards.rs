@@ -123,7 +123,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn not_owned(rec: &ShardRecord, worker: &str, now: u64) -> ResolveError {
+pub(super) fn not_owned(rec: &ShardRecord, worker: &str, now: u64) -> ResolveError {
     let held = if rec.owner.is_empty() {
         "nobody owns it".to_owned()
     } else if rec.lease_expires_ms > now {

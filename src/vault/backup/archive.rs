@@ -1,0 +1,440 @@
+//! The volume as a tar stream, and back (`spec/codex-backups.md` §3).
+//!
+//! Writing walks the volume without following a symbolic link: a link is
+//! stored as a link, so a link in the volume pointing at the worker's token
+//! file or at `/etc` cannot pull that file into a backup. A file is opened
+//! with `O_NOFOLLOW` and checked to be the file the walk saw, so swapping it
+//! for a link mid-walk does not help either. Directories, regular files and
+//! symbolic links are all a volume may hold; anything else is refused.
+//!
+//! Extracting trusts nothing in the archive: every entry's path is made of
+//! plain names only (no `..`, no absolute path), its directory must be one
+//! this extraction created (so never a link), files are created new with
+//! `O_NOFOLLOW`, a link must point inside the target when resolved from its
+//! own directory, and only directories, regular files and links are
+//! accepted. Modes keep their permission bits (set-id and sticky bits are
+//! dropped); directory modes are set last, deepest first, so a read-only
+//! directory does not stop its own extraction. Ownership is the restorer's.
+
+use std::collections::HashSet;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use tar::{Builder, EntryType, Header};
+
+use super::super::inspect::server_text;
+use super::envelope::corrupt;
+
+/// What a walk or an extraction counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Regular files.
+    pub files: u64,
+    /// Directories (the root not included).
+    pub dirs: u64,
+    /// Symbolic links.
+    pub links: u64,
+    /// Bytes of regular files.
+    pub bytes: u64,
+}
+
+/// A path as shown in messages (from an archive anyone with the data key
+/// may have written: control characters as `?`, length capped).
+fn shown(p: &Path) -> String {
+    server_text(&p.to_string_lossy())
+}
+
+/// Writes the volume at `root` as a tar stream into `out`, entries in name
+/// order, paths relative to `root`. Errors other than I/O ones (a special
+/// file, a file that changed while it was read) are `InvalidInput`.
+pub fn write_volume<W: Write>(root: &Path, out: W) -> io::Result<(W, Counts)> {
+    let meta = fs::symlink_metadata(root)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", root.display()),
+        ));
+    }
+    let mut builder = Builder::new(out);
+    let mut counts = Counts::default();
+    walk(&mut builder, root, Path::new(""), &mut counts)?;
+    let out = builder.into_inner()?;
+    Ok((out, counts))
+}
+
+fn walk<W: Write>(
+    b: &mut Builder<W>,
+    root: &Path,
+    rel: &Path,
+    counts: &mut Counts,
+) -> io::Result<()> {
+    let mut names: Vec<_> = fs::read_dir(root.join(rel))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        let rel = rel.join(&name);
+        let path = root.join(&rel);
+        let meta = fs::symlink_metadata(&path)?;
+        let ft = meta.file_type();
+        let mut h = Header::new_gnu();
+        h.set_mode(meta.mode() & 0o777);
+        h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+        if ft.is_dir() {
+            h.set_entry_type(EntryType::Directory);
+            h.set_size(0);
+            b.append_data(&mut h, &rel, io::empty())?;
+            counts.dirs += 1;
+            walk(b, root, &rel, counts)?;
+        } else if ft.is_symlink() {
+            h.set_entry_type(EntryType::Symlink);
+            h.set_size(0);
+            let target = fs::read_link(&path)?;
+            b.append_link(&mut h, &rel, &target)?;
+            counts.links += 1;
+        } else if ft.is_file() {
+            let file = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)?;
+            let now = file.metadata()?;
+            if !now.is_file() || now.ino() != meta.ino() || now.dev() != meta.dev() {
+                return Err(changed(&rel));
+            }
+            h.set_entry_type(EntryType::Regular);
+            h.set_size(meta.len());
+            b.append_data(&mut h, &rel, Exactly::new(file, meta.len(), &rel))?;
+            counts.files += 1;
+            counts.bytes += meta.len();
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a socket, pipe or device: a volume backup holds directories, regular files and symbolic links only",
+                    shown(&rel)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn changed(rel: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} changed while it was backed up (stop the worker using the volume first)",
+            shown(rel)
+        ),
+    )
+}
+
+/// Reads exactly `len` bytes of a file whose size was announced in its tar
+/// header: a file that shrinks while it is read is an error, not a short
+/// entry, and one that grows is cut at `len`.
+struct Exactly {
+    file: io::Take<File>,
+    left: u64,
+    rel: PathBuf,
+}
+
+impl Exactly {
+    fn new(file: File, len: u64, rel: &Path) -> Exactly {
+        Exactly {
+            file: file.take(len),
+            left: len,
+            rel: rel.to_owned(),
+        }
+    }
+}
+
+impl Read for Exactly {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(changed(&self.rel));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// What an entry may be.
+enum Kind {
+    Dir,
+    File,
+    Link,
+}
+
+/// Extracts the tar stream `input` into `root`, an empty directory this
+/// process just created. Every refusal is a [`Corrupt`](super::envelope::Corrupt)
+/// error; other errors are the disk's.
+pub fn extract<R: Read>(input: R, root: &Path) -> io::Result<(R, Counts)> {
+    let mut archive = tar::Archive::new(input);
+    let mut counts = Counts::default();
+    // Directories this extraction made (never links), with their modes.
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    let mut modes: Vec<(PathBuf, u32)> = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = entry.path()?.into_owned();
+        let rel = plain_path(&raw)?;
+        let kind = match entry.header().entry_type() {
+            EntryType::Directory => Kind::Dir,
+            EntryType::Regular | EntryType::Continuous => Kind::File,
+            EntryType::Symlink => Kind::Link,
+            other => {
+                return Err(corrupt(format!(
+                    "archive entry {} is of type {other:?}: a volume backup holds directories, regular files and symbolic links only",
+                    shown(&raw)
+                )));
+            }
+        };
+        let Some(rel) = rel else {
+            // `.` itself: the root, made by the caller.
+            continue;
+        };
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if !parent.as_os_str().is_empty() && !dirs.contains(parent) {
+            return Err(corrupt(format!(
+                "archive entry {} is not inside a directory the archive made before it",
+                shown(&raw)
+            )));
+        }
+        let mode = entry.header().mode()? & 0o777;
+        let path = root.join(&rel);
+        let made = match kind {
+            Kind::Dir => DirBuilder::new().mode(0o700).create(&path).map(|()| {
+                modes.push((rel.clone(), mode));
+                dirs.insert(rel.clone());
+                counts.dirs += 1;
+            }),
+            Kind::File => OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .and_then(|mut f| {
+                    counts.bytes += io::copy(&mut entry, &mut f)?;
+                    f.set_permissions(fs::Permissions::from_mode(mode))?;
+                    counts.files += 1;
+                    Ok(())
+                }),
+            Kind::Link => {
+                let target = entry
+                    .link_name()?
+                    .ok_or_else(|| corrupt(format!("link {} has no target", shown(&raw))))?
+                    .into_owned();
+                if !inside(parent, &target) {
+                    return Err(corrupt(format!(
+                        "link {} points outside the volume",
+                        shown(&raw)
+                    )));
+                }
+                std::os::unix::fs::symlink(&target, &path).map(|()| counts.links += 1)
+            }
+        };
+        made.map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                corrupt(format!("archive entry {} appears twice", shown(&raw)))
+            } else {
+                e
+            }
+        })?;
+    }
+    // Deepest first, so a read-only directory is closed after its contents.
+    modes.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (rel, mode) in modes {
+        fs::set_permissions(root.join(rel), fs::Permissions::from_mode(mode))?;
+    }
+    Ok((archive.into_inner(), counts))
+}
+
+/// The entry's path as plain names (`None` for `.`), or why it is refused.
+fn plain_path(raw: &Path) -> io::Result<Option<PathBuf>> {
+    let mut out = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(corrupt(format!(
+                    "archive entry {} is not a relative path of plain names",
+                    shown(raw)
+                )));
+            }
+        }
+    }
+    Ok((!out.as_os_str().is_empty()).then_some(out))
+}
+
+/// Whether a link in directory `dir` (relative to the root) with `target`
+/// stays inside the root, resolved by names alone (the directories on the
+/// way are ones the extraction made, so none of them is a link).
+fn inside(dir: &Path, target: &Path) -> bool {
+    let mut depth = dir.components().count();
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::envelope::as_corrupt;
+    use super::*;
+
+    /// A raw entry: name bytes, type, link target, data.
+    type Raw<'a> = (&'a [u8], EntryType, &'a [u8], &'a [u8]);
+
+    /// A tar stream of raw entries, written without the builder's checks.
+    fn raw_tar(entries: &[Raw]) -> Vec<u8> {
+        let mut b = Builder::new(Vec::new());
+        for (name, ty, link, data) in entries {
+            let mut h = Header::new_gnu();
+            {
+                let g = h.as_gnu_mut().unwrap();
+                g.name[..name.len()].copy_from_slice(name);
+                g.linkname[..link.len()].copy_from_slice(link);
+            }
+            h.set_entry_type(*ty);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn refused(entries: &[Raw]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("r");
+        fs::create_dir(&root).unwrap();
+        let e = extract(&raw_tar(entries)[..], &root).expect_err("must be refused");
+        let msg = as_corrupt(&e).unwrap_or_else(|| panic!("not a Corrupt error: {e}"));
+        // Nothing escaped next to the root.
+        let mut beside: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        beside.sort();
+        assert_eq!(beside, ["r"], "{msg}");
+        msg
+    }
+
+    use EntryType::{Block, Char, Directory, Fifo, Link, Regular, Symlink};
+
+    #[test]
+    fn escaping_entries_are_refused() {
+        assert!(refused(&[(b"../evil", Regular, b"", b"x")]).contains("plain names"));
+        assert!(refused(&[(b"a/../../evil", Regular, b"", b"x")]).contains("plain names"));
+        assert!(refused(&[(b"/etc/evil", Regular, b"", b"x")]).contains("plain names"));
+        assert!(refused(&[(b"up", Symlink, b"..", b"")]).contains("outside"));
+        assert!(refused(&[(b"abs", Symlink, b"/etc/passwd", b"")]).contains("outside"));
+        assert!(
+            refused(&[
+                (b"d", Directory, b"", b""),
+                (b"d/up", Symlink, b"../../x", b"")
+            ])
+            .contains("outside")
+        );
+        // A link made first, then a file written through it.
+        assert!(
+            refused(&[
+                (b"d", Directory, b"", b""),
+                (b"l", Symlink, b"d", b""),
+                (b"l/f", Regular, b"", b"x")
+            ])
+            .contains("not inside a directory")
+        );
+        // A link, then a file of the same name (which would be written
+        // through the link).
+        assert!(
+            refused(&[(b"f", Symlink, b"g", b""), (b"f", Regular, b"", b"x")]).contains("twice")
+        );
+        for ty in [Link, Char, Block, Fifo] {
+            assert!(refused(&[(b"x", ty, b"y", b"")]).contains("regular files"));
+        }
+    }
+
+    #[test]
+    fn links_inside_the_volume_are_kept() {
+        assert!(inside(Path::new("a/b"), Path::new("../c")));
+        assert!(inside(Path::new("a"), Path::new("./b/../../c")));
+        assert!(!inside(Path::new("a"), Path::new("../../c")));
+        assert!(!inside(Path::new(""), Path::new("/c")));
+    }
+
+    #[test]
+    fn a_volume_round_trips_with_modes_and_links() {
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        fs::create_dir(s.join("sub")).unwrap();
+        fs::write(s.join("sub/auth.json"), b"{\"fake\": true}").unwrap();
+        fs::set_permissions(s.join("sub/auth.json"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(s.join("run.sh"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(s.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(s.join("empty"), b"").unwrap();
+        std::os::unix::fs::symlink("sub/auth.json", s.join("current")).unwrap();
+        fs::set_permissions(s.join("sub"), fs::Permissions::from_mode(0o500)).unwrap();
+        let (tar, counts) = write_volume(s, Vec::new()).unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                files: 3,
+                dirs: 1,
+                links: 1,
+                bytes: 24
+            }
+        );
+        let dst = tempfile::tempdir().unwrap();
+        let (_, back) = extract(&tar[..], dst.path()).unwrap();
+        assert_eq!(back, counts);
+        let d = dst.path();
+        assert_eq!(
+            fs::read(d.join("sub/auth.json")).unwrap(),
+            b"{\"fake\": true}"
+        );
+        let mode = |p: &str| fs::symlink_metadata(d.join(p)).unwrap().mode() & 0o777;
+        assert_eq!(mode("sub/auth.json"), 0o600);
+        assert_eq!(mode("run.sh"), 0o755);
+        assert_eq!(mode("sub"), 0o500);
+        assert_eq!(
+            fs::read_link(d.join("current")).unwrap(),
+            Path::new("sub/auth.json")
+        );
+        // So that the temp dirs can be removed.
+        fs::set_permissions(s.join("sub"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(d.join("sub"), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn a_link_to_the_token_file_is_stored_as_a_link() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("token"), b"hvs.FAKEFAKEFAKE").unwrap();
+        let vol = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("token"), vol.path().join("t")).unwrap();
+        let (tar, counts) = write_volume(vol.path(), Vec::new()).unwrap();
+        assert_eq!(counts.links, 1);
+        assert!(memchr::memmem::find(&tar, b"hvs.FAKEFAKEFAKE").is_none());
+    }
+
+    #[test]
+    fn special_files_are_refused_at_backup() {
+        let vol = tempfile::tempdir().unwrap();
+        let fifo = std::ffi::CString::new(vol.path().join("p").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let e = write_volume(vol.path(), Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("socket, pipe or device"));
+    }
+}
