@@ -153,6 +153,40 @@ fn invocations(t: &str, dir: &std::path::Path) -> Vec<(Vec<String>, String)> {
             s(&["codex", "claim", "--shard", "s1", "--ttl", t]),
             String::new(),
         ),
+        (
+            s(&[
+                "codex",
+                "backup",
+                "--shard",
+                "s1",
+                "--worker-id",
+                "w",
+                "--volume",
+                t,
+                "--store",
+                t,
+            ]),
+            String::new(),
+        ),
+        (
+            s(&[
+                "codex",
+                "restore",
+                "--shard",
+                "s1",
+                "--worker-id",
+                "w",
+                "--to",
+                t,
+                "--store",
+                "s",
+            ]),
+            String::new(),
+        ),
+        (
+            s(&["codex", "rewrap", "--store", "s", "--transit-key", t]),
+            String::new(),
+        ),
         (s(&[t]), String::new()),
     ]
 }

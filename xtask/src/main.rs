@@ -1,6 +1,7 @@
 //! Project chores, run as `cargo xtask <command>` (the alias is in
 //! `.cargo/config.toml`). One file per command, as in rust-analyzer's xtask.
 
+mod bench_backup;
 mod bench_compare;
 mod conformance;
 mod fuzz;
@@ -21,6 +22,7 @@ commands:
   conformance [ARGS]        run the conformance suite (vaultref-conformance --help)
   vault [--persistent]      run OpenBao for a person until Ctrl-C
   bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher
+  bench-backup [--mib N]    codex backup/restore of an N MiB volume vs plain tar
   fuzz [--seconds N] [--target T]...  run the cargo fuzz targets of fuzz/ (nightly)
   python [--bench] [PYTEST ARGS]  build the Python wheel (maturin), run its pytest suite"
             );
@@ -29,6 +31,7 @@ commands:
         Some("conformance") => conformance::run(&args[1..]),
         Some("vault") => vault::run(&args[1..]),
         Some("bench-compare") => bench_compare::run(&args[1..]),
+        Some("bench-backup") => bench_backup::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("python") => python::run(&args[1..]),
         Some(other) => {

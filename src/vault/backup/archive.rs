@@ -105,7 +105,10 @@ fn walk<W: Write>(
             }
             h.set_entry_type(EntryType::Regular);
             h.set_size(meta.len());
-            b.append_data(&mut h, &rel, Exactly::new(file, meta.len(), &rel))?;
+            // Large reads: `io::copy` inside the builder takes 8 KiB at a time
+            // from an unbuffered reader.
+            let data = io::BufReader::with_capacity(1 << 18, Exactly::new(file, meta.len(), &rel));
+            b.append_data(&mut h, &rel, data)?;
             counts.files += 1;
             counts.bytes += meta.len();
         } else {
@@ -177,6 +180,7 @@ pub fn extract<R: Read>(input: R, root: &Path) -> io::Result<(R, Counts)> {
     // Directories this extraction made (never links), with their modes.
     let mut dirs: HashSet<PathBuf> = HashSet::new();
     let mut modes: Vec<(PathBuf, u32)> = Vec::new();
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 18]);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
@@ -218,7 +222,7 @@ pub fn extract<R: Read>(input: R, root: &Path) -> io::Result<(R, Counts)> {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .and_then(|mut f| {
-                    counts.bytes += io::copy(&mut entry, &mut f)?;
+                    counts.bytes += copy_large(&mut entry, &mut f, &mut buf)?;
                     f.set_permissions(fs::Permissions::from_mode(mode))?;
                     counts.files += 1;
                     Ok(())
@@ -251,6 +255,22 @@ pub fn extract<R: Read>(input: R, root: &Path) -> io::Result<(R, Counts)> {
         fs::set_permissions(root.join(rel), fs::Permissions::from_mode(mode))?;
     }
     Ok((archive.into_inner(), counts))
+}
+
+/// `io::copy` with a large buffer (it would take 8 KiB per write), which is
+/// zeroized afterwards (it held volume content).
+fn copy_large(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let got = match from.read(buf) {
+            Ok(0) => return Ok(n),
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..got])?;
+        n += got as u64;
+    }
 }
 
 /// The entry's path as plain names (`None` for `.`), or why it is refused.
