@@ -35,6 +35,8 @@ pub enum Profile {
     Degraded,
     /// A Vault address, a job or an input that behaves like an adversary.
     Hostile,
+    /// Codex auth volumes: shard ownership and encrypted backups.
+    Codex,
     /// Checks over the whole run (hygiene of all output).
     Suite,
 }
@@ -50,6 +52,7 @@ impl Profile {
         Profile::Worker,
         Profile::Degraded,
         Profile::Hostile,
+        Profile::Codex,
         Profile::Suite,
     ];
 
@@ -64,6 +67,7 @@ impl Profile {
             Profile::Worker => "worker",
             Profile::Degraded => "degraded",
             Profile::Hostile => "hostile",
+            Profile::Codex => "codex",
             Profile::Suite => "suite",
         }
     }

@@ -182,6 +182,7 @@ const LIFECYCLE: &[Profile] = &[Profile::Lifecycle, Profile::Suite];
 const WORKER: &[Profile] = &[Profile::Worker, Profile::Suite];
 const PAYLOAD: &[Profile] = &[Profile::Payload, Profile::Suite];
 const HOSTILE: &[Profile] = &[Profile::Hostile, Profile::Suite];
+const CODEX: &[Profile] = &[Profile::Codex, Profile::Suite];
 
 /// Every broken run and the exact set of scenarios it must fail.
 fn cases() -> Vec<Case> {
@@ -770,6 +771,48 @@ fn cases() -> Vec<Case> {
             timeout: 20,
             want: || set(&["degraded.vault-stopped-mid-queue"]),
         },
+        Case {
+            fault: "claim-without-cas",
+            profiles: CODEX,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["codex.claim-race"]),
+        },
+        Case {
+            fault: "backup-plaintext",
+            profiles: CODEX,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "codex.backup-round-trip",
+                    "codex.backup-tampered",
+                    "codex.restore-after-rewrap",
+                    "codex.writer-cannot-restore",
+                ])
+            },
+        },
+        Case {
+            fault: "rewrap-noop",
+            profiles: CODEX,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["codex.restore-after-rewrap"]),
+        },
+        Case {
+            fault: "restore-from-cache",
+            profiles: CODEX,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "codex.backup-round-trip",
+                    "codex.backup-tampered",
+                    "codex.restore-after-rewrap",
+                    "codex.writer-cannot-restore",
+                ])
+            },
+        },
     ]
 }
 
@@ -1175,4 +1218,24 @@ fn a_field_looked_up_without_case_fails_the_field_case_scenario() {
 #[test]
 fn failing_instead_of_declining_fails_the_degraded_scenario() {
     run_case("fail-instead-of-decline", 0);
+}
+
+#[test]
+fn claiming_without_check_and_set_fails_the_race() {
+    run_case("claim-without-cas", 0);
+}
+
+#[test]
+fn a_plaintext_backup_fails_every_backup_scenario() {
+    run_case("backup-plaintext", 0);
+}
+
+#[test]
+fn a_rewrap_that_does_nothing_fails_the_rotation_scenario() {
+    run_case("rewrap-noop", 0);
+}
+
+#[test]
+fn a_local_copy_of_the_volume_fails_the_writer_only_scenario_and_hygiene() {
+    run_case("restore-from-cache", 0);
 }

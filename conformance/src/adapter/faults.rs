@@ -170,6 +170,16 @@ pub enum Fault {
     /// Fails secret jobs with `vault_unavailable` while Vault is down
     /// instead of declining them (no degraded mode: the queue loses them).
     FailInsteadOfDecline,
+    /// Claims a Codex shard by reading the record and writing it without
+    /// check-and-set (check-then-act).
+    ClaimWithoutCas,
+    /// Stores a Codex volume backup as a plain tar and restores it unchecked.
+    BackupPlaintext,
+    /// Answers `codex_rewrap` without rewrapping anything.
+    RewrapNoop,
+    /// Keeps a copy of each backed-up volume in its temp dir and restores
+    /// from it when Vault refuses to unwrap the key.
+    RestoreFromCache,
 }
 
 impl Fault {
@@ -234,6 +244,10 @@ impl Fault {
         ("login-per-job", Fault::LoginPerJob),
         ("field-case-insensitive", Fault::FieldCaseInsensitive),
         ("fail-instead-of-decline", Fault::FailInsteadOfDecline),
+        ("claim-without-cas", Fault::ClaimWithoutCas),
+        ("backup-plaintext", Fault::BackupPlaintext),
+        ("rewrap-noop", Fault::RewrapNoop),
+        ("restore-from-cache", Fault::RestoreFromCache),
     ];
 
     /// Looks a fault up by name.
@@ -245,12 +259,19 @@ impl Fault {
 /// One fault, hooked around the shim's request handling.
 pub struct Faults {
     fault: Fault,
+    /// `configure`'s `vault` member and `temp_dir`, for the codex faults.
+    vault: Option<Value>,
+    temp_dir: Option<std::path::PathBuf>,
 }
 
 impl Faults {
     /// The hooks of `fault`.
     pub fn new(fault: Fault) -> Faults {
-        Faults { fault }
+        Faults {
+            fault,
+            vault: None,
+            temp_dir: None,
+        }
     }
 
     /// Called before the shim handles `op`: may rewrite `req`, act first, or
@@ -264,7 +285,22 @@ impl Faults {
         match op {
             "check_ref" => self.before_check_ref(req),
             "check_payload" => self.before_check_payload(req),
-            "configure" => self.before_configure(req, state),
+            "configure" => {
+                self.vault = req.get("vault").cloned();
+                self.temp_dir = req
+                    .get("temp_dir")
+                    .and_then(Value::as_str)
+                    .map(std::path::PathBuf::from);
+                self.before_configure(req, state)
+            }
+            op if op.starts_with("codex_") => super::codex_faults::before(
+                self.fault,
+                op,
+                req,
+                state,
+                self.vault.as_ref(),
+                self.temp_dir.as_deref(),
+            ),
             "resolve" => self.before_resolve(req, state),
             "run_job" => {
                 if self.fault == Fault::WorkerIgnoresScopes

@@ -15,8 +15,10 @@
 //! is [`Worker::run_job`] with a job action that writes the file
 //! `VAULTREF_CONFORMANCE` (the protocol's instruction stub). The worker's git
 //! credential helper is the `vaultref` binary next to this one (or
-//! `VAULTREF_BIN`).
+//! `VAULTREF_BIN`). The `codex_*` operations are in `codex`.
 
+mod codex;
+mod codex_faults;
 pub mod faults;
 
 use std::io::{BufRead, Write};
@@ -42,6 +44,7 @@ pub(crate) struct State {
     pub(crate) worker: Option<Worker>,
     pub(crate) queue_policy: QueuePolicy,
     pub(crate) vault_config: Option<VaultConfig>,
+    pub(crate) codex: Option<codex::CodexSettings>,
 }
 
 /// Serves the protocol on stdin/stdout until `shutdown` or end of input;
@@ -60,6 +63,7 @@ pub fn serve(fault: Option<Fault>) -> std::io::Result<()> {
         worker: None,
         queue_policy: QueuePolicy::default(),
         vault_config: None,
+        codex: None,
     };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
@@ -125,13 +129,16 @@ fn dispatch(op: &str, req: &Map<String, Value>, state: &mut State) -> Value {
                 "language": "rust",
                 "notes": "reference adapter over the vaultref library",
             },
-            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded", "hostile"],
+            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded", "hostile", "codex"],
         }),
         "check_ref" => check_ref(req),
         "check_payload" => check_payload(req),
         "configure" => configure(req, state),
         "resolve" => resolve(req, state),
         "run_job" => run_job(req, state),
+        "codex_claim" | "codex_backup" | "codex_restore" | "codex_rewrap" => {
+            codex::handle(op, req, state)
+        }
         "shutdown" => json!({"reply": "shutdown"}),
         other => json!({"reply": "unsupported", "op": other,
                         "message": "the vaultref library does not offer this operation yet"}),
@@ -267,6 +274,10 @@ fn configure(req: &Map<String, Value>, state: &mut State) -> Value {
             Err(e) => return failed("configure", e.code().as_str(), e.message()),
         }
         state.vault_config = Some(config);
+    }
+    match codex::settings(req) {
+        Ok(c) => state.codex = c,
+        Err(m) => return failed("configure", "config_invalid", &m),
     }
     if let Some(q) = req.get("queue_policy").filter(|q| !q.is_null()) {
         match serde_json::from_value(q.clone()) {

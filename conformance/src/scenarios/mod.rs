@@ -7,6 +7,7 @@
 //!   HTTP server;
 //! - [`hostile`]: a Vault address, a job or an input that behaves like an
 //!   adversary;
+//! - [`codex`]: Codex auth volume shards and their encrypted backups;
 //! - `protocol.unknown-op` (here) for the protocol itself.
 //!
 //! What live scenarios share is in [`support`] (a configured implementation,
@@ -14,6 +15,7 @@
 //! `git`). Scenarios of one shape are rows of a table ([`resolve::Case`]).
 
 pub mod auth;
+pub mod codex;
 pub mod degraded;
 pub mod hostile;
 pub mod lifecycle;
@@ -42,6 +44,7 @@ pub fn catalogue(fixtures: &Path) -> Result<Vec<Scenario>, String> {
     all.extend(degraded::scenarios());
     all.extend(worker::scenarios());
     all.extend(hostile::scenarios());
+    all.extend(codex::scenarios());
     all.push(protocol_unknown_op());
     Ok(all)
 }

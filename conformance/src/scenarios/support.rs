@@ -91,13 +91,21 @@ pub async fn session_with(
     extra: Value,
     env: &[(String, std::ffi::OsString)],
 ) -> Result<Session, Verdict> {
+    session_hcl(cx, &read_policy(readable), auth, extra, env).await
+}
+
+/// [`session_with`] with the token's policy given as HCL (the scenario's
+/// policy `read`, whatever it allows).
+pub async fn session_hcl(
+    cx: &Cx,
+    hcl: &str,
+    auth: Auth,
+    extra: Value,
+    env: &[(String, std::ffi::OsString)],
+) -> Result<Session, Verdict> {
     let vault = cx.vault()?;
     let policy = cx.name("read");
-    vault
-        .admin
-        .put_policy(&policy, &read_policy(readable))
-        .await
-        .map_err(verr)?;
+    vault.admin.put_policy(&policy, hcl).await.map_err(verr)?;
     let dirs = cx.dirs()?;
     let auth_json = match auth {
         Auth::Token { ttl } | Auth::TokenLine { ttl } => {
