@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod cluster;
 pub mod git_server;
 pub mod hostile;
 pub mod leak;
@@ -23,6 +24,7 @@ pub mod vectors;
 use std::time::SystemTime;
 
 pub use admin::Admin;
+pub use cluster::TestCluster;
 pub use vault::TestVault;
 
 /// Test infrastructure failed (no binary, server did not start, an admin

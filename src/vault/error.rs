@@ -59,7 +59,15 @@ impl ResolveError {
 
     /// Prefixes the message with the ref and job it concerns.
     pub(crate) fn context(mut self, secret_ref: &str, job: &super::JobId) -> ResolveError {
-        self.message = crate::redact::redact(&format!("job {job}: {secret_ref}: {}", self.message));
+        // The ref and the message are redacted apart (the message already
+        // was, in `new`): side by side, a ref's field `#token` and the first
+        // word of the message read as `token: <word>` to the
+        // secret-assignment rule, which masked "unexpected".
+        self.message = format!(
+            "job {job}: {}: {}",
+            crate::redact::redact(secret_ref),
+            self.message
+        );
         self
     }
 }
@@ -71,3 +79,30 @@ impl fmt::Display for ResolveError {
 }
 
 impl std::error::Error for ResolveError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_named_token_does_not_mask_the_message_after_it() {
+        let e = ResolveError::new(
+            ErrorCode::VaultUnavailable,
+            "unexpected HTTP 400 from Vault for kv/data/ha/app",
+        )
+        .context(
+            "vault://kv/ha/app#token",
+            &super::super::JobId::new("job-1"),
+        );
+        assert_eq!(
+            e.message(),
+            "job job-1: vault://kv/ha/app#token: unexpected HTTP 400 from Vault for kv/data/ha/app"
+        );
+        // A token in the ref or in the message is still masked.
+        let e = ResolveError::new(ErrorCode::SecretNotFound, "nothing here").context(
+            "vault://kv/ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE#f",
+            &super::super::JobId::new("j"),
+        );
+        assert!(!e.message().contains("ghp_FAKE"), "{}", e.message());
+    }
+}

@@ -67,7 +67,8 @@ mod transport;
 
 pub use backup::{BackupInfo, RewrapReport, TransitKey};
 pub use config::{
-    AuthConfig, DEFAULT_JOB_ID_HEADER, DEFAULT_K8S_TOKEN_FILE, DEFAULT_TIMEOUT, VaultConfig,
+    AuthConfig, DEFAULT_FAILOVER, DEFAULT_JOB_ID_HEADER, DEFAULT_K8S_TOKEN_FILE, DEFAULT_TIMEOUT,
+    VaultConfig,
 };
 pub use error::ResolveError;
 pub use fingerprint::{FingerprintKey, MIN_KEY_BYTES, PREFIX as FINGERPRINT_PREFIX};

@@ -28,10 +28,25 @@
 //! - every answer is read into a zeroizing buffer with a 4 MiB cap, so a huge
 //!   or endless body is `vault_unavailable`, not memory growth;
 //! - every request is bounded by the configured timeout (default 5 s),
-//!   connection included. Nothing here retries: retry policy lives in the
-//!   resolver (one retry after a re-login) and in the renewal task (backoff).
+//!   connection included. With one address nothing here retries: retry
+//!   policy lives in the resolver (one retry after a re-login) and in the
+//!   renewal task (backoff).
+//!
+//! # Clusters (`spec/resolver.md` §13)
+//!
+//! With the cluster's other nodes configured (`cluster_addrs`), a request
+//! goes only to the node that says it is active (`sys/leader` answering
+//! `is_self: true`), looked up at first use and after any failure: a
+//! standby's answer is never used, because during an election standbys
+//! serve reads of their own that can be stale (seen here: an acknowledged
+//! write read back as the previous version for most of a second after the
+//! leader was killed). A redirect is never followed. When no node says it
+//! is active, or the active one fails, the lookup is repeated with backoff
+//! from 100 ms to 1 s until the failover window (default 15 s) runs out;
+//! then the request is `vault_unavailable` like a single server's.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -89,7 +104,14 @@ pub(crate) struct Reply {
 /// The one HTTP client, configured once.
 pub(crate) struct Transport {
     http: reqwest::Client,
-    addr: String,
+    /// `VAULT_ADDR` first, then the cluster's other nodes.
+    nodes: Vec<String>,
+    /// The node requests go to first.
+    active: AtomicUsize,
+    /// Whether `active` was found through `sys/leader` since the last
+    /// failover (clusters only).
+    leader_known: AtomicBool,
+    failover: Duration,
     namespace: Option<HeaderValue>,
     job_header: HeaderName,
     timeout: Duration,
@@ -135,18 +157,29 @@ impl Transport {
         };
         let job_header = HeaderName::from_bytes(cfg.job_id_header.as_bytes())
             .map_err(|_| ResolveError::config("the job id header is not a valid header name"))?;
+        let mut nodes = vec![cfg.addr.clone()];
+        nodes.extend(cfg.cluster_addrs.iter().cloned());
         Ok(Transport {
             http,
-            addr: cfg.addr.clone(),
+            nodes,
+            active: AtomicUsize::new(0),
+            leader_known: AtomicBool::new(false),
+            failover: cfg.failover,
             namespace,
             job_header,
             timeout: cfg.timeout,
         })
     }
 
-    /// The configured Vault address.
+    /// The address requests go to first (`VAULT_ADDR`, or the cluster node
+    /// believed active).
     pub(crate) fn addr(&self) -> &str {
-        &self.addr
+        &self.nodes[self.active.load(Ordering::Relaxed) % self.nodes.len()]
+    }
+
+    /// Whether the cluster's other nodes are configured.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.nodes.len() > 1
     }
 
     /// `GET /v1/<path>` with the token and the job id. `path` is built by the
@@ -201,9 +234,122 @@ impl Transport {
         job: Option<&JobId>,
         body: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Reply, ResolveError> {
+        if !self.is_cluster() {
+            return self.send_to(0, method, path, token, job, body).await;
+        }
+        let deadline = Instant::now() + self.failover;
+        let mut backoff = Duration::from_millis(100);
+        let mut last = None;
+        // The first failure is followed at once by a leader lookup and a
+        // second try (a leader that moved); waits start after that.
+        let mut waited_yet = false;
+        loop {
+            if !self.leader_known.load(Ordering::Relaxed) {
+                match self.find_leader().await {
+                    Some(i) => {
+                        self.active.store(i, Ordering::Relaxed);
+                        self.leader_known.store(true, Ordering::Relaxed);
+                    }
+                    None => {
+                        last = Some(ResolveError::new(
+                            ErrorCode::VaultUnavailable,
+                            "no node of the Vault cluster says it is the active one (an election?)",
+                        ));
+                    }
+                }
+            }
+            if self.leader_known.load(Ordering::Relaxed) {
+                let i = self.active.load(Ordering::Relaxed) % self.nodes.len();
+                let reply = self
+                    .send_to(i, method.clone(), path, token, job, body.clone())
+                    .await;
+                match reply {
+                    // Not (or no longer) the active node, or not serving:
+                    // look the leader up again. A redirect is never
+                    // followed: only a node that says it is active is used.
+                    Ok(r) if r.status >= 500 || (300..400).contains(&r.status) => {
+                        self.leader_known.store(false, Ordering::Relaxed);
+                        last = Some(self.node_error(i, &format!("HTTP {}", r.status)));
+                        if !std::mem::replace(&mut waited_yet, true) {
+                            continue;
+                        }
+                    }
+                    Ok(r) => return Ok(r),
+                    Err(e) => {
+                        self.leader_known.store(false, Ordering::Relaxed);
+                        last = Some(e);
+                        if !std::mem::replace(&mut waited_yet, true) {
+                            continue;
+                        }
+                    }
+                }
+            }
+            let last = last
+                .take()
+                .unwrap_or_else(|| self.node_error(0, "no answer"));
+            if Instant::now() + backoff > deadline {
+                return Err(ResolveError::new(
+                    ErrorCode::VaultUnavailable,
+                    format!(
+                        "no node of the Vault cluster served the request within {} ms (last: {})",
+                        self.failover.as_millis(),
+                        last.message()
+                    ),
+                ));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// The node that says it is the active one (`sys/leader` answering
+    /// `is_self: true`), asked of each configured node from the one after
+    /// the last active. A standby's word is not taken: during an election
+    /// standbys still name the dead leader, and they serve reads of their
+    /// own that can be stale.
+    async fn find_leader(&self) -> Option<usize> {
+        let n = self.nodes.len();
+        let first = self.active.load(Ordering::Relaxed) + 1;
+        for k in 0..n {
+            let i = (first + k) % n;
+            let Ok(r) = self
+                .send_to(i, reqwest::Method::GET, "sys/leader", None, None, None)
+                .await
+            else {
+                continue;
+            };
+            if r.status != 200 {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            if v["is_self"] == true {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn node_error(&self, i: usize, what: &str) -> ResolveError {
+        ResolveError::new(
+            ErrorCode::VaultUnavailable,
+            format!("Vault at {} answered {what}", self.nodes[i]),
+        )
+    }
+
+    /// One request to node `i`.
+    async fn send_to(
+        &self,
+        i: usize,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&SecretString>,
+        job: Option<&JobId>,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Reply, ResolveError> {
+        let addr = &self.nodes[i];
         let mut req = self
             .http
-            .request(method, format!("{}/v1/{path}", self.addr))
+            .request(method, format!("{addr}/v1/{path}"))
             .header("X-Vault-Request", "true");
         if let Some(token) = token {
             let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
@@ -229,7 +375,7 @@ impl Transport {
                 .header("Content-Type", "application/json")
                 .body(std::mem::take(&mut *body));
         }
-        let mut resp = req.send().await.map_err(|e| self.send_error(&e))?;
+        let mut resp = req.send().await.map_err(|e| self.send_error(addr, &e))?;
         let status = resp.status().as_u16();
         // Read chunk by chunk into a zeroizing buffer, with a cap: a Vault
         // answer is a few KiB, and a confused or hostile server must not make
@@ -238,13 +384,12 @@ impl Transport {
         // unzeroized copies behind.
         let hint = resp.content_length().unwrap_or(16 * 1024) as usize;
         let mut body = Zeroizing::new(Vec::with_capacity(hint.min(MAX_BODY)));
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.send_error(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.send_error(addr, &e))? {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(ResolveError::new(
                     ErrorCode::VaultUnavailable,
                     format!(
-                        "Vault at {} sent an answer larger than {} KiB",
-                        self.addr,
+                        "Vault at {addr} sent an answer larger than {} KiB",
                         MAX_BODY / 1024
                     ),
                 ));
@@ -257,15 +402,43 @@ impl Transport {
     /// `GET /v1/sys/health`: the HTTP status (200 active, 429 standby,
     /// 501 not initialised, 503 sealed). No token, no job.
     pub(crate) async fn health(&self) -> Result<u16, ResolveError> {
-        let mut req = self.http.get(format!("{}/v1/sys/health", self.addr));
+        if !self.is_cluster() {
+            return self.health_of(0).await;
+        }
+        // A cluster serves when its active node answers 200. A standby's
+        // 429 says nothing about a leader (OpenBao answers it with none).
+        let mut last = Err(self.node_error(0, "no answer"));
+        for i in 0..self.nodes.len() {
+            match self.health_of(i).await {
+                Ok(200) => {
+                    self.active.store(i, Ordering::Relaxed);
+                    return Ok(200);
+                }
+                other => last = other,
+            }
+        }
+        match last {
+            Ok(s) => Err(ResolveError::new(
+                ErrorCode::VaultUnavailable,
+                format!(
+                    "no node of the Vault cluster is active (no leader; the last answered HTTP {s} to a health check)"
+                ),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn health_of(&self, i: usize) -> Result<u16, ResolveError> {
+        let addr = &self.nodes[i];
+        let mut req = self.http.get(format!("{addr}/v1/sys/health"));
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.clone());
         }
-        let resp = req.send().await.map_err(|e| self.send_error(&e))?;
+        let resp = req.send().await.map_err(|e| self.send_error(addr, &e))?;
         Ok(resp.status().as_u16())
     }
 
-    fn send_error(&self, e: &reqwest::Error) -> ResolveError {
+    fn send_error(&self, addr: &str, e: &reqwest::Error) -> ResolveError {
         // reqwest's Display carries the URL (address and secret path, no
         // values); keep the message to the kind of failure.
         let what = if e.is_timeout() {
@@ -277,7 +450,7 @@ impl Transport {
         };
         ResolveError::new(
             ErrorCode::VaultUnavailable,
-            format!("Vault at {} is unavailable: {what}", self.addr),
+            format!("Vault at {addr} is unavailable: {what}"),
         )
     }
 
@@ -315,7 +488,7 @@ impl Transport {
                 ErrorCode::VaultUnavailable,
                 format!(
                     "{what}: Vault at {} answered a redirect (HTTP {code}), which vaultref never follows",
-                    self.addr
+                    self.addr()
                 ),
             ));
         }
@@ -324,7 +497,7 @@ impl Transport {
                 ErrorCode::VaultUnavailable,
                 format!(
                     "{what}: Vault at {} answered HTTP {code}{detail}",
-                    self.addr
+                    self.addr()
                 ),
             ));
         }

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
 commands:
   help
   conformance [ARGS]        run the conformance suite (vaultref-conformance --help)
-  vault [--persistent]      run OpenBao for a person until Ctrl-C
+  vault [--persistent | --cluster]  run OpenBao (or a 3-node cluster) for a person until Ctrl-C
   bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher
   bench-backup [--mib N]    codex backup/restore of an N MiB volume vs plain tar
   fuzz [--seconds N] [--target T]...  run the cargo fuzz targets of fuzz/ (nightly)

@@ -1,0 +1,314 @@
+//! [`TestCluster`]: a real 3-node OpenBao raft cluster on loopback, for
+//! tests of failover (`spec/resolver.md` §13).
+//!
+//! Three `bao server` processes, each with its own directory, API port,
+//! cluster port and file audit log, and a `retry_join` stanza naming the
+//! other two. The first node is initialised (one key share) and unsealed,
+//! so it bootstraps the raft cluster and becomes its leader; the others join
+//! it by themselves and are unsealed with the same key once they have. Raft
+//! runs with `performance_multiplier = 1`, so a new leader is elected about
+//! 2-3 s after the old one dies. Plain HTTP on loopback (the single-server
+//! modes cover TLS).
+//!
+//! Nodes can be killed (`SIGKILL`, like a crash), started again (with their
+//! data) and sealed; [`TestCluster::leader`] asks `sys/leader`. Every
+//! process is killed when the cluster is dropped.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::vault::{TestVault, bao_binary};
+use super::{Admin, TestSupportError, err, free_port};
+use crate::vault::{AuthConfig, VaultConfig};
+
+/// A running raft cluster owned by a test.
+pub struct TestCluster {
+    nodes: Vec<TestVault>,
+    key: SecretString,
+}
+
+impl TestCluster {
+    /// Starts a cluster of `n` nodes (3 for the scenarios; at least 1), with
+    /// the binary [`bao_binary`] finds.
+    pub async fn start(n: usize) -> Result<TestCluster, TestSupportError> {
+        let bao = tokio::task::spawn_blocking(bao_binary)
+            .await
+            .map_err(|e| err(format!("installer task failed: {e}")))??;
+        Self::start_with_binary(&bao, n).await
+    }
+
+    /// [`TestCluster::start`] with a given binary.
+    pub async fn start_with_binary(
+        bao: &std::path::Path,
+        n: usize,
+    ) -> Result<TestCluster, TestSupportError> {
+        let n = n.max(1);
+        let ports: Vec<(u16, u16)> = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<Result<_, TestSupportError>>()?;
+        let addr = |p: u16| format!("http://127.0.0.1:{p}");
+        let mut nodes = Vec::with_capacity(n);
+        for (i, &(port, cluster_port)) in ports.iter().enumerate() {
+            let peers = ports
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, &(p, _))| addr(p))
+                .collect();
+            nodes.push(TestVault::cluster_node(
+                bao,
+                port,
+                cluster_port,
+                format!("n{}", i + 1),
+                peers,
+            )?);
+        }
+        for node in &mut nodes {
+            node.spawn_listening().await?;
+        }
+        let (key, root) = nodes[0].admin.init_one_share().await?;
+        for node in &mut nodes {
+            node.admin = node.admin.with_root(root.clone());
+            node.unseal_key = Some(key.clone());
+        }
+        nodes[0].admin.unseal(&key).await?;
+        nodes[0]
+            .admin
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .map_err(|e| err(format!("{e}; its log:\n{}", nodes[0].log_lines())))?;
+        // Autopilot promotes a joined node to a voter only after it has
+        // been healthy for `server_stabilization_time` (10 s by default);
+        // until then a dead leader leaves no quorum.
+        nodes[0]
+            .admin
+            .call(
+                "POST",
+                "sys/storage/raft/autopilot/configuration",
+                Some(serde_json::json!({"server_stabilization_time": "1s"})),
+            )
+            .await?;
+        let cluster = TestCluster { nodes, key };
+        for i in 1..n {
+            cluster.unseal_until_serving(i).await?;
+        }
+        cluster.wait_voters(n, Duration::from_secs(45)).await?;
+        cluster.nodes[0].seed_mounts().await?;
+        Ok(cluster)
+    }
+
+    /// Waits until the raft configuration has `n` voters.
+    async fn wait_voters(&self, n: usize, within: Duration) -> Result<(), TestSupportError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(conf) = self.raft_configuration().await {
+                let voters = conf["data"]["config"]["servers"]
+                    .as_array()
+                    .map_or(0, |s| s.iter().filter(|v| v["voter"] == true).count());
+                if voters >= n {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "the cluster did not have {n} voters within {} s",
+                    within.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Unseals node `i` until it is part of the cluster (200 or 429): a
+    /// node that has not joined yet refuses the key, so this retries while
+    /// `retry_join` does its work.
+    async fn unseal_until_serving(&self, i: usize) -> Result<(), TestSupportError> {
+        let node = &self.nodes[i];
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            match node.admin.health_status().await {
+                Some(200 | 429) => return Ok(()),
+                _ => {
+                    let _ = node.admin.unseal(&self.key).await;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "node {} did not join the cluster within 45 s; its log:\n{}",
+                    i + 1,
+                    node.log_lines()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The nodes' API addresses, node 1 first.
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr().to_string()).collect()
+    }
+
+    /// How many nodes the cluster has.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no node (never: at least one is started).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `i` (0-based).
+    pub fn node(&self, i: usize) -> &TestVault {
+        &self.nodes[i]
+    }
+
+    /// A root-token client of a running node (requests to a standby are
+    /// forwarded to the leader).
+    pub fn admin(&self) -> &Admin {
+        self.nodes
+            .iter()
+            .find(|n| n.is_running())
+            .unwrap_or(&self.nodes[0])
+            .admin()
+    }
+
+    /// The index of the node `sys/leader` names as the active one, asked
+    /// of every running node until one knows; `None` while there is none.
+    pub async fn leader(&self) -> Option<usize> {
+        for n in self.nodes.iter().filter(|n| n.is_running()) {
+            if let Ok((200, v)) = n.admin().request("GET", "sys/leader", None).await {
+                let leader = v["leader_address"].as_str().unwrap_or("");
+                if let Some(i) = self.nodes.iter().position(|m| m.addr() == leader)
+                    && self.nodes[i].is_running()
+                {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits until a running node is the active one and answers 200 to
+    /// `sys/health`; returns its index.
+    pub async fn wait_leader(&self, within: Duration) -> Result<usize, TestSupportError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(i) = self.leader().await
+                && self.nodes[i].admin().health_status().await == Some(200)
+            {
+                return Ok(i);
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!("no leader within {} s", within.as_secs())));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills node `i` with `SIGKILL` (a crash).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].stop();
+    }
+
+    /// Starts node `i` again with its data and unseals it.
+    pub async fn restart(&mut self, i: usize) -> Result<(), TestSupportError> {
+        self.nodes[i].start().await?;
+        self.unseal_until_serving(i).await
+    }
+
+    /// Seals node `i`: it stays up and answers 503. A standby cannot be
+    /// sealed through the API, so it is restarted and left sealed (as after
+    /// a host reboot); the active node is sealed through `sys/seal`.
+    pub async fn seal(&mut self, i: usize) -> Result<(), TestSupportError> {
+        if self.nodes[i].admin().seal().await.is_ok() {
+            return Ok(());
+        }
+        self.nodes[i].stop();
+        self.nodes[i].start().await
+    }
+
+    /// Unseals node `i`.
+    pub async fn unseal(&self, i: usize) -> Result<(), TestSupportError> {
+        self.unseal_until_serving(i).await
+    }
+
+    /// The root token.
+    pub fn root_token(&self) -> &SecretString {
+        self.nodes[0].root_token()
+    }
+
+    /// Every node's audit log file.
+    pub fn audit_logs(&self) -> Vec<PathBuf> {
+        self.nodes
+            .iter()
+            .map(|n| n.audit_log().to_path_buf())
+            .collect()
+    }
+
+    /// Every audit entry of every node (requests forwarded by a standby are
+    /// logged by the active node).
+    pub fn audit_entries(&self) -> Result<Vec<super::audit::AuditEntry>, TestSupportError> {
+        let mut all = Vec::new();
+        for n in &self.nodes {
+            if n.audit_log().exists() {
+                all.extend(n.audit_entries()?);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Settings reading `token` from a file, addressed to the nodes `nodes`
+    /// (indices; the first is `VAULT_ADDR`, the rest the extra addresses).
+    pub fn token_file_config(
+        &self,
+        name: &str,
+        token: &SecretString,
+        nodes: &[usize],
+    ) -> Result<VaultConfig, TestSupportError> {
+        let path = self.nodes[0].write_file(name, token.expose_secret())?;
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|&i| self.nodes[i].addr().to_string())
+            .collect();
+        let first = addrs.first().cloned().unwrap_or_default();
+        let mut config = VaultConfig::new(first, AuthConfig::TokenFile { path })
+            .map_err(|e| err(e.to_string()))?;
+        config.cluster_addrs = addrs.into_iter().skip(1).collect();
+        Ok(config)
+    }
+
+    /// `sys/storage/raft/configuration` as the leader sees it.
+    pub async fn raft_configuration(&self) -> Result<Value, TestSupportError> {
+        self.admin()
+            .call("GET", "sys/storage/raft/configuration", None)
+            .await
+    }
+
+    /// Shell lines for a person (`cargo xtask vault --cluster`).
+    pub fn export_lines(&self) -> Result<String, TestSupportError> {
+        let tf = self.nodes[0].write_file("root-token", self.root_token().expose_secret())?;
+        let addrs = self.addrs();
+        Ok(format!(
+            "export VAULT_ADDR={first}\n\
+             export VAULTREF_CLUSTER_ADDRS={rest}\n\
+             export VAULT_AUTH_METHOD=token\n\
+             export VAULT_TOKEN_FILE={tf}\n\
+             # nodes: {all}\n\
+             # audit logs: {logs}\n",
+            first = addrs[0],
+            rest = addrs[1..].join(","),
+            tf = tf.display(),
+            all = addrs.join(" "),
+            logs = self
+                .audit_logs()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
+    }
+}
