@@ -95,6 +95,15 @@ impl Cx {
         }
     }
 
+    /// A 3-node cluster of the scenario's own, where the backend can start
+    /// one (process); `None` elsewhere.
+    pub async fn cluster_vault(&self) -> Result<Option<Arc<Vault>>, Verdict> {
+        match Vault::start_cluster(&self.env.backend).await {
+            Ok(v) => Ok(v.map(Arc::new)),
+            Err(e) => Err(Verdict::Error(format!("a Vault cluster: {e}"))),
+        }
+    }
+
     /// The same handle, with [`Cx::vault`] answering `vault` from now on.
     pub fn with_own_vault(&self, vault: Arc<Vault>) -> Cx {
         self.lock().own_vaults.push(vault.clone());

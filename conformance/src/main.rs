@@ -39,7 +39,7 @@ struct Cli {
     /// An argument for the implementation (repeatable).
     #[arg(long = "impl-arg", value_name = "ARG", allow_hyphen_values = true)]
     impl_args: Vec<String>,
-    /// Run only these profiles (repeatable): refs, payload, resolve, auth, lifecycle, worker, degraded, hostile, codex.
+    /// Run only these profiles (repeatable): refs, payload, resolve, auth, lifecycle, worker, degraded, hostile, codex, ha.
     #[arg(long = "profile", value_name = "P")]
     profiles: Vec<String>,
     /// Where Vault comes from.

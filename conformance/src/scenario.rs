@@ -37,6 +37,8 @@ pub enum Profile {
     Hostile,
     /// Codex auth volumes: shard ownership and encrypted backups.
     Codex,
+    /// A 3-node raft cluster: failover, standbys, sealed nodes.
+    Ha,
     /// Checks over the whole run (hygiene of all output).
     Suite,
 }
@@ -53,6 +55,7 @@ impl Profile {
         Profile::Degraded,
         Profile::Hostile,
         Profile::Codex,
+        Profile::Ha,
         Profile::Suite,
     ];
 
@@ -68,6 +71,7 @@ impl Profile {
             Profile::Degraded => "degraded",
             Profile::Hostile => "hostile",
             Profile::Codex => "codex",
+            Profile::Ha => "ha",
             Profile::Suite => "suite",
         }
     }

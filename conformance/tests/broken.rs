@@ -183,6 +183,7 @@ const WORKER: &[Profile] = &[Profile::Worker, Profile::Suite];
 const PAYLOAD: &[Profile] = &[Profile::Payload, Profile::Suite];
 const HOSTILE: &[Profile] = &[Profile::Hostile, Profile::Suite];
 const CODEX: &[Profile] = &[Profile::Codex, Profile::Suite];
+const HA: &[Profile] = &[Profile::Ha, Profile::Suite];
 
 /// Every broken run and the exact set of scenarios it must fail.
 fn cases() -> Vec<Case> {
@@ -813,6 +814,40 @@ fn cases() -> Vec<Case> {
                 ])
             },
         },
+        Case {
+            fault: "first-node-only",
+            profiles: HA,
+            filters: &[],
+            timeout: 20,
+            want: || {
+                set(&[
+                    "ha.no-failed-resolution",
+                    "ha.sealed-node",
+                    "ha.rotation-during-failover",
+                ])
+            },
+        },
+        Case {
+            fault: "read-any-node",
+            profiles: HA,
+            filters: &["ha.rotation-during-failover", "protocol.*", "hygiene.*"],
+            timeout: 20,
+            want: || set(&["ha.rotation-during-failover"]),
+        },
+        Case {
+            fault: "standby-as-down",
+            profiles: HA,
+            filters: &["ha.standby-address", "protocol.*", "hygiene.*"],
+            timeout: 20,
+            want: || set(&["ha.standby-address"]),
+        },
+        Case {
+            fault: "retry-forever",
+            profiles: HA,
+            filters: &["ha.leader-killed-mid-queue", "protocol.*", "hygiene.*"],
+            timeout: 20,
+            want: || set(&["ha.leader-killed-mid-queue"]),
+        },
     ]
 }
 
@@ -1238,4 +1273,24 @@ fn a_rewrap_that_does_nothing_fails_the_rotation_scenario() {
 #[test]
 fn a_local_copy_of_the_volume_fails_the_writer_only_scenario_and_hygiene() {
     run_case("restore-from-cache", 0);
+}
+
+#[test]
+fn ignoring_the_other_nodes_fails_the_failover_scenarios() {
+    run_case("first-node-only", 0);
+}
+
+#[test]
+fn reading_from_any_node_reads_a_stale_version_after_the_leader_dies() {
+    run_case("read-any-node", 0);
+}
+
+#[test]
+fn taking_a_standby_for_down_fails_the_standby_scenario() {
+    run_case("standby-as-down", 0);
+}
+
+#[test]
+fn retrying_one_dead_node_forever_fails_the_leader_killed_scenario() {
+    run_case("retry-forever", 0);
 }

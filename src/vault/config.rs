@@ -534,7 +534,9 @@ mod tests {
         for (env, key) in &module {
             let env_first = env.split(' ').next().unwrap_or_default();
             assert!(
-                readme.iter().any(|(e, k)| e.starts_with(env_first) && k == key),
+                readme
+                    .iter()
+                    .any(|(e, k)| e.starts_with(env_first) && k == key),
                 "README's settings table lacks {env} / {key}"
             );
         }

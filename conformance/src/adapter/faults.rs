@@ -180,6 +180,16 @@ pub enum Fault {
     /// Keeps a copy of each backed-up volume in its temp dir and restores
     /// from it when Vault refuses to unwrap the key.
     RestoreFromCache,
+    /// Ignores `cluster_addrs`: the first node's death is an outage.
+    FirstNodeOnly,
+    /// Tries the cluster's nodes in order, each on its own, and takes the
+    /// first answer (standbys' own reads included).
+    ReadAnyNode,
+    /// Checks `sys/health` before a resolution and takes a standby's 429
+    /// for "down".
+    StandbyAsDown,
+    /// One address, and a resolution retried until it answers, unbounded.
+    RetryForever,
 }
 
 impl Fault {
@@ -248,6 +258,10 @@ impl Fault {
         ("backup-plaintext", Fault::BackupPlaintext),
         ("rewrap-noop", Fault::RewrapNoop),
         ("restore-from-cache", Fault::RestoreFromCache),
+        ("first-node-only", Fault::FirstNodeOnly),
+        ("read-any-node", Fault::ReadAnyNode),
+        ("standby-as-down", Fault::StandbyAsDown),
+        ("retry-forever", Fault::RetryForever),
     ];
 
     /// Looks a fault up by name.
@@ -262,6 +276,7 @@ pub struct Faults {
     /// `configure`'s `vault` member and `temp_dir`, for the codex faults.
     vault: Option<Value>,
     temp_dir: Option<std::path::PathBuf>,
+    ha: super::ha_faults::HaFaultState,
 }
 
 impl Faults {
@@ -271,6 +286,7 @@ impl Faults {
             fault,
             vault: None,
             temp_dir: None,
+            ha: Default::default(),
         }
     }
 
@@ -291,6 +307,9 @@ impl Faults {
                     .get("temp_dir")
                     .and_then(Value::as_str)
                     .map(std::path::PathBuf::from);
+                if let Some(Value::Object(vault)) = req.get_mut("vault") {
+                    super::ha_faults::before_configure(self.fault, vault, state, &mut self.ha);
+                }
                 self.before_configure(req, state)
             }
             op if op.starts_with("codex_") => super::codex_faults::before(
@@ -301,7 +320,8 @@ impl Faults {
                 self.vault.as_ref(),
                 self.temp_dir.as_deref(),
             ),
-            "resolve" => self.before_resolve(req, state),
+            "resolve" => super::ha_faults::before_resolve(self.fault, req, state, &self.ha)
+                .or_else(|| self.before_resolve(req, state)),
             "run_job" => {
                 if self.fault == Fault::WorkerIgnoresScopes
                     && let Some(worker) = &state.worker

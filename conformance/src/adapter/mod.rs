@@ -20,6 +20,7 @@
 mod codex;
 mod codex_faults;
 pub mod faults;
+mod ha_faults;
 
 use std::io::{BufRead, Write};
 
@@ -129,7 +130,7 @@ fn dispatch(op: &str, req: &Map<String, Value>, state: &mut State) -> Value {
                 "language": "rust",
                 "notes": "reference adapter over the vaultref library",
             },
-            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded", "hostile", "codex"],
+            "profiles": ["refs", "payload", "resolve", "auth", "lifecycle", "worker", "degraded", "hostile", "codex", "ha"],
         }),
         "check_ref" => check_ref(req),
         "check_payload" => check_payload(req),

@@ -117,6 +117,8 @@ enum Guard {
     /// `stop`/`start` kill and bring back with its data, unsealed.
     Persistent(tokio::sync::Mutex<TestVault>),
     Container(Box<container::ContainerVault>),
+    /// A 3-node raft cluster of the project's test support (`ha` scenarios).
+    Cluster(tokio::sync::Mutex<vaultref::testing::TestCluster>),
     None,
 }
 
@@ -263,6 +265,73 @@ impl Vault {
         .map(Some)
     }
 
+    /// Starts a 3-node raft cluster of its own for an `ha` scenario (plain
+    /// HTTP on loopback). Only the process backend can: `None` elsewhere.
+    pub async fn start_cluster(spec: &BackendSpec) -> Result<Option<Vault>, String> {
+        let BackendSpec::Process { binary, .. } = spec else {
+            return Ok(None);
+        };
+        let c = vaultref::testing::TestCluster::start_with_binary(binary, 3).await?;
+        let admin = c.node(0).admin().clone();
+        let audit_log = Some(c.node(0).audit_log().to_path_buf());
+        Vault::prepare(
+            admin,
+            "process",
+            audit_log,
+            None,
+            Guard::Cluster(tokio::sync::Mutex::new(c)),
+        )
+        .await
+        .map(Some)
+    }
+
+    /// The cluster's node addresses (node 1, the address implementations
+    /// are given, first); empty for a single server.
+    pub async fn cluster_addrs(&self) -> Vec<String> {
+        match &self.guard {
+            Guard::Cluster(c) => c.lock().await.addrs(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Waits for the cluster's active node; its index.
+    pub async fn cluster_leader(&self) -> Result<usize, String> {
+        match &self.guard {
+            Guard::Cluster(c) => c
+                .lock()
+                .await
+                .wait_leader(Duration::from_secs(30))
+                .await
+                .map_err(|e| e.to_string()),
+            _ => Err("not a cluster".into()),
+        }
+    }
+
+    /// Kills the cluster's active node (`SIGKILL`); its index.
+    pub async fn kill_cluster_leader(&self) -> Result<usize, String> {
+        let i = self.cluster_leader().await?;
+        if let Guard::Cluster(c) = &self.guard {
+            c.lock().await.kill(i);
+        }
+        Ok(i)
+    }
+
+    /// Seals node `i` of the cluster.
+    pub async fn seal_cluster_node(&self, i: usize) -> Result<(), String> {
+        match &self.guard {
+            Guard::Cluster(c) => c.lock().await.seal(i).await.map_err(|e| e.to_string()),
+            _ => Err("not a cluster".into()),
+        }
+    }
+
+    /// The root-token client of node `i` of the cluster.
+    pub async fn cluster_admin(&self, i: usize) -> Option<Admin> {
+        match &self.guard {
+            Guard::Cluster(c) => Some(c.lock().await.node(i).admin().clone()),
+            _ => None,
+        }
+    }
+
     /// Whether [`Vault::stop_server`] really stops this server.
     pub fn stoppable(&self) -> bool {
         match &self.guard {
@@ -377,6 +446,7 @@ impl Vault {
             Guard::Process(p) => drop(p),
             Guard::Persistent(tv) => drop(tv),
             Guard::Container(c) => drop(c),
+            Guard::Cluster(c) => drop(c),
             Guard::None => {}
         }
     }

@@ -8,6 +8,7 @@
 //! - [`hostile`]: a Vault address, a job or an input that behaves like an
 //!   adversary;
 //! - [`codex`]: Codex auth volume shards and their encrypted backups;
+//! - [`ha`]: a 3-node raft cluster of the scenario's own (process backend);
 //! - `protocol.unknown-op` (here) for the protocol itself.
 //!
 //! What live scenarios share is in [`support`] (a configured implementation,
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod codex;
 pub mod degraded;
+pub mod ha;
 pub mod hostile;
 pub mod lifecycle;
 pub mod resolve;
@@ -45,6 +47,7 @@ pub fn catalogue(fixtures: &Path) -> Result<Vec<Scenario>, String> {
     all.extend(worker::scenarios());
     all.extend(hostile::scenarios());
     all.extend(codex::scenarios());
+    all.extend(ha::scenarios());
     all.push(protocol_unknown_op());
     Ok(all)
 }

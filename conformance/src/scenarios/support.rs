@@ -173,6 +173,9 @@ pub async fn session_hcl(
             if k == "vault_addr" {
                 // Where the implementation reaches Vault (e.g. through a proxy).
                 configure["vault"]["addr"] = v;
+            } else if k == "vault_cluster_addrs" {
+                // The cluster's other nodes (resolver.md §13).
+                configure["vault"]["cluster_addrs"] = v;
             } else {
                 configure[k] = v;
             }
