@@ -5,6 +5,7 @@ mod bench_backup;
 mod bench_compare;
 mod conformance;
 mod fuzz;
+mod load;
 mod python;
 mod vault;
 
@@ -24,6 +25,7 @@ commands:
   bench-compare [--mib N]   vaultref redact vs gitleaks and kingfisher
   bench-backup [--mib N]    codex backup/restore of an N MiB volume vs plain tar
   fuzz [--seconds N] [--target T]...  run the cargo fuzz targets of fuzz/ (nightly)
+  load [--jobs M] [--levels 1,8,64]  a worker fleet vs the naive worker on a 3-node cluster, leader killed
   python [--bench] [PYTEST ARGS]  build the Python wheel (maturin), run its pytest suite"
             );
             ExitCode::SUCCESS
@@ -34,6 +36,7 @@ commands:
         Some("bench-backup") => bench_backup::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("python") => python::run(&args[1..]),
+        Some("load") => load::run(&args[1..]),
         Some(other) => {
             eprintln!("unknown xtask command `{other}`; run `cargo xtask help`");
             ExitCode::from(2)
