@@ -223,3 +223,65 @@ async fn only_the_node_that_says_it_is_active_is_used_and_no_redirect_is_followe
     );
     res.shutdown().await;
 }
+
+/// An AppRole token with a 6 s TTL: renewal (or a new login) keeps working
+/// across a leader change, and the failover costs at most one login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_renewed_across_a_leader_change() {
+    let mut c = cluster().await;
+    let (_, r) = seed(&c, "ghp_FAKEhaFAKEhaFAKEhaFAKEhaFAKEha0005").await;
+    let a = c.admin();
+    a.ensure_auth("approle", "approle").await.unwrap();
+    let role_id = a
+        .approle_role("approle", "ha", &["ha-reader"], "6s", "1h")
+        .await
+        .unwrap();
+    let secret_id = a.approle_secret_id("approle", "ha").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (rf, sf) = (dir.path().join("role_id"), dir.path().join("secret_id"));
+    std::fs::write(&rf, role_id).unwrap();
+    std::fs::write(&sf, secret_id.expose_secret()).unwrap();
+    let addrs = c.addrs();
+    let mut cfg = VaultConfig::new(
+        addrs[0].clone(),
+        AuthConfig::AppRole {
+            mount: "approle".into(),
+            role_id_file: rf,
+            secret_id_file: sf,
+        },
+    )
+    .unwrap();
+    cfg.cluster_addrs = addrs[1..].to_vec();
+    cfg.timeout = Duration::from_secs(2);
+    let res = Resolver::new(cfg).await.unwrap();
+    assert!(res.resolve(&r, "job-0").await.is_ok());
+    let leader = c.wait_leader(Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.kill(leader);
+    // Three TTLs after the kill: every resolution succeeds (after the
+    // election), so the token was renewed or replaced in time.
+    let until = Instant::now() + Duration::from_secs(18);
+    let mut job = 0;
+    while Instant::now() < until {
+        job += 1;
+        res.resolve(&r, &format!("job-{job}"))
+            .await
+            .unwrap_or_else(|e| panic!("job {job}: {e}"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let entries = c.audit_entries().unwrap();
+    let count = |p: &str| {
+        entries
+            .iter()
+            .filter(|e| e.is_request() && e.path() == p)
+            .count()
+    };
+    let (logins, renewals) = (count("auth/approle/login"), count("auth/token/renew-self"));
+    eprintln!("logins {logins}, renewals {renewals}");
+    assert!(renewals >= 2, "renewals {renewals}");
+    assert!(
+        logins <= 2,
+        "logins {logins}: more than one per failover episode"
+    );
+    res.shutdown().await;
+}
