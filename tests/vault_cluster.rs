@@ -29,6 +29,9 @@ async fn seed(c: &TestCluster, value: &str) -> (SecretString, SecretRef) {
         .await
         .unwrap();
     let token = a.create_token(&["ha-reader"], "1h", true).await.unwrap();
+    c.wait_served("kv/data/ha/app", Duration::from_secs(30))
+        .await
+        .unwrap();
     (token, SecretRef::parse("vault://kv/ha/app#token").unwrap())
 }
 
@@ -252,6 +255,7 @@ async fn the_token_is_renewed_across_a_leader_change() {
     )
     .unwrap();
     cfg.cluster_addrs = addrs[1..].to_vec();
+    cfg.ca_cert = c.ca_cert();
     cfg.timeout = Duration::from_secs(2);
     let res = Resolver::new(cfg).await.unwrap();
     assert!(res.resolve(&r, "job-0").await.is_ok());

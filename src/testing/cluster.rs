@@ -6,9 +6,10 @@
 //! other two. The first node is initialised (one key share) and unsealed,
 //! so it bootstraps the raft cluster and becomes its leader; the others join
 //! it by themselves and are unsealed with the same key once they have. Raft
-//! runs with `performance_multiplier = 1`, so a new leader is elected about
-//! 2-3 s after the old one dies. Plain HTTP on loopback (the single-server
-//! modes cover TLS).
+//! runs with `performance_multiplier = 1`, so a new leader is elected a few
+//! seconds after the old one dies. Every node serves HTTPS with one
+//! certificate for `127.0.0.1` from a CA made for the cluster
+//! ([`TestCluster::ca_cert`]), which `retry_join` trusts too.
 //!
 //! Nodes can be killed (`SIGKILL`, like a crash), started again (with their
 //! data) and sealed; [`TestCluster::leader`] asks `sys/leader`. Every
@@ -49,7 +50,12 @@ impl TestCluster {
         let ports: Vec<(u16, u16)> = (0..n)
             .map(|_| Ok((free_port()?, free_port()?)))
             .collect::<Result<_, TestSupportError>>()?;
-        let addr = |p: u16| format!("http://127.0.0.1:{p}");
+        let tls_dir = tempfile::Builder::new()
+            .prefix("vaultref-bao-tls-")
+            .tempdir()
+            .map_err(|e| err(format!("no temporary directory: {e}")))?;
+        let tls = super::tls::loopback_server(tls_dir.path())?;
+        let addr = |p: u16| format!("https://127.0.0.1:{p}");
         let mut nodes = Vec::with_capacity(n);
         for (i, &(port, cluster_port)) in ports.iter().enumerate() {
             let peers = ports
@@ -64,6 +70,7 @@ impl TestCluster {
                 cluster_port,
                 format!("n{}", i + 1),
                 peers,
+                &tls,
             )?);
         }
         for node in &mut nodes {
@@ -97,7 +104,36 @@ impl TestCluster {
         }
         cluster.wait_voters(n, Duration::from_secs(45)).await?;
         cluster.nodes[0].seed_mounts().await?;
+        cluster.wait_known_leader(Duration::from_secs(45)).await?;
         Ok(cluster)
+    }
+
+    /// Waits until every running node names the same, running leader in
+    /// `sys/leader` (a standby that does not know it yet cannot forward).
+    pub async fn wait_known_leader(&self, within: Duration) -> Result<usize, TestSupportError> {
+        let deadline = Instant::now() + within;
+        loop {
+            let leader = self.wait_leader(within).await?;
+            let want = self.nodes[leader].addr();
+            let mut all = true;
+            for n in self.nodes.iter().filter(|n| n.is_running()) {
+                let named = match n.admin().request("GET", "sys/leader", None).await {
+                    Ok((200, v)) => v["leader_address"].as_str().unwrap_or("").to_string(),
+                    _ => String::new(),
+                };
+                all &= named == want;
+            }
+            if all {
+                return Ok(leader);
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "the nodes did not all name the leader within {} s",
+                    within.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits until the raft configuration has `n` voters.
@@ -209,15 +245,45 @@ impl TestCluster {
         }
     }
 
+    /// Waits until every running node answers `GET /v1/<path>` with 200
+    /// itself: OpenBao standbys serve reads locally, and a KV v2 mount
+    /// answers 400 ("waiting for the primary to upgrade") on a standby for a
+    /// while after it is mounted.
+    pub async fn wait_served(&self, path: &str, within: Duration) -> Result<(), TestSupportError> {
+        let deadline = Instant::now() + within;
+        for (i, n) in self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_running())
+        {
+            while !matches!(n.admin().request("GET", path, None).await, Ok((200, _))) {
+                if Instant::now() > deadline {
+                    return Err(err(format!(
+                        "node {} did not serve {path} within {} s",
+                        i + 1,
+                        within.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
     /// Kills node `i` with `SIGKILL` (a crash).
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].stop();
     }
 
-    /// Starts node `i` again with its data and unseals it.
+    /// Starts node `i` again with its data, unseals it, and waits until
+    /// every node names the leader.
     pub async fn restart(&mut self, i: usize) -> Result<(), TestSupportError> {
         self.nodes[i].start().await?;
-        self.unseal_until_serving(i).await
+        self.unseal_until_serving(i).await?;
+        self.wait_known_leader(Duration::from_secs(45))
+            .await
+            .map(drop)
     }
 
     /// Seals node `i`: it stays up and answers 503. A standby cannot be
@@ -234,6 +300,11 @@ impl TestCluster {
     /// Unseals node `i`.
     pub async fn unseal(&self, i: usize) -> Result<(), TestSupportError> {
         self.unseal_until_serving(i).await
+    }
+
+    /// The CA of the nodes' certificate (PEM file).
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.nodes[0].ca_cert()
     }
 
     /// The root token.
@@ -278,6 +349,7 @@ impl TestCluster {
         let mut config = VaultConfig::new(first, AuthConfig::TokenFile { path })
             .map_err(|e| err(e.to_string()))?;
         config.cluster_addrs = addrs.into_iter().skip(1).collect();
+        config.ca_cert = self.ca_cert();
         Ok(config)
     }
 
@@ -295,12 +367,14 @@ impl TestCluster {
         Ok(format!(
             "export VAULT_ADDR={first}\n\
              export VAULTREF_CLUSTER_ADDRS={rest}\n\
+             export VAULT_CACERT={ca}\n\
              export VAULT_AUTH_METHOD=token\n\
              export VAULT_TOKEN_FILE={tf}\n\
              # nodes: {all}\n\
              # audit logs: {logs}\n",
             first = addrs[0],
             rest = addrs[1..].join(","),
+            ca = self.ca_cert().unwrap_or_default().display(),
             tf = tf.display(),
             all = addrs.join(" "),
             logs = self

@@ -168,17 +168,31 @@ impl TestVault {
 
     /// A node of a cluster, not started: [`super::cluster::TestCluster`]
     /// spawns, initialises and unseals it.
+    /// It serves HTTPS with the cluster's certificate, whose files (CA,
+    /// certificate, key, as [`super::tls::loopback_server`] writes them) are
+    /// copied from `tls`.
     pub(crate) fn cluster_node(
         bao: &Path,
         port: u16,
         cluster_port: u16,
         node_id: String,
         peers: Vec<String>,
+        tls: &super::tls::TlsFiles,
     ) -> Result<TestVault, TestSupportError> {
         let dir = tempfile::Builder::new()
             .prefix("vaultref-bao-")
             .tempdir()
             .map_err(|e| err(format!("no temporary directory: {e}")))?;
+        let own = dir.path().join("tls");
+        std::fs::create_dir_all(&own).map_err(|e| err(format!("mkdir: {e}")))?;
+        for (from, name) in [
+            (&tls.ca, "ca.pem"),
+            (&tls.cert, "cert.pem"),
+            (&tls.key, "key.pem"),
+        ] {
+            std::fs::copy(from, own.join(name)).map_err(|e| err(format!("TLS files: {e}")))?;
+        }
+        let pem = std::fs::read(&tls.ca).map_err(|e| err(format!("CA: {e}")))?;
         Ok(TestVault {
             bao: bao.to_path_buf(),
             audit_log: dir.path().join("audit.log"),
@@ -189,13 +203,14 @@ impl TestVault {
                 peers,
             },
             port,
-            admin: Admin::new(
-                &format!("http://127.0.0.1:{port}"),
+            admin: Admin::with_ca(
+                &format!("https://127.0.0.1:{port}"),
                 SecretString::from(String::new()),
+                Some(&pem),
             )?,
             unseal_key: None,
             child: None,
-            tls: false,
+            tls: true,
         })
     }
 
@@ -299,7 +314,10 @@ impl TestVault {
                         peers
                             .iter()
                             .map(|p| {
-                                format!("  retry_join {{\n    leader_api_addr = \"{p}\"\n  }}\n")
+                                format!(
+                                    "  retry_join {{\n    leader_api_addr = \"{p}\"\n    leader_ca_cert_file = \"{}\"\n  }}\n",
+                                    d.join("tls/ca.pem").display()
+                                )
                             })
                             .collect::<String>(),
                     ),

@@ -1,5 +1,5 @@
 //! `cargo xtask load [--jobs M] [--levels 1,8,64]`: a worker fleet against a
-//! 3-node OpenBao raft cluster, with a rotation and a leader kill halfway
+//! 3-node OpenBao raft cluster (HTTPS), with a rotation and a leader kill halfway
 //! through every run, side by side with the naive worker a user writes
 //! first.
 //!
@@ -175,11 +175,23 @@ fn run_inner(args: &[String]) -> Result<(), String> {
                     .block_on(cluster.wait_leader(Duration::from_secs(30)))
                     .map_err(|e| e.to_string())?;
                 let standby = cluster.addrs()[(leader + 1) % 3].clone();
-                run_naive(&mut cluster, &rt, &bao, &standby, &token, c, jobs, value)?
+                let ca = cluster.ca_cert().unwrap_or_default();
+                run_naive(
+                    &mut cluster,
+                    &rt,
+                    &bao,
+                    &standby,
+                    &ca,
+                    &token,
+                    c,
+                    jobs,
+                    value,
+                )?
             } else {
                 let cfg = AdapterConfig {
                     program: adapter.clone(),
                     addrs: cluster.addrs(),
+                    ca_cert: cluster.ca_cert(),
                     role_id_file: role_id_file.clone(),
                     secret_id_file: secret_id_file.clone(),
                     work: work.path().to_path_buf(),
@@ -362,6 +374,7 @@ fn drive(
 struct AdapterConfig {
     program: std::path::PathBuf,
     addrs: Vec<String>,
+    ca_cert: Option<std::path::PathBuf>,
     role_id_file: std::path::PathBuf,
     secret_id_file: std::path::PathBuf,
     work: std::path::PathBuf,
@@ -428,7 +441,7 @@ fn run_vaultref(
             json!({"op": "hello", "protocol": 1, "suite": {"name": "xtask-load", "version": "0"}}),
         )?;
         let r = a.request(json!({"op": "configure",
-            "vault": {"addr": cfg.addrs[0], "cluster_addrs": &cfg.addrs[1..],
+            "vault": {"addr": cfg.addrs[0], "cluster_addrs": &cfg.addrs[1..], "ca_cert": cfg.ca_cert,
                       "auth": {"method": "approle", "mount": "approle",
                                "role_id_file": cfg.role_id_file, "secret_id_file": cfg.secret_id_file}},
             "fingerprint_key": key_hex, "work_dir": dir, "temp_dir": dir.join("tmp")}))?;
@@ -459,6 +472,7 @@ fn run_naive(
     rt: &tokio::runtime::Runtime,
     bao: &std::path::Path,
     addr: &str,
+    ca: &std::path::Path,
     token: &SecretString,
     c: usize,
     jobs: usize,
@@ -466,10 +480,12 @@ fn run_naive(
 ) -> Result<Run, String> {
     let (old, new) = (secret_value(value), secret_value(value + 1));
     let (bao, addr, token) = (bao.to_path_buf(), addr.to_string(), token.clone());
+    let ca = ca.to_path_buf();
     let job = Arc::new(move |_t: usize, _i: usize| {
         let out = Command::new(&bao)
             .args(["kv", "get", "-mount=kv", "-field=token", "load/app"])
             .env("BAO_ADDR", &addr)
+            .env("BAO_CACERT", &ca)
             .env("BAO_TOKEN", token.expose_secret())
             .stdin(Stdio::null())
             .stderr(Stdio::null())

@@ -87,12 +87,17 @@ pub(crate) fn before_resolve(
             Some(last)
         }
         Fault::StandbyAsDown => {
-            let addr = state.vault_config.as_ref()?.addr.clone();
+            let cfg = state.vault_config.as_ref()?;
+            let ca = cfg.ca_cert.as_ref().and_then(|p| std::fs::read(p).ok());
             let health = state.rt.block_on(async {
-                vaultref::testing::Admin::new(&addr, SecretString::from(String::new()))
-                    .ok()?
-                    .health_status()
-                    .await
+                vaultref::testing::Admin::with_ca(
+                    &cfg.addr,
+                    SecretString::from(String::new()),
+                    ca.as_deref(),
+                )
+                .ok()?
+                .health_status()
+                .await
             });
             (health != Some(200)).then(|| {
                 failed(

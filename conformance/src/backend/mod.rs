@@ -265,8 +265,9 @@ impl Vault {
         .map(Some)
     }
 
-    /// Starts a 3-node raft cluster of its own for an `ha` scenario (plain
-    /// HTTP on loopback). Only the process backend can: `None` elsewhere.
+    /// Starts a 3-node raft cluster of its own for an `ha` scenario (HTTPS
+    /// on loopback, its CA handed to the implementation). Only the process
+    /// backend can: `None` elsewhere.
     pub async fn start_cluster(spec: &BackendSpec) -> Result<Option<Vault>, String> {
         let BackendSpec::Process { binary, .. } = spec else {
             return Ok(None);
@@ -274,11 +275,12 @@ impl Vault {
         let c = vaultref::testing::TestCluster::start_with_binary(binary, 3).await?;
         let admin = c.node(0).admin().clone();
         let audit_log = Some(c.node(0).audit_log().to_path_buf());
+        let ca = c.ca_cert();
         Vault::prepare(
             admin,
             "process",
             audit_log,
-            None,
+            ca,
             Guard::Cluster(tokio::sync::Mutex::new(c)),
         )
         .await
@@ -304,6 +306,19 @@ impl Vault {
                 .await
                 .map_err(|e| e.to_string()),
             _ => Err("not a cluster".into()),
+        }
+    }
+
+    /// Waits until every node of the cluster serves `path` itself.
+    pub async fn cluster_wait_served(&self, path: &str) -> Result<(), String> {
+        match &self.guard {
+            Guard::Cluster(c) => c
+                .lock()
+                .await
+                .wait_served(path, Duration::from_secs(30))
+                .await
+                .map_err(|e| e.to_string()),
+            _ => Ok(()),
         }
     }
 

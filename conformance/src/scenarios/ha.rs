@@ -33,6 +33,11 @@ async fn cluster(cx: &Cx) -> Result<(Cx, Arc<Vault>, SecretString, String), Verd
     let value = cx.fake_token();
     let path = put_versions(&cx, &[&value]).await?;
     own.cluster_leader().await.map_err(Verdict::Error)?;
+    // Ready when every node answers the read itself (a standby's KV
+    // mount answers 400 for a while after it is mounted).
+    own.cluster_wait_served(&format!("{KV_MOUNT}/data/{path}"))
+        .await
+        .map_err(Verdict::Error)?;
     Ok((cx, own, value, path))
 }
 
@@ -53,8 +58,9 @@ fn outcome(s: &Session, reply: &Map<String, Value>, value: &SecretString) -> Res
         }
         Some("resolved") => Err("resolved to another value".into()),
         _ => Err(format!(
-            "failed with code {}",
-            reply.get("code").unwrap_or(&Value::Null)
+            "failed with code {} ({})",
+            reply.get("code").unwrap_or(&Value::Null),
+            reply.get("message").and_then(Value::as_str).unwrap_or("")
         )),
     }
 }
