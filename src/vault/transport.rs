@@ -36,7 +36,8 @@
 //!
 //! With the cluster's other nodes configured (`cluster_addrs`), a request
 //! goes only to the node that says it is active (`sys/leader` answering
-//! `is_self: true`), looked up at first use and after any failure: a
+//! `is_self: true`), looked up at first use, after any failure and when
+//! its word is more than a second old: a
 //! standby's answer is never used, because during an election standbys
 //! serve reads of their own that can be stale (seen here: an acknowledged
 //! write read back as the previous version for most of a second after the
@@ -56,6 +57,17 @@ use super::config::VaultConfig;
 use super::error::ResolveError;
 use super::job::JobId;
 use crate::ErrorCode;
+
+/// How long a node's word that it is the active one is trusted before it is
+/// asked again (`resolver.md` C2): a leader that steps down but stays
+/// reachable serves reads of its own for at most about this long.
+const LEADER_TRUST: Duration = Duration::from_secs(1);
+
+/// `fut`, or `None` once `deadline` has passed.
+async fn within<T>(deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(left, fut).await.ok()
+}
 
 /// Environment variables other Vault clients read to change TLS; vaultref
 /// refuses them rather than ignore them (`spec/resolver.md` S6).
@@ -111,6 +123,8 @@ pub(crate) struct Transport {
     /// Whether `active` was found through `sys/leader` since the last
     /// failover (clusters only).
     leader_known: AtomicBool,
+    /// When `active` last said it was active.
+    leader_checked: std::sync::Mutex<Instant>,
     failover: Duration,
     namespace: Option<HeaderValue>,
     job_header: HeaderName,
@@ -164,6 +178,7 @@ impl Transport {
             nodes,
             active: AtomicUsize::new(0),
             leader_known: AtomicBool::new(false),
+            leader_checked: std::sync::Mutex::new(Instant::now()),
             failover: cfg.failover,
             namespace,
             job_header,
@@ -243,12 +258,24 @@ impl Transport {
         // The first failure is followed at once by a leader lookup and a
         // second try (a leader that moved); waits start after that.
         let mut waited_yet = false;
+        // A node that stepped down but still answers serves its own reads:
+        // what it said is trusted for LEADER_TRUST only.
+        if self
+            .leader_checked
+            .lock()
+            .map_or(true, |t| t.elapsed() > LEADER_TRUST)
+        {
+            self.leader_known.store(false, Ordering::Relaxed);
+        }
         loop {
             if !self.leader_known.load(Ordering::Relaxed) {
-                match self.find_leader().await {
+                match within(deadline, self.find_leader()).await.flatten() {
                     Some(i) => {
                         self.active.store(i, Ordering::Relaxed);
                         self.leader_known.store(true, Ordering::Relaxed);
+                        if let Ok(mut t) = self.leader_checked.lock() {
+                            *t = Instant::now();
+                        }
                     }
                     None => {
                         last = Some(ResolveError::new(
@@ -260,9 +287,12 @@ impl Transport {
             }
             if self.leader_known.load(Ordering::Relaxed) {
                 let i = self.active.load(Ordering::Relaxed) % self.nodes.len();
-                let reply = self
-                    .send_to(i, method.clone(), path, token, job, body.clone())
-                    .await;
+                let reply = within(
+                    deadline,
+                    self.send_to(i, method.clone(), path, token, job, body.clone()),
+                )
+                .await
+                .unwrap_or_else(|| Err(self.node_error(i, "nothing within the failover window")));
                 match reply {
                     // Not (or no longer) the active node, or not serving:
                     // look the leader up again. A redirect is never
@@ -275,6 +305,9 @@ impl Transport {
                         }
                     }
                     Ok(r) => return Ok(r),
+                    // A local error (a token or job id that cannot be sent):
+                    // no node would take it.
+                    Err(e) if e.code() != ErrorCode::VaultUnavailable => return Err(e),
                     Err(e) => {
                         self.leader_known.store(false, Ordering::Relaxed);
                         last = Some(e);

@@ -17,11 +17,15 @@
 //! directory does not stop its own extraction. Ownership is the restorer's.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use tar::{Builder, EntryType, Header};
 
 use super::super::inspect::server_text;
@@ -49,76 +53,114 @@ fn shown(p: &Path) -> String {
 /// Writes the volume at `root` as a tar stream into `out`, entries in name
 /// order, paths relative to `root`. Errors other than I/O ones (a special
 /// file, a file that changed while it was read) are `InvalidInput`.
+///
+/// The walk goes by directory file descriptors (`openat` with
+/// `O_NOFOLLOW`, each checked against the `lstat` the listing saw), never
+/// by path: a directory swapped for a link to `/etc` while its subtree is
+/// walked is noticed, not followed.
 pub fn write_volume<W: Write>(root: &Path, out: W) -> io::Result<(W, Counts)> {
-    let meta = fs::symlink_metadata(root)?;
-    if !meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a directory", root.display()),
-        ));
-    }
+    let dir = rustix::fs::open(root, DIR_FLAGS, Mode::empty()).map_err(|e| {
+        if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is not a directory (a link is not followed)",
+                    root.display()
+                ),
+            )
+        } else {
+            io::Error::from(e)
+        }
+    })?;
     let mut builder = Builder::new(out);
     let mut counts = Counts::default();
-    walk(&mut builder, root, Path::new(""), &mut counts)?;
+    walk(&mut builder, &dir, Path::new(""), &mut counts)?;
     let out = builder.into_inner()?;
     Ok((out, counts))
 }
 
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// Whether `fd` is the file `seen` described (same device and inode).
+fn same(fd: &OwnedFd, seen: &rustix::fs::Stat) -> io::Result<bool> {
+    let now = rustix::fs::fstat(fd)?;
+    Ok(now.st_dev == seen.st_dev && now.st_ino == seen.st_ino)
+}
+
 fn walk<W: Write>(
     b: &mut Builder<W>,
-    root: &Path,
+    dir: &OwnedFd,
     rel: &Path,
     counts: &mut Counts,
 ) -> io::Result<()> {
-    let mut names: Vec<_> = fs::read_dir(root.join(rel))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()?;
+    let mut names: Vec<OsString> = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name));
+        }
+    }
     names.sort();
     for name in names {
         let rel = rel.join(&name);
-        let path = root.join(&rel);
-        let meta = fs::symlink_metadata(&path)?;
-        let ft = meta.file_type();
+        let st = rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+        let ft = FileType::from_raw_mode(st.st_mode);
         let mut h = Header::new_gnu();
-        h.set_mode(meta.mode() & 0o777);
-        h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
-        if ft.is_dir() {
-            h.set_entry_type(EntryType::Directory);
-            h.set_size(0);
-            b.append_data(&mut h, &rel, io::empty())?;
-            counts.dirs += 1;
-            walk(b, root, &rel, counts)?;
-        } else if ft.is_symlink() {
-            h.set_entry_type(EntryType::Symlink);
-            h.set_size(0);
-            let target = fs::read_link(&path)?;
-            b.append_link(&mut h, &rel, &target)?;
-            counts.links += 1;
-        } else if ft.is_file() {
-            let file = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(&path)?;
-            let now = file.metadata()?;
-            if !now.is_file() || now.ino() != meta.ino() || now.dev() != meta.dev() {
-                return Err(changed(&rel));
+        h.set_mode(st.st_mode & 0o777);
+        h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
+        match ft {
+            FileType::Directory => {
+                let sub = rustix::fs::openat(dir, name.as_os_str(), DIR_FLAGS, Mode::empty())
+                    .map_err(|_| changed(&rel))?;
+                if !same(&sub, &st)? {
+                    return Err(changed(&rel));
+                }
+                h.set_entry_type(EntryType::Directory);
+                h.set_size(0);
+                b.append_data(&mut h, &rel, io::empty())?;
+                counts.dirs += 1;
+                walk(b, &sub, &rel, counts)?;
             }
-            h.set_entry_type(EntryType::Regular);
-            h.set_size(meta.len());
-            // Large reads: `io::copy` inside the builder takes 8 KiB at a time
-            // from an unbuffered reader.
-            let data = io::BufReader::with_capacity(1 << 18, Exactly::new(file, meta.len(), &rel));
-            b.append_data(&mut h, &rel, data)?;
-            counts.files += 1;
-            counts.bytes += meta.len();
-        } else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is a socket, pipe or device: a volume backup holds directories, regular files and symbolic links only",
-                    shown(&rel)
-                ),
-            ));
+            FileType::Symlink => {
+                h.set_entry_type(EntryType::Symlink);
+                h.set_size(0);
+                let target = rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new())?;
+                let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
+                b.append_link(&mut h, &rel, &target)?;
+                counts.links += 1;
+            }
+            FileType::RegularFile => {
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+                let fd = rustix::fs::openat(dir, name.as_os_str(), flags, Mode::empty())
+                    .map_err(|_| changed(&rel))?;
+                if !same(&fd, &st)?
+                    || !FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode).is_file()
+                {
+                    return Err(changed(&rel));
+                }
+                let len = u64::try_from(st.st_size).unwrap_or(0);
+                h.set_entry_type(EntryType::Regular);
+                h.set_size(len);
+                // Large reads: `io::copy` inside the builder takes 8 KiB at a time
+                // from an unbuffered reader.
+                let data =
+                    io::BufReader::with_capacity(1 << 18, Exactly::new(File::from(fd), len, &rel));
+                b.append_data(&mut h, &rel, data)?;
+                counts.files += 1;
+                counts.bytes += len;
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a socket, pipe or device: a volume backup holds directories, regular files and symbolic links only",
+                        shown(&rel)
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -135,10 +177,9 @@ fn changed(rel: &Path) -> io::Error {
 }
 
 /// Reads exactly `len` bytes of a file whose size was announced in its tar
-/// header: a file that shrinks while it is read is an error, not a short
-/// entry, and one that grows is cut at `len`.
+/// header: a file that shrinks or grows while it is read is an error.
 struct Exactly {
-    file: io::Take<File>,
+    file: File,
     left: u64,
     rel: PathBuf,
 }
@@ -146,7 +187,7 @@ struct Exactly {
 impl Exactly {
     fn new(file: File, len: u64, rel: &Path) -> Exactly {
         Exactly {
-            file: file.take(len),
+            file,
             left: len,
             rel: rel.to_owned(),
         }
@@ -155,14 +196,31 @@ impl Exactly {
 
 impl Read for Exactly {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
-        if n == 0 && self.left > 0 && !buf.is_empty() {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // The announced size is reached: the file must end here.
+            let mut probe = [0u8; 1];
+            return match self.file.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(changed(&self.rel)),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
             return Err(changed(&self.rel));
         }
         self.left -= n as u64;
         Ok(n)
     }
 }
+
+/// The longest GNU long-name record accepted (Linux's `PATH_MAX`).
+const MAX_NAME: usize = 4096;
 
 /// What an entry may be.
 enum Kind {
@@ -181,11 +239,46 @@ pub fn extract<R: Read>(input: R, root: &Path) -> io::Result<(R, Counts)> {
     let mut dirs: HashSet<PathBuf> = HashSet::new();
     let mut modes: Vec<(PathBuf, u32)> = Vec::new();
     let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 18]);
-    for entry in archive.entries()? {
+    // Raw entries: GNU long-name records are read here, with a cap (the tar
+    // crate would read one of any size into memory).
+    let (mut long_name, mut long_link): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+    for entry in archive.entries()?.raw(true) {
         let mut entry = entry?;
-        let raw = entry.path()?.into_owned();
+        let ty = entry.header().entry_type();
+        if ty.is_gnu_longname() || ty.is_gnu_longlink() {
+            let size = entry.header().entry_size()?;
+            if size > MAX_NAME as u64 {
+                return Err(corrupt(format!("a long-name record of {size} bytes")));
+            }
+            let mut name = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut name)?;
+            while name.last() == Some(&0) {
+                name.pop();
+            }
+            let slot = if ty.is_gnu_longname() {
+                &mut long_name
+            } else {
+                &mut long_link
+            };
+            if slot.replace(name).is_some() {
+                return Err(corrupt("two long-name records for one entry"));
+            }
+            continue;
+        }
+        if ty.is_pax_local_extensions() || ty.is_pax_global_extensions() {
+            return Err(corrupt("a pax extension record: a volume backup has none"));
+        }
+        let raw = PathBuf::from(OsString::from_vec(
+            long_name
+                .take()
+                .unwrap_or_else(|| entry.path_bytes().into_owned()),
+        ));
+        let link = long_link
+            .take()
+            .or_else(|| entry.link_name_bytes().map(|b| b.into_owned()))
+            .map(|b| PathBuf::from(OsString::from_vec(b)));
         let rel = plain_path(&raw)?;
-        let kind = match entry.header().entry_type() {
+        let kind = match ty {
             EntryType::Directory => Kind::Dir,
             EntryType::Regular | EntryType::Continuous => Kind::File,
             EntryType::Symlink => Kind::Link,
@@ -228,10 +321,8 @@ pub fn extract<R: Read>(input: R, root: &Path) -> io::Result<(R, Counts)> {
                     Ok(())
                 }),
             Kind::Link => {
-                let target = entry
-                    .link_name()?
-                    .ok_or_else(|| corrupt(format!("link {} has no target", shown(&raw))))?
-                    .into_owned();
+                let target =
+                    link.ok_or_else(|| corrupt(format!("link {} has no target", shown(&raw))))?;
                 if !inside(parent, &target) {
                     return Err(corrupt(format!(
                         "link {} points outside the volume",
@@ -292,25 +383,32 @@ fn plain_path(raw: &Path) -> io::Result<Option<PathBuf>> {
 }
 
 /// Whether a link in directory `dir` (relative to the root) with `target`
-/// stays inside the root, resolved by names alone (the directories on the
-/// way are ones the extraction made, so none of them is a link).
+/// stays inside the root. The target must be `(../)*name(/name)*`: leading
+/// `..`s (at most as many as `dir` is deep) go up through `dir`'s own
+/// ancestors, which the extraction made (real directories), and then only
+/// names. A `..` after a name is refused, because the name may be a link:
+/// with `l -> .`, `l/l/l/../../..` counts as inside by names but resolves
+/// three levels above the root. By induction every link then resolves
+/// inside the root.
 fn inside(dir: &Path, target: &Path) -> bool {
-    let mut depth = dir.components().count();
+    let mut up = 0usize;
+    let mut named = false;
     for c in target.components() {
         match c {
-            Component::Normal(_) => depth += 1,
+            Component::ParentDir if !named => up += 1,
+            Component::Normal(_) => named = true,
             Component::CurDir => {}
-            Component::ParentDir if depth > 0 => depth -= 1,
             _ => return false,
         }
     }
-    true
+    up <= dir.components().count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::envelope::as_corrupt;
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     /// A raw entry: name bytes, type, link target, data.
     type Raw<'a> = (&'a [u8], EntryType, &'a [u8], &'a [u8]);
@@ -383,14 +481,62 @@ mod tests {
         for ty in [Link, Char, Block, Fifo] {
             assert!(refused(&[(b"x", ty, b"y", b"")]).contains("regular files"));
         }
+        // A chain of links that escapes only when the kernel follows them.
+        assert!(
+            refused(&[
+                (b"l", Symlink, b".", b""),
+                (b"e", Symlink, b"l/l/l/../../..", b"")
+            ])
+            .contains("outside")
+        );
+    }
+
+    #[test]
+    fn long_name_records_are_capped() {
+        // A GNU long-name record of 64 KiB: refused before it is read.
+        let mut b = Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::GNULongName);
+        h.set_size(64 * 1024);
+        h.set_cksum();
+        b.append(&h, &vec![b'a'; 64 * 1024][..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = extract(&tar[..], dir.path()).unwrap_err();
+        assert!(as_corrupt(&e).unwrap().contains("long-name record"), "{e}");
+    }
+
+    #[test]
+    fn long_names_round_trip() {
+        let src = tempfile::tempdir().unwrap();
+        let deep = "d".repeat(90);
+        let long = src.path().join(&deep).join("f".repeat(150));
+        fs::create_dir_all(long.parent().unwrap()).unwrap();
+        fs::write(&long, b"x").unwrap();
+        std::os::unix::fs::symlink("l".repeat(120), src.path().join("ln")).unwrap();
+        let (tar, _) = write_volume(src.path(), Vec::new()).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        extract(&tar[..], dst.path()).unwrap();
+        assert_eq!(
+            fs::read(dst.path().join(&deep).join("f".repeat(150))).unwrap(),
+            b"x"
+        );
+        assert_eq!(
+            fs::read_link(dst.path().join("ln")).unwrap(),
+            Path::new(&"l".repeat(120))
+        );
     }
 
     #[test]
     fn links_inside_the_volume_are_kept() {
         assert!(inside(Path::new("a/b"), Path::new("../c")));
-        assert!(inside(Path::new("a"), Path::new("./b/../../c")));
+        assert!(inside(Path::new("a/b"), Path::new("../../c/d")));
+        assert!(inside(Path::new(""), Path::new(".")));
         assert!(!inside(Path::new("a"), Path::new("../../c")));
         assert!(!inside(Path::new(""), Path::new("/c")));
+        // `..` after a name: the name may be a link (`l -> .`).
+        assert!(!inside(Path::new("a"), Path::new("./b/../../c")));
+        assert!(!inside(Path::new(""), Path::new("l/l/l/../../..")));
     }
 
     #[test]
@@ -445,6 +591,16 @@ mod tests {
         let (tar, counts) = write_volume(vol.path(), Vec::new()).unwrap();
         assert_eq!(counts.links, 1);
         assert!(memchr::memmem::find(&tar, b"hvs.FAKEFAKEFAKE").is_none());
+    }
+
+    #[test]
+    fn a_volume_that_is_a_link_is_not_followed() {
+        let real = tempfile::tempdir().unwrap();
+        fs::write(real.path().join("f"), b"x").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(real.path(), d.path().join("vol")).unwrap();
+        let e = write_volume(&d.path().join("vol"), Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     }
 
     #[test]

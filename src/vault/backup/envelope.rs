@@ -15,7 +15,8 @@
 //! version) is bound through the associated data, and the data key is bound
 //! by the tags themselves.
 //!
-//! Plaintext buffers are zeroized; the data key lives in `aws-lc-rs`'s key
+//! This module's plaintext buffers are zeroized (the tar crate's copy
+//! buffers are not: best effort); the data key lives in `aws-lc-rs`'s key
 //! object, which clears it when dropped.
 
 use std::io::{self, Read, Write};
@@ -133,6 +134,9 @@ pub fn data_key(bytes: &[u8]) -> Result<LessSafeKey, Corrupt> {
 /// Writes a header to `out`.
 pub fn write_header(out: &mut impl Write, header: &Header) -> io::Result<()> {
     let json = serde_json::to_vec(header).map_err(io::Error::other)?;
+    if json.len() > MAX_HEADER {
+        return Err(io::Error::other("the header is too long"));
+    }
     out.write_all(MAGIC)?;
     out.write_all(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_be_bytes())?;
     out.write_all(&json)
@@ -156,8 +160,9 @@ pub fn read_header(input: &mut impl Read) -> io::Result<Header> {
     }
     let mut json = vec![0u8; len];
     read_full(input, &mut json, "the header")?;
+    // serde's message may quote a field name from the file: not shown.
     let header: Header = serde_json::from_slice(&json)
-        .map_err(|e| corrupt(format!("the header is not a format-1 header: {e}")))?;
+        .map_err(|_| corrupt("the header is not a format-1 header"))?;
     if header.format != 1 || header.cipher != CIPHER {
         return Err(corrupt(format!(
             "format {} with cipher `{}` (this reader knows format 1 with {CIPHER})",
@@ -167,6 +172,11 @@ pub fn read_header(input: &mut impl Read) -> io::Result<Header> {
     }
     if header.chunk_size == 0 || header.chunk_size as usize > MAX_CHUNK {
         return Err(corrupt(format!("a chunk size of {}", header.chunk_size)));
+    }
+    // `rewrap` and its report go by this number: it must be the wrapped
+    // key's own.
+    if key_version(&header.wrapped_key) != Some(header.key_version) {
+        return Err(corrupt("the header's key version is not the wrapped key's"));
     }
     Ok(header)
 }
@@ -356,6 +366,7 @@ pub struct OpeningReader<R: Read> {
     max_frame: usize,
     index: u64,
     done: bool,
+    poisoned: bool,
     hasher: Sha256,
     size: u64,
 }
@@ -374,6 +385,7 @@ impl<R: Read> OpeningReader<R> {
             max_frame: header.chunk_size as usize + TAG,
             index: 0,
             done: false,
+            poisoned: false,
             hasher: Sha256::new(),
             size: 0,
         }
@@ -381,6 +393,15 @@ impl<R: Read> OpeningReader<R> {
 
     /// Reads and opens the next chunk into `buf`.
     fn next_chunk(&mut self) -> io::Result<()> {
+        // Poisoned until this chunk is opened: after any error the reader
+        // hands out nothing more.
+        self.pos = 0;
+        self.plain = 0;
+        self.buf.fill(0);
+        if self.poisoned {
+            return Err(corrupt("read after an error"));
+        }
+        self.poisoned = true;
         let mut word = [0u8; 4];
         read_full(
             &mut self.input,
@@ -428,6 +449,7 @@ impl<R: Read> OpeningReader<R> {
                 }
             }
         }
+        self.poisoned = false;
         Ok(())
     }
 

@@ -235,7 +235,12 @@ impl Resolver {
         let rec = self.owned_record(shards, shard, worker).await?;
         let dir = store.join(shard);
         let recorded = latest_backup(&rec)["version"].as_u64().unwrap_or(0);
-        let version = recorded.max(highest_version(&dir)?) + 1;
+        let version = recorded
+            .max(highest_version(&dir)?)
+            .checked_add(1)
+            .ok_or_else(|| {
+                ResolveError::config(format!("shard `{shard}` has no backup version left"))
+            })?;
         let data = self
             .transit(transit, "datakey/plaintext", json!({"bits": 256}))
             .await?;
@@ -454,11 +459,20 @@ fn decode_key(b64: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(key)
 }
 
+/// Opens a regular file without following a link or blocking on a pipe
+/// planted in the store.
 fn open_nofollow(path: &Path) -> io::Result<File> {
-    fs::OpenOptions::new()
+    let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
 }
 
 /// The highest `N` of `backup-<N>.vrcb` in `dir` (0: none, or no dir).
@@ -605,6 +619,10 @@ fn write_backup(
             disk(&shown, &e.error)
         }
     })?;
+    // The new name durable too, not only the bytes.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| disk(&shown, &e))?;
     Ok(BackupInfo {
         shard,
         version: header.version,
@@ -651,9 +669,13 @@ fn restore_backup(
     let reader = OpeningReader::new(aead, header, BufReader::with_capacity(1 << 16, file));
     let result = archive::extract(reader, fresh.path()).map_err(|e| match as_corrupt(&e) {
         Some(c) => Failure::Corrupt(c),
-        // A malformed tar stream inside authenticated chunks.
+        // A malformed tar stream inside authenticated chunks (tar's message
+        // may quote an entry's path: shown as a server's text).
         None if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::Other => {
-            Failure::Corrupt(format!("the archive is malformed: {e}"))
+            Failure::Corrupt(format!(
+                "the archive is malformed: {}",
+                crate::vault::inspect::server_text(&e.to_string())
+            ))
         }
         None => Failure::Disk(fresh.path().display().to_string(), e),
     });
@@ -678,8 +700,11 @@ fn restore_backup(
             return Err(f);
         }
     };
-    if to.exists() {
-        fs::remove_dir(to).map_err(disk_err(&to.display().to_string()))?;
+    if to.exists()
+        && let Err(e) = fs::remove_dir(to)
+    {
+        make_removable(fresh.path());
+        return Err(Failure::Disk(to.display().to_string(), e));
     }
     let made = fresh.keep();
     fs::rename(&made, to).map_err(|e| {
@@ -735,7 +760,7 @@ fn replace_header(path: &Path, mut file: File, offset: u64, header: &Header) -> 
         .map_err(|e| io::Error::other(e.to_string()))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
