@@ -378,12 +378,16 @@ async fn claim_race(cx: Cx) -> Result<Verdict, Verdict> {
     Ok(Verdict::Pass)
 }
 
-/// `codex.backup-round-trip`.
-async fn round_trip(cx: Cx) -> Result<Verdict, Verdict> {
-    let spec = "codex-backups.md §3, R1-R4: a backup restores the volume as it was";
-    let rig = CodexRig::new(&cx).await?;
-    let mut s = rig.session(&cx, Role::All).await?;
-    let vol = rig.volume(&cx, "vol")?;
+/// A rig, a process with `role`, a volume, shard `s1` claimed by
+/// `worker-a` and backed up once: where every backup scenario starts.
+async fn backed_up(
+    cx: &Cx,
+    role: Role,
+    spec: &str,
+) -> Result<(CodexRig, Session, PathBuf), Verdict> {
+    let rig = CodexRig::new(cx).await?;
+    let mut s = rig.session(cx, role).await?;
+    let vol = rig.volume(cx, "vol")?;
     expect(
         spec,
         "claim",
@@ -396,6 +400,13 @@ async fn round_trip(cx: Cx) -> Result<Verdict, Verdict> {
         &backup(&mut s, "s1", &vol).await?,
         "backed_up",
     )?;
+    Ok((rig, s, vol))
+}
+
+/// `codex.backup-round-trip`.
+async fn round_trip(cx: Cx) -> Result<Verdict, Verdict> {
+    let spec = "codex-backups.md §3, R1-R4: a backup restores the volume as it was";
+    let (rig, mut s, vol) = backed_up(&cx, Role::All, spec).await?;
     let marker = std::fs::read(vol.join("auth.json")).unwrap_or_default();
     if let Some(p) = holds(&rig.store, &marker) {
         return Ok(fail(
@@ -421,21 +432,7 @@ async fn round_trip(cx: Cx) -> Result<Verdict, Verdict> {
 async fn tampered(cx: Cx) -> Result<Verdict, Verdict> {
     let spec =
         "codex-backups.md §2.3, R4: a backup that does not verify is refused, nothing written";
-    let rig = CodexRig::new(&cx).await?;
-    let mut s = rig.session(&cx, Role::All).await?;
-    let vol = rig.volume(&cx, "vol")?;
-    expect(
-        spec,
-        "claim",
-        &claim(&mut s, "s1", "worker-a").await?,
-        "claimed",
-    )?;
-    expect(
-        spec,
-        "backup",
-        &backup(&mut s, "s1", &vol).await?,
-        "backed_up",
-    )?;
+    let (rig, mut s, vol) = backed_up(&cx, Role::All, spec).await?;
     let file = rig.backup_file("s1", 1);
     let genuine = std::fs::read(&file).map_err(|e| {
         fail(
@@ -484,21 +481,7 @@ async fn tampered(cx: Cx) -> Result<Verdict, Verdict> {
 async fn after_rewrap(cx: Cx) -> Result<Verdict, Verdict> {
     let spec =
         "codex-backups.md §5: after a rotation and a rewrap, min_decryption_version can be raised";
-    let rig = CodexRig::new(&cx).await?;
-    let mut s = rig.session(&cx, Role::All).await?;
-    let vol = rig.volume(&cx, "vol")?;
-    expect(
-        spec,
-        "claim",
-        &claim(&mut s, "s1", "worker-a").await?,
-        "claimed",
-    )?;
-    expect(
-        spec,
-        "backup",
-        &backup(&mut s, "s1", &vol).await?,
-        "backed_up",
-    )?;
+    let (rig, mut s, vol) = backed_up(&cx, Role::All, spec).await?;
     let admin = &cx.vault()?.admin;
     let key = format!("{}/keys/codex", rig.transit);
     admin
@@ -530,21 +513,7 @@ async fn after_rewrap(cx: Cx) -> Result<Verdict, Verdict> {
 async fn writer_only(cx: Cx) -> Result<Verdict, Verdict> {
     let spec =
         "codex-backups.md §6: a token allowed only datakey/plaintext backs up but cannot restore";
-    let rig = CodexRig::new(&cx).await?;
-    let mut s = rig.session(&cx, Role::Writer).await?;
-    let vol = rig.volume(&cx, "vol")?;
-    expect(
-        spec,
-        "claim",
-        &claim(&mut s, "s1", "worker-a").await?,
-        "claimed",
-    )?;
-    expect(
-        spec,
-        "backup",
-        &backup(&mut s, "s1", &vol).await?,
-        "backed_up",
-    )?;
+    let (rig, mut s, _) = backed_up(&cx, Role::Writer, spec).await?;
     let to = rig.path("restored");
     expect(
         spec,
