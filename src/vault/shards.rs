@@ -117,7 +117,8 @@ pub fn valid_shard_id(shard: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
 }
 
-fn now_ms() -> u64 {
+/// The workers' clock in Unix milliseconds (leases, backup records).
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

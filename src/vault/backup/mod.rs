@@ -30,7 +30,6 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use secrecy::ExposeSecret;
@@ -42,7 +41,7 @@ use envelope::{Header, LeakFound, LeakGuard, OpeningReader, SealingWriter, as_co
 
 use super::error::ResolveError;
 use super::resolver::Resolver;
-use super::shards::{ShardRecord, ShardStore, not_owned, valid_shard_id};
+use super::shards::{ShardRecord, ShardStore, not_owned, now_ms, valid_shard_id};
 use crate::ErrorCode;
 
 /// The Transit key that wraps data keys: `<mount>/.../<key>`.
@@ -110,12 +109,6 @@ fn version_of(name: &str) -> Option<u64> {
     (!n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
         .then(|| n.parse().ok())
         .flatten()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn corrupt_err(shard: &str, key: &str, why: &str) -> ResolveError {
