@@ -46,6 +46,8 @@ pub(crate) struct CxState {
     pub(crate) iut_dirs: Vec<PathBuf>,
     /// Servers of the scenario's own, whose issued tokens count as secrets.
     pub(crate) own_vaults: Vec<Arc<Vault>>,
+    /// What the scenario measured ([`Cx::measure`]), for the report.
+    pub(crate) measured: std::collections::BTreeMap<String, u64>,
     dirs: Vec<tempfile::TempDir>,
     counter: u32,
 }
@@ -144,6 +146,17 @@ impl Cx {
     /// Registers a secret the scenario handed out (a Vault token, a secret id).
     pub fn register(&self, secret: &SecretString) {
         self.lock().secrets.push(secret.clone());
+    }
+
+    /// Records a measurement for the report (`name` ends with its unit,
+    /// e.g. `failover_window_ms`); a second one of the same name replaces it.
+    pub fn measure(&self, name: &str, value: u64) {
+        self.lock().measured.insert(name.to_string(), value);
+    }
+
+    /// Whether `name` was measured already.
+    pub fn measured(&self, name: &str) -> bool {
+        self.lock().measured.contains_key(name)
     }
 
     /// Every secret this scenario handed out so far.

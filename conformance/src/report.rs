@@ -125,30 +125,45 @@ pub fn junit(outcome: &RunOutcome) -> String {
                 r.duration_ms as f64 / 1000.0
             );
             let detail = detail(r);
+            // The children: what the scenario measured (JUnit's per-test-case
+            // properties), then the failure, error or skip.
+            let mut inner = String::new();
+            if !r.measured.is_empty() {
+                inner.push_str("      <properties>\n");
+                for (name, value) in &r.measured {
+                    let _ = writeln!(
+                        inner,
+                        "        <property name=\"{}\" value=\"{value}\"/>",
+                        xml_attr(name)
+                    );
+                }
+                inner.push_str("      </properties>\n");
+            }
             match r.status {
-                Status::Pass => x.push_str("/>\n"),
+                Status::Pass => {}
                 Status::Fail | Status::UnexpectedPass => {
                     let _ = writeln!(
-                        x,
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                        inner,
+                        "      <failure message=\"{}\">{}</failure>",
                         xml_attr(&format!("{} ({} {})", r.status, r.meta.level, r.meta.spec)),
                         xml_escape(&detail)
                     );
                 }
                 Status::Error => {
-                    let _ = writeln!(
-                        x,
-                        ">\n      <error message=\"{}\"/>\n    </testcase>",
-                        xml_attr(&detail)
-                    );
+                    let _ = writeln!(inner, "      <error message=\"{}\"/>", xml_attr(&detail));
                 }
                 Status::Skip | Status::Unsupported | Status::ExpectedFail => {
                     let _ = writeln!(
-                        x,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        inner,
+                        "      <skipped message=\"{}\"/>",
                         xml_attr(&format!("{}: {detail}", r.status))
                     );
                 }
+            }
+            if inner.is_empty() {
+                x.push_str("/>\n");
+            } else {
+                let _ = write!(x, ">\n{inner}    </testcase>\n");
             }
         }
         x.push_str("  </testsuite>\n");
@@ -256,6 +271,19 @@ pub fn markdown(outcome: &RunOutcome) -> String {
             );
         }
     }
+    let measured: Vec<&ScenarioResult> = outcome
+        .results
+        .iter()
+        .filter(|r| !r.measured.is_empty())
+        .collect();
+    if !measured.is_empty() {
+        m.push_str("\n## Measured\n\n| id | status | measure | value |\n|---|---|---|---:|\n");
+        for r in measured {
+            for (name, value) in &r.measured {
+                let _ = writeln!(m, "| `{}` | {} | {name} | {value} |", r.meta.id, r.status);
+            }
+        }
+    }
     if !outcome.unmatched_expectations.is_empty() {
         m.push_str("\n## Expectations that matched nothing\n\n");
         for e in &outcome.unmatched_expectations {
@@ -293,6 +321,11 @@ pub fn console(outcome: &RunOutcome) -> String {
             let _ = write!(c, " {n:>15}");
         }
         c.push('\n');
+    }
+    for r in outcome.results.iter().filter(|r| !r.measured.is_empty()) {
+        for (name, value) in &r.measured {
+            let _ = writeln!(c, "measured: {} {name} = {value}", r.meta.id);
+        }
     }
     for e in &outcome.unmatched_expectations {
         let _ = writeln!(c, "expectation `{e}` matched no scenario");
@@ -387,6 +420,11 @@ mod tests {
                     Verdict::Error("Vault did not start".into()),
                     None,
                 ),
+                {
+                    let mut m = r("ha.window", Profile::Ha, Verdict::Pass, None);
+                    m.measured.insert("failover_window_ms".into(), 4210);
+                    m
+                },
             ],
             hello: serde_json::json!({"implementation": {"name": "demo", "version": "1.0"}}),
             backend: "process".into(),
@@ -415,6 +453,7 @@ mod tests {
         assert!(c.contains("ERROR auth.y"));
         assert!(c.contains("expectation `gone.*` matched no scenario"));
         assert!(c.contains("NOT as expected"));
+        assert!(c.contains("measured: ha.window failover_window_ms = 4210"));
         assert!(!c.contains("ref.known [")); // expected failures are not listed as failures
     }
 
@@ -429,5 +468,7 @@ mod tests {
             j["results"][1]["failure"]["requirement"],
             "R <1> & \"quotes\""
         );
+        assert_eq!(j["results"][7]["measured"]["failover_window_ms"], 4210);
+        assert!(j["results"][0].get("measured").is_none());
     }
 }

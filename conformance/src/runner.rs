@@ -254,8 +254,10 @@ pub async fn run(catalogue: Vec<Scenario>, config: RunConfig) -> Result<RunOutco
                 tasks.spawn(async move {
                     let _permit = semaphore.acquire_owned().await.expect("semaphore open");
                     let t = Instant::now();
-                    let verdict = run_live(&env, &meta, needs, run).await;
-                    (index, settle(meta, verdict, t.elapsed()))
+                    let (verdict, measured) = run_live(&env, &meta, needs, run).await;
+                    let mut result = settle(meta, verdict, t.elapsed());
+                    result.measured = measured;
+                    (index, result)
                 });
             }
         }
@@ -374,17 +376,23 @@ fn backend_name(spec: &BackendSpec) -> &'static str {
     }
 }
 
-async fn run_live(env: &Arc<Env>, meta: &Meta, needs: Needs, run: LiveFn) -> Verdict {
+/// Runs a live scenario and checks hygiene over what it produced; the
+/// verdict and what it measured.
+async fn run_live(
+    env: &Arc<Env>,
+    meta: &Meta,
+    needs: Needs,
+    run: LiveFn,
+) -> (Verdict, std::collections::BTreeMap<String, u64>) {
     if needs.vault {
         match &env.vault {
             None => {
-                return Verdict::Error(
-                    env.vault_error.clone().unwrap_or_else(|| "no Vault".into()),
-                );
+                let why = env.vault_error.clone().unwrap_or_else(|| "no Vault".into());
+                return (Verdict::Error(why), Default::default());
             }
             Some(v) if needs.audit => {
                 if let Some(why) = v.audit_unavailable() {
-                    return Verdict::Skip(why);
+                    return (Verdict::Skip(why), Default::default());
                 }
             }
             Some(_) => {}
@@ -419,10 +427,13 @@ async fn run_live(env: &Arc<Env>, meta: &Meta, needs: Needs, run: LiveFn) -> Ver
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .extend(state.outputs.iter().cloned());
-    match output_leak(&state.outputs, &secrets).or_else(|| dir_leak(&state.iut_dirs, &secrets)) {
+    let verdict = match output_leak(&state.outputs, &secrets)
+        .or_else(|| dir_leak(&state.iut_dirs, &secrets))
+    {
         Some(f) => Verdict::Fail(f),
         None => verdict,
-    }
+    };
+    (verdict, state.measured.clone())
 }
 
 /// Whether the run was as expected: no `fail`, `error` or `unexpected-pass`.

@@ -139,6 +139,10 @@ pub struct ScenarioResult {
     pub reason: Option<String>,
     /// Wall-clock time in milliseconds.
     pub duration_ms: u64,
+    /// What the scenario measured, by name (the unit ends the name, e.g.
+    /// `failover_window_ms`); empty for most.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub measured: std::collections::BTreeMap<String, u64>,
 }
 
 impl ScenarioResult {
@@ -159,6 +163,7 @@ impl ScenarioResult {
             failure,
             reason,
             duration_ms,
+            measured: Default::default(),
         }
     }
 }

@@ -821,6 +821,7 @@ fn cases() -> Vec<Case> {
             timeout: 20,
             want: || {
                 set(&[
+                    "ha.leader-killed-mid-queue",
                     "ha.no-failed-resolution",
                     "ha.sealed-node",
                     "ha.rotation-during-failover",

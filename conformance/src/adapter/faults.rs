@@ -188,7 +188,8 @@ pub enum Fault {
     /// Checks `sys/health` before a resolution and takes a standby's 429
     /// for "down".
     StandbyAsDown,
-    /// One address, and a resolution retried until it answers, unbounded.
+    /// One address, and a resolution or a job retried until Vault answers,
+    /// unbounded.
     RetryForever,
 }
 
@@ -472,6 +473,14 @@ impl Faults {
             }
             (Fault::FailInsteadOfDecline, "run_job") if reply["outcome"] == "declined" => {
                 *reply = failed("run_job", "vault_unavailable", "Vault is unavailable");
+            }
+            (Fault::RetryForever, "run_job") => {
+                // The job is run again until Vault answers, with no bound:
+                // the queue stalls behind it.
+                while reply["outcome"] == "declined" || reply["code"] == "vault_unavailable" {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    *reply = super::run_job(req, state);
+                }
             }
             (Fault::LeaveTempFiles, "run_job") => {
                 let id = req.get("job_id").and_then(Value::as_str).unwrap_or("job");

@@ -7,8 +7,8 @@
 //!   the first answer, standbys' own (possibly stale) reads included;
 //! - `standby-as-down`: checks `sys/health` first and takes a standby's 429
 //!   for "down";
-//! - `retry-forever`: one address, and a resolution retried until it
-//!   answers, with no bound.
+//! - `retry-forever`: one address, and a resolution (or a job) retried
+//!   until Vault answers, with no bound.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -92,21 +92,38 @@ pub struct Vault {
     pub backend: &'static str,
     /// The server's version, from `sys/health`.
     pub version: String,
-    /// The audit log file on this machine, when the harness can read it.
-    pub audit_log: Option<PathBuf>,
+    /// The audit log files on this machine (one per node of a cluster),
+    /// empty when the harness cannot read them.
+    pub audit_logs: Vec<PathBuf>,
     /// The CA of the server's certificate (PEM file), when it serves HTTPS.
     pub ca_cert: Option<PathBuf>,
     /// Tokens learned from the audit log so far, and where reading stopped.
     issued: std::sync::Mutex<Issued>,
     /// What keeps the server alive; dropped last.
     guard: Guard,
+    /// A cluster's place among the clusters running at once
+    /// ([`CLUSTERS_AT_ONCE`]).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-/// [`Vault::issued_tokens`]'s progress through the audit log: it reads only
+/// How many 3-node clusters run at once: each is three servers electing
+/// leaders on timers, and more of them on two cores starved their raft
+/// heartbeats (a node not promoted to voter within 45 s).
+const CLUSTERS_AT_ONCE: usize = 2;
+
+fn cluster_slots() -> std::sync::Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::OnceLock::new();
+    SLOTS
+        .get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(CLUSTERS_AT_ONCE)))
+        .clone()
+}
+
+/// [`Vault::issued_tokens`]'s progress through the audit logs: it reads only
 /// what was appended since, so every scenario can ask.
 #[derive(Default)]
 struct Issued {
-    offset: u64,
+    offsets: std::collections::BTreeMap<PathBuf, u64>,
     tokens: std::collections::BTreeSet<String>,
 }
 
@@ -136,7 +153,7 @@ impl Vault {
                 (
                     tv.admin().clone(),
                     "process",
-                    Some(tv.audit_log().to_path_buf()),
+                    vec![tv.audit_log().to_path_buf()],
                     tv.ca_cert(),
                     Guard::Process(tv),
                 )
@@ -152,7 +169,7 @@ impl Vault {
                 (
                     c.admin.clone(),
                     "container",
-                    Some(c.audit_log.clone()),
+                    vec![c.audit_log.clone()],
                     c.ca_cert.clone(),
                     Guard::Container(Box::new(c)),
                 )
@@ -176,7 +193,7 @@ impl Vault {
                     SecretString::from(token.trim().to_string()),
                     pem.as_deref(),
                 )?;
-                (admin, "external", None, ca_cert.clone(), Guard::None)
+                (admin, "external", Vec::new(), ca_cert.clone(), Guard::None)
             }
         };
         Vault::prepare(admin, backend, audit_log, ca, guard).await
@@ -186,7 +203,7 @@ impl Vault {
     async fn prepare(
         admin: Admin,
         backend: &'static str,
-        audit_log: Option<PathBuf>,
+        audit_logs: Vec<PathBuf>,
         ca_cert: Option<PathBuf>,
         guard: Guard,
     ) -> Result<Vault, String> {
@@ -205,10 +222,15 @@ impl Vault {
             admin,
             backend,
             version,
-            audit_log: audit_log.filter(|_| !matches!(guard, Guard::None)),
+            audit_logs: if matches!(guard, Guard::None) {
+                Vec::new()
+            } else {
+                audit_logs
+            },
             ca_cert,
             issued: Default::default(),
             guard,
+            _slot: None,
         })
     }
 
@@ -231,7 +253,7 @@ impl Vault {
                     *tls,
                 )
                 .await?;
-                let (admin, audit_log) = (c.admin.clone(), Some(c.audit_log.clone()));
+                let (admin, audit_log) = (c.admin.clone(), vec![c.audit_log.clone()]);
                 let ca = c.ca_cert.clone();
                 return Vault::prepare(
                     admin,
@@ -252,7 +274,7 @@ impl Vault {
             TestVault::persistent_with_binary(binary).await?
         };
         let admin = tv.admin().clone();
-        let audit_log = Some(tv.audit_log().to_path_buf());
+        let audit_log = vec![tv.audit_log().to_path_buf()];
         let ca = tv.ca_cert();
         Vault::prepare(
             admin,
@@ -272,9 +294,13 @@ impl Vault {
         let BackendSpec::Process { binary, .. } = spec else {
             return Ok(None);
         };
+        let slot = cluster_slots()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
         let c = vaultref::testing::TestCluster::start_with_binary(binary, 3).await?;
         let admin = c.node(0).admin().clone();
-        let audit_log = Some(c.node(0).audit_log().to_path_buf());
+        let audit_log = c.audit_logs();
         let ca = c.ca_cert();
         Vault::prepare(
             admin,
@@ -284,7 +310,10 @@ impl Vault {
             Guard::Cluster(tokio::sync::Mutex::new(c)),
         )
         .await
-        .map(Some)
+        .map(|mut v| {
+            v._slot = Some(slot);
+            Some(v)
+        })
     }
 
     /// The cluster's node addresses (node 1, the address implementations
@@ -396,11 +425,25 @@ impl Vault {
     /// Audit `request` entries whose path contains `path_part`, or `None`
     /// when the log cannot be read on this backend.
     pub fn audit_requests(&self, path_part: &str) -> Option<Vec<AuditEntry>> {
-        let entries = read_log(self.audit_log.as_ref()?).unwrap_or_default();
         Some(
-            entries
+            self.audit_entries()?
                 .into_iter()
                 .filter(|e| e.is_request() && e.path().contains(path_part))
+                .collect(),
+        )
+    }
+
+    /// Every entry of every audit log (every node of a cluster: a request a
+    /// standby forwards is logged by the active node), or `None` when the
+    /// logs cannot be read on this backend.
+    pub fn audit_entries(&self) -> Option<Vec<AuditEntry>> {
+        if self.audit_logs.is_empty() {
+            return None;
+        }
+        Some(
+            self.audit_logs
+                .iter()
+                .flat_map(|log| read_log(log).unwrap_or_default())
                 .collect(),
         )
     }
@@ -418,18 +461,19 @@ impl Vault {
     /// (`protocol.md` §6 H2). Empty when the log cannot be read.
     pub fn issued_tokens(&self) -> Vec<SecretString> {
         use std::io::{BufRead, Seek};
-        let Some(log) = self.audit_log.as_ref() else {
-            return Vec::new();
-        };
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(file) = std::fs::File::open(log) {
+        for log in &self.audit_logs {
+            let Ok(file) = std::fs::File::open(log) else {
+                continue;
+            };
+            let mut offset = issued.offsets.get(log).copied().unwrap_or(0);
             let mut reader = std::io::BufReader::new(file);
-            if reader.seek(std::io::SeekFrom::Start(issued.offset)).is_ok() {
+            if reader.seek(std::io::SeekFrom::Start(offset)).is_ok() {
                 let mut line = String::new();
                 // Only whole lines: one being written is read next time.
                 while matches!(reader.read_line(&mut line), Ok(n) if n > 0 && line.ends_with('\n'))
                 {
-                    issued.offset += line.len() as u64;
+                    offset += line.len() as u64;
                     if let Some(entry) = AuditEntry::parse(&line) {
                         let found: Vec<String> = entry.tokens().map(str::to_owned).collect();
                         issued.tokens.extend(found);
@@ -437,6 +481,7 @@ impl Vault {
                     line.clear();
                 }
             }
+            issued.offsets.insert(log.clone(), offset);
         }
         issued
             .tokens
@@ -447,7 +492,7 @@ impl Vault {
 
     /// Whether the audit log is readable here; the reason if not.
     pub fn audit_unavailable(&self) -> Option<String> {
-        self.audit_log.is_none().then(|| {
+        self.audit_logs.is_empty().then(|| {
             format!(
                 "the {} backend's audit log is not readable by the harness",
                 self.backend

@@ -568,7 +568,7 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
         max_ttl: "20m",
         bad_secret_id: false,
     };
-    let mut rig = super::rig::rig_with(cx, None, None, approle).await?;
+    let mut rig = super::rig::rig_with(cx, None, serde_json::json!({}), approle).await?;
     rig.git.set_tokens(REPO, &token);
     // The action may run as another user: its scraper and loot live in a
     // directory anyone may use.

@@ -129,14 +129,20 @@ pub async fn rig(
     queue_policy: Option<Value>,
     vault_addr: Option<String>,
 ) -> Result<Rig, Verdict> {
-    rig_with(cx, queue_policy, vault_addr, Auth::Token { ttl: "10m" }).await
+    let vault = match vault_addr {
+        Some(a) => json!({ "vault_addr": a }),
+        None => json!({}),
+    };
+    rig_with(cx, queue_policy, vault, Auth::Token { ttl: "10m" }).await
 }
 
-/// [`rig`] with the IUT authenticating by `auth`.
+/// [`rig`] with the IUT authenticating by `auth`, and `vault` holding where
+/// it reaches Vault (`vault_addr`, `vault_cluster_addrs`; empty: the
+/// scenario's server).
 pub async fn rig_with(
     cx: &Cx,
     queue_policy: Option<Value>,
-    vault_addr: Option<String>,
+    vault: Value,
     auth: Auth,
 ) -> Result<Rig, Verdict> {
     let git = GitServer::start().map_err(|e| Verdict::Error(format!("git server: {e}")))?;
@@ -151,8 +157,10 @@ pub async fn rig_with(
     if let Some(q) = queue_policy {
         extra["queue_policy"] = q;
     }
-    if let Some(a) = vault_addr {
-        extra["vault_addr"] = json!(a);
+    if let Value::Object(vault) = vault {
+        for (k, v) in vault {
+            extra[k] = v;
+        }
     }
     let s = session_with(
         cx,

@@ -452,7 +452,7 @@ async fn approle_one_login(cx: &Cx) -> Result<Verdict, Verdict> {
         max_ttl: "20m",
         bad_secret_id: false,
     };
-    let mut rig = super::rig::rig_with(cx, None, None, auth).await?;
+    let mut rig = super::rig::rig_with(cx, None, serde_json::json!({}), auth).await?;
     rig.git.set_tokens(REPO, &token);
     let v = run_pushing_jobs(
         &mut rig,
