@@ -50,7 +50,7 @@ async fn the_leader_killed_mid_queue_every_resolution_still_succeeds() {
     let mut window = Duration::ZERO;
     for job in 1..=10 {
         let killed_at = if job == 4 {
-            c.kill(leader);
+            c.kill(leader).await;
             Some(Instant::now())
         } else {
             None
@@ -124,7 +124,7 @@ async fn a_rotation_acknowledged_before_the_leader_dies_is_never_read_as_the_old
         )
         .await
         .unwrap();
-    c.kill(leader);
+    c.kill(leader).await;
     for job in 0..5 {
         let v = res.resolve(&r, &format!("job-after-{job}")).await.unwrap();
         assert_eq!(
@@ -146,8 +146,8 @@ async fn with_no_leader_for_longer_than_the_window_a_read_is_unavailable() {
     assert!(res.resolve(&r, "job-up").await.is_ok());
     // Two of three nodes gone: no quorum, no leader.
     let leader = c.wait_leader(Duration::from_secs(10)).await.unwrap();
-    c.kill(leader);
-    c.kill((leader + 1) % 3);
+    c.kill(leader).await;
+    c.kill((leader + 1) % 3).await;
     let started = Instant::now();
     let e = res.resolve(&r, "job-down").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::VaultUnavailable, "{e}");
@@ -261,7 +261,7 @@ async fn the_token_is_renewed_across_a_leader_change() {
     assert!(res.resolve(&r, "job-0").await.is_ok());
     let leader = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    c.kill(leader);
+    c.kill(leader).await;
     // Three TTLs after the kill: every resolution succeeds (after the
     // election), so the token was renewed or replaced in time.
     let until = Instant::now() + Duration::from_secs(18);

@@ -14,21 +14,90 @@
 //! Nodes can be killed (`SIGKILL`, like a crash), started again (with their
 //! data) and sealed; [`TestCluster::leader`] asks `sys/leader`. Every
 //! process is killed when the cluster is dropped.
+//!
+//! What a node is stays behind [`ClusterNode`]: a `bao` process
+//! ([`TestVault`]) here, a container in the conformance harness (three
+//! containers on a Docker network of their own). Everything else, from
+//! `sys/init` to "every node names the leader", is the cluster's and is
+//! written once, here ([`TestCluster::from_listening`]).
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::vault::{TestVault, bao_binary};
+use super::vault::{TestVault, bao_binary, seed_kv, write_file_0600};
 use super::{Admin, TestSupportError, err, free_port};
 use crate::vault::{AuthConfig, VaultConfig};
 
+/// The future of a [`ClusterNode`] operation (boxed: nodes are used as
+/// `dyn ClusterNode`).
+pub type NodeFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One server of a [`TestCluster`], listening (sealed or not): what the
+/// cluster needs to start, kill and read it.
+pub trait ClusterNode: Send + Sync {
+    /// Its root-token client (its address and CA; the root token once
+    /// [`ClusterNode::set_credentials`] gave it).
+    fn admin(&self) -> &Admin;
+    /// Takes the cluster's root token and unseal key after `sys/init`.
+    fn set_credentials(&mut self, root: SecretString, key: SecretString);
+    /// Whether it runs (not killed).
+    fn is_running(&self) -> bool;
+    /// Kills it like a crash (`SIGKILL`); its storage is kept.
+    fn kill(&mut self) -> NodeFuture<'_, ()>;
+    /// Starts it again after [`ClusterNode::kill`], with its storage;
+    /// returns once its listener answers (sealed: the cluster unseals it).
+    fn restart(&mut self) -> NodeFuture<'_, Result<(), TestSupportError>>;
+    /// Its file audit log, on this machine.
+    fn audit_log(&self) -> PathBuf;
+    /// The last lines of its server log, for failure messages.
+    fn log_lines(&self) -> String;
+}
+
+impl ClusterNode for TestVault {
+    fn admin(&self) -> &Admin {
+        TestVault::admin(self)
+    }
+
+    fn set_credentials(&mut self, root: SecretString, key: SecretString) {
+        self.admin = self.admin.with_root(root);
+        self.unseal_key = Some(key);
+    }
+
+    fn is_running(&self) -> bool {
+        TestVault::is_running(self)
+    }
+
+    fn kill(&mut self) -> NodeFuture<'_, ()> {
+        self.stop();
+        Box::pin(std::future::ready(()))
+    }
+
+    fn restart(&mut self) -> NodeFuture<'_, Result<(), TestSupportError>> {
+        Box::pin(self.start())
+    }
+
+    fn audit_log(&self) -> PathBuf {
+        TestVault::audit_log(self).to_path_buf()
+    }
+
+    fn log_lines(&self) -> String {
+        TestVault::log_lines(self)
+    }
+}
+
 /// A running raft cluster owned by a test.
 pub struct TestCluster {
-    nodes: Vec<TestVault>,
+    nodes: Vec<Box<dyn ClusterNode>>,
     key: SecretString,
+    /// The CA of the nodes' certificate (PEM file).
+    ca: Option<PathBuf>,
+    /// Credential files for tests ([`TestCluster::token_file_config`]).
+    dir: tempfile::TempDir,
 }
 
 impl TestCluster {
@@ -76,14 +145,35 @@ impl TestCluster {
         for node in &mut nodes {
             node.spawn_listening().await?;
         }
-        let (key, root) = nodes[0].admin.init_one_share().await?;
-        for node in &mut nodes {
-            node.admin = node.admin.with_root(root.clone());
-            node.unseal_key = Some(key.clone());
+        let ca = nodes[0].ca_cert();
+        let nodes = nodes
+            .into_iter()
+            .map(|n| Box::new(n) as Box<dyn ClusterNode>)
+            .collect();
+        TestCluster::from_listening(nodes, ca).await
+    }
+
+    /// Makes a cluster of nodes that listen and were never initialised,
+    /// configured to join the first by `retry_join`: initialises the first
+    /// (one key share), unseals it, lets autopilot promote a node after 1 s
+    /// of health, unseals the others once they have joined, waits for every
+    /// node to be a voter, mounts `kv/` and waits until every node names
+    /// the leader. `ca`: the CA of the nodes' certificate.
+    pub async fn from_listening(
+        mut nodes: Vec<Box<dyn ClusterNode>>,
+        ca: Option<PathBuf>,
+    ) -> Result<TestCluster, TestSupportError> {
+        if nodes.is_empty() {
+            return Err(err("a cluster needs at least one node"));
         }
-        nodes[0].admin.unseal(&key).await?;
+        let n = nodes.len();
+        let (key, root) = nodes[0].admin().init_one_share().await?;
+        for node in &mut nodes {
+            node.set_credentials(root.clone(), key.clone());
+        }
+        nodes[0].admin().unseal(&key).await?;
         nodes[0]
-            .admin
+            .admin()
             .wait_healthy(Duration::from_secs(30))
             .await
             .map_err(|e| err(format!("{e}; its log:\n{}", nodes[0].log_lines())))?;
@@ -91,19 +181,28 @@ impl TestCluster {
         // been healthy for `server_stabilization_time` (10 s by default);
         // until then a dead leader leaves no quorum.
         nodes[0]
-            .admin
+            .admin()
             .call(
                 "POST",
                 "sys/storage/raft/autopilot/configuration",
                 Some(serde_json::json!({"server_stabilization_time": "1s"})),
             )
             .await?;
-        let cluster = TestCluster { nodes, key };
+        let dir = tempfile::Builder::new()
+            .prefix("vaultref-cluster-")
+            .tempdir()
+            .map_err(|e| err(format!("no temporary directory: {e}")))?;
+        let cluster = TestCluster {
+            nodes,
+            key,
+            ca,
+            dir,
+        };
         for i in 1..n {
             cluster.unseal_until_serving(i).await?;
         }
         cluster.wait_voters(n, Duration::from_secs(45)).await?;
-        cluster.nodes[0].seed_mounts().await?;
+        seed_kv(cluster.nodes[0].admin()).await?;
         cluster.wait_known_leader(Duration::from_secs(45)).await?;
         Ok(cluster)
     }
@@ -114,7 +213,7 @@ impl TestCluster {
         let deadline = Instant::now() + within;
         loop {
             let leader = self.wait_leader(within).await?;
-            let want = self.nodes[leader].addr();
+            let want = self.nodes[leader].admin().addr();
             let mut all = true;
             for n in self.nodes.iter().filter(|n| n.is_running()) {
                 let named = match n.admin().request("GET", "sys/leader", None).await {
@@ -165,10 +264,10 @@ impl TestCluster {
         let node = &self.nodes[i];
         let deadline = Instant::now() + Duration::from_secs(45);
         loop {
-            match node.admin.health_status().await {
+            match node.admin().health_status().await {
                 Some(200 | 429) => return Ok(()),
                 _ => {
-                    let _ = node.admin.unseal(&self.key).await;
+                    let _ = node.admin().unseal(&self.key).await;
                 }
             }
             if Instant::now() > deadline {
@@ -184,7 +283,10 @@ impl TestCluster {
 
     /// The nodes' API addresses, node 1 first.
     pub fn addrs(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.addr().to_string()).collect()
+        self.nodes
+            .iter()
+            .map(|n| n.admin().addr().to_string())
+            .collect()
     }
 
     /// How many nodes the cluster has.
@@ -198,8 +300,8 @@ impl TestCluster {
     }
 
     /// Node `i` (0-based).
-    pub fn node(&self, i: usize) -> &TestVault {
-        &self.nodes[i]
+    pub fn node(&self, i: usize) -> &dyn ClusterNode {
+        self.nodes[i].as_ref()
     }
 
     /// A root-token client of a running node (requests to a standby are
@@ -218,7 +320,7 @@ impl TestCluster {
         for n in self.nodes.iter().filter(|n| n.is_running()) {
             if let Ok((200, v)) = n.admin().request("GET", "sys/leader", None).await {
                 let leader = v["leader_address"].as_str().unwrap_or("");
-                if let Some(i) = self.nodes.iter().position(|m| m.addr() == leader)
+                if let Some(i) = self.nodes.iter().position(|m| m.admin().addr() == leader)
                     && self.nodes[i].is_running()
                 {
                     return Some(i);
@@ -272,14 +374,14 @@ impl TestCluster {
     }
 
     /// Kills node `i` with `SIGKILL` (a crash).
-    pub fn kill(&mut self, i: usize) {
-        self.nodes[i].stop();
+    pub async fn kill(&mut self, i: usize) {
+        self.nodes[i].kill().await;
     }
 
     /// Starts node `i` again with its data, unseals it, and waits until
     /// every node names the leader.
     pub async fn restart(&mut self, i: usize) -> Result<(), TestSupportError> {
-        self.nodes[i].start().await?;
+        self.nodes[i].restart().await?;
         self.unseal_until_serving(i).await?;
         self.wait_known_leader(Duration::from_secs(45))
             .await
@@ -293,8 +395,8 @@ impl TestCluster {
         if self.nodes[i].admin().seal().await.is_ok() {
             return Ok(());
         }
-        self.nodes[i].stop();
-        self.nodes[i].start().await
+        self.nodes[i].kill().await;
+        self.nodes[i].restart().await
     }
 
     /// Unseals node `i`.
@@ -304,29 +406,26 @@ impl TestCluster {
 
     /// The CA of the nodes' certificate (PEM file).
     pub fn ca_cert(&self) -> Option<PathBuf> {
-        self.nodes[0].ca_cert()
+        self.ca.clone()
     }
 
     /// The root token.
     pub fn root_token(&self) -> &SecretString {
-        self.nodes[0].root_token()
+        self.nodes[0].admin().root_token()
     }
 
     /// Every node's audit log file.
     pub fn audit_logs(&self) -> Vec<PathBuf> {
-        self.nodes
-            .iter()
-            .map(|n| n.audit_log().to_path_buf())
-            .collect()
+        self.nodes.iter().map(|n| n.audit_log()).collect()
     }
 
     /// Every audit entry of every node (requests forwarded by a standby are
     /// logged by the active node).
     pub fn audit_entries(&self) -> Result<Vec<super::audit::AuditEntry>, TestSupportError> {
         let mut all = Vec::new();
-        for n in &self.nodes {
-            if n.audit_log().exists() {
-                all.extend(n.audit_entries()?);
+        for log in self.audit_logs() {
+            if log.exists() {
+                all.extend(super::audit::read_log(&log)?);
             }
         }
         Ok(all)
@@ -340,10 +439,10 @@ impl TestCluster {
         token: &SecretString,
         nodes: &[usize],
     ) -> Result<VaultConfig, TestSupportError> {
-        let path = self.nodes[0].write_file(name, token.expose_secret())?;
+        let path = write_file_0600(self.dir.path(), name, token.expose_secret())?;
         let addrs: Vec<String> = nodes
             .iter()
-            .map(|&i| self.nodes[i].addr().to_string())
+            .map(|&i| self.nodes[i].admin().addr().to_string())
             .collect();
         let first = addrs.first().cloned().unwrap_or_default();
         let mut config = VaultConfig::new(first, AuthConfig::TokenFile { path })
@@ -362,7 +461,11 @@ impl TestCluster {
 
     /// Shell lines for a person (`cargo xtask vault --cluster`).
     pub fn export_lines(&self) -> Result<String, TestSupportError> {
-        let tf = self.nodes[0].write_file("root-token", self.root_token().expose_secret())?;
+        let tf = write_file_0600(
+            self.dir.path(),
+            "root-token",
+            self.root_token().expose_secret(),
+        )?;
         let addrs = self.addrs();
         Ok(format!(
             "export VAULT_ADDR={first}\n\

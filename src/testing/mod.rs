@@ -41,6 +41,15 @@ impl std::fmt::Display for TestSupportError {
 
 impl std::error::Error for TestSupportError {}
 
+impl TestSupportError {
+    /// An error with this message (for test support built outside this
+    /// crate, such as the conformance harness's container nodes). It must
+    /// not carry a secret or a response body.
+    pub fn new(msg: impl Into<String>) -> TestSupportError {
+        TestSupportError(msg.into())
+    }
+}
+
 impl From<TestSupportError> for String {
     fn from(e: TestSupportError) -> String {
         e.0

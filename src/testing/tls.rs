@@ -24,6 +24,12 @@ pub struct TlsFiles {
 /// Makes a CA and a server certificate for `127.0.0.1` and `localhost`, and
 /// writes `ca.pem`, `cert.pem` and `key.pem` into `dir`.
 pub fn loopback_server(dir: &Path) -> Result<TlsFiles, TestSupportError> {
+    server(dir, &["127.0.0.1", "localhost"])
+}
+
+/// [`loopback_server`] for other names too (IP addresses or DNS names, such
+/// as the containers of a cluster on a Docker network).
+pub fn server(dir: &Path, names: &[&str]) -> Result<TlsFiles, TestSupportError> {
     fn e(what: &'static str) -> impl Fn(rcgen::Error) -> TestSupportError {
         move |x| err(format!("test certificate ({what}): {x}"))
     }
@@ -36,7 +42,7 @@ pub fn loopback_server(dir: &Path) -> Result<TlsFiles, TestSupportError> {
     let ca_cert = ca_params.self_signed(&ca_key).map_err(e("CA"))?;
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate().map_err(e("server key"))?;
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+    let cert = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         .map_err(e("server"))?
         .signed_by(&key, &issuer)
         .map_err(e("server"))?;

@@ -230,11 +230,6 @@ impl TestVault {
         lines[lines.len().saturating_sub(25)..].join("\n")
     }
 
-    /// Seeds `kv/` and the job id audit header (through this node).
-    pub(crate) async fn seed_mounts(&self) -> Result<(), TestSupportError> {
-        self.seed().await
-    }
-
     async fn launch_with(
         bao: Option<PathBuf>,
         persistent: bool,
@@ -494,22 +489,7 @@ impl TestVault {
     }
 
     async fn seed(&self) -> Result<(), TestSupportError> {
-        self.admin.ensure_kv2("kv").await?;
-        self.admin.audit_header(DEFAULT_JOB_ID_HEADER).await?;
-        // KV v2 upgrades its storage in the background after mounting;
-        // reads fail until it is done. Wait for a read of nothing to 404.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok((404, _)) = self
-                .admin
-                .request("GET", "kv/data/vaultref-seed-probe", None)
-                .await
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Err(err("the kv/ mount did not become ready"))
+        seed_kv(&self.admin).await
     }
 
     /// Kills the server (like a crash or an outage). Idempotent.
@@ -572,17 +552,7 @@ impl TestVault {
     /// Writes `contents` to `name` in [`TestVault::dir`] with mode 0600 and
     /// returns its path.
     pub fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf, TestSupportError> {
-        let path = self.dir.path().join(name);
-        let tmp = self.dir.path().join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, contents).map_err(|e| err(format!("write {name}: {e}")))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
-        }
-        // Atomic replace, as Vault Agent does with its sink.
-        std::fs::rename(&tmp, &path).map_err(|e| err(format!("write {name}: {e}")))?;
-        Ok(path)
+        write_file_0600(self.dir.path(), name, contents)
     }
 
     /// Every audit log entry so far, parsed.
@@ -659,4 +629,43 @@ impl Drop for TestVault {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Mounts `kv/` (KV v2) and records the job id header in the audit log,
+/// through `admin`; returns once the mount answers reads (KV v2 upgrades its
+/// storage in the background after mounting, and reads fail until it is done:
+/// a read of nothing must answer 404).
+pub(crate) async fn seed_kv(admin: &Admin) -> Result<(), TestSupportError> {
+    admin.ensure_kv2("kv").await?;
+    admin.audit_header(DEFAULT_JOB_ID_HEADER).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok((404, _)) = admin
+            .request("GET", "kv/data/vaultref-seed-probe", None)
+            .await
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(err("the kv/ mount did not become ready"))
+}
+
+/// Writes `contents` to `dir/name` with mode 0600, replacing it atomically
+/// (as Vault Agent does with its sink), and returns its path.
+pub(crate) fn write_file_0600(
+    dir: &Path,
+    name: &str,
+    contents: &str,
+) -> Result<PathBuf, TestSupportError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, contents).map_err(|e| err(format!("write {name}: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| err(format!("write {name}: {e}")))?;
+    Ok(path)
 }

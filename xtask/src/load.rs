@@ -341,7 +341,7 @@ fn drive(
     let leader = rt
         .block_on(cluster.wait_leader(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    cluster.kill(leader);
+    rt.block_on(cluster.kill(leader));
     let killed = Instant::now();
     for t in threads {
         let _ = t.join();

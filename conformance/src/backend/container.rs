@@ -61,7 +61,7 @@ pub struct ContainerVault {
 }
 
 /// Whether a Docker engine answers (Engine API `version`).
-pub async fn engine_available() -> bool {
+pub(super) async fn engine_available() -> bool {
     match testcontainers::bollard::Docker::connect_with_local_defaults() {
         Ok(d) => tokio::time::timeout(Duration::from_secs(5), d.version())
             .await
@@ -75,6 +75,21 @@ fn split_image(image: &str) -> (String, String) {
     match image.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => (name.to_string(), tag.to_string()),
         _ => (image.to_string(), "latest".to_string()),
+    }
+}
+
+/// The image to run: `image` (`name[:tag]`), or the local OpenBao image
+/// built from `binary`.
+pub(super) async fn image_for(
+    image: Option<&str>,
+    binary: Option<&Path>,
+) -> Result<GenericImage, String> {
+    match image {
+        Some(i) => {
+            let (name, tag) = split_image(i);
+            Ok(GenericImage::new(name, tag))
+        }
+        None => local_image(binary.ok_or("no `bao` binary to build the local image from")?).await,
     }
 }
 
@@ -99,15 +114,7 @@ impl ContainerVault {
         if !engine_available().await {
             return Err("no Docker engine answers (Engine API `version` failed)".into());
         }
-        let image = match image {
-            Some(i) => {
-                let (name, tag) = split_image(i);
-                GenericImage::new(name, tag)
-            }
-            None => {
-                local_image(binary.ok_or("no `bao` binary to build the local image from")?).await?
-            }
-        };
+        let image = image_for(image, binary).await?;
         let dir = tempfile::Builder::new()
             .prefix("vaultref-vault-")
             .tempdir()

@@ -28,8 +28,14 @@
 //! persistent storage for that one server; it costs about 2 s to start, the
 //! shared dev server 0.2 s. Where the harness cannot stop the server
 //! (`external`), the scenario cuts the network instead ([`proxy`]).
+//!
+//! An `ha` scenario gets a 3-node raft cluster of its own
+//! ([`Vault::start_cluster`]): `vaultref::testing::TestCluster` over three
+//! processes (`process`) or three containers on a Docker network of their
+//! own ([`container_cluster`]); at most [`CLUSTERS_AT_ONCE`] at a time.
 
 mod container;
+mod container_cluster;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -287,24 +293,35 @@ impl Vault {
         .map(Some)
     }
 
-    /// Starts a 3-node raft cluster of its own for an `ha` scenario (HTTPS
-    /// on loopback, its CA handed to the implementation). Only the process
-    /// backend can: `None` elsewhere.
+    /// Starts a 3-node raft cluster of its own for an `ha` scenario, over
+    /// HTTPS with its CA handed to the implementation: three processes on
+    /// loopback (`process`), or three containers on a Docker network of
+    /// their own (`container`, [`container_cluster`]). `None` on `external`.
     pub async fn start_cluster(spec: &BackendSpec) -> Result<Option<Vault>, String> {
-        let BackendSpec::Process { binary, .. } = spec else {
+        if matches!(spec, BackendSpec::External { .. }) {
             return Ok(None);
-        };
+        }
         let slot = cluster_slots()
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let c = vaultref::testing::TestCluster::start_with_binary(binary, 3).await?;
+        let (c, backend) = match spec {
+            BackendSpec::Process { binary, .. } => (
+                vaultref::testing::TestCluster::start_with_binary(binary, 3).await?,
+                "process",
+            ),
+            BackendSpec::Container { image, binary, .. } => (
+                container_cluster::start(image.as_deref(), binary.as_deref(), 3).await?,
+                "container",
+            ),
+            BackendSpec::External { .. } => return Ok(None),
+        };
         let admin = c.node(0).admin().clone();
         let audit_log = c.audit_logs();
         let ca = c.ca_cert();
         Vault::prepare(
             admin,
-            "process",
+            backend,
             audit_log,
             ca,
             Guard::Cluster(tokio::sync::Mutex::new(c)),
@@ -355,7 +372,7 @@ impl Vault {
     pub async fn kill_cluster_leader(&self) -> Result<usize, String> {
         let i = self.cluster_leader().await?;
         if let Guard::Cluster(c) = &self.guard {
-            c.lock().await.kill(i);
+            c.lock().await.kill(i).await;
         }
         Ok(i)
     }

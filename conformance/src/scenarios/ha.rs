@@ -1,5 +1,6 @@
 //! `ha` scenarios: a 3-node OpenBao raft cluster of the scenario's own
-//! (`spec/resolver.md` §13; process backend only, skipped elsewhere). The
+//! (`spec/resolver.md` §13; processes or containers, skipped on the external
+//! backend). The
 //! implementation is given every node's address (`vault.cluster_addrs`)
 //! unless the scenario says otherwise.
 
