@@ -821,6 +821,7 @@ fn cases() -> Vec<Case> {
             timeout: 20,
             want: || {
                 set(&[
+                    "ha.hostile-node",
                     "ha.leader-killed-mid-queue",
                     "ha.no-failed-resolution",
                     "ha.sealed-node",
@@ -848,6 +849,15 @@ fn cases() -> Vec<Case> {
             filters: &["ha.leader-killed-mid-queue", "protocol.*", "hygiene.*"],
             timeout: 20,
             want: || set(&["ha.leader-killed-mid-queue"]),
+        },
+        // Fine with real nodes (each names itself, a configured address),
+        // caught only by a node that names an address outside the cluster.
+        Case {
+            fault: "follow-leader-address",
+            profiles: HA,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["ha.hostile-node"]),
         },
     ]
 }
@@ -1294,4 +1304,9 @@ fn taking_a_standby_for_down_fails_the_standby_scenario() {
 #[test]
 fn retrying_one_dead_node_forever_fails_the_leader_killed_scenario() {
     run_case("retry-forever", 0);
+}
+
+#[test]
+fn following_the_named_leader_address_sends_the_token_out_of_the_cluster() {
+    run_case("follow-leader-address", 0);
 }

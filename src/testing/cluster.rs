@@ -94,8 +94,8 @@ impl ClusterNode for TestVault {
 pub struct TestCluster {
     nodes: Vec<Box<dyn ClusterNode>>,
     key: SecretString,
-    /// The CA of the nodes' certificate (PEM file).
-    ca: Option<PathBuf>,
+    /// The nodes' CA, certificate and key (copies in `dir`).
+    tls: Option<super::tls::TlsFiles>,
     /// Credential files for tests ([`TestCluster::token_file_config`]).
     dir: tempfile::TempDir,
 }
@@ -145,12 +145,11 @@ impl TestCluster {
         for node in &mut nodes {
             node.spawn_listening().await?;
         }
-        let ca = nodes[0].ca_cert();
         let nodes = nodes
             .into_iter()
             .map(|n| Box::new(n) as Box<dyn ClusterNode>)
             .collect();
-        TestCluster::from_listening(nodes, ca).await
+        TestCluster::from_listening(nodes, Some(&tls)).await
     }
 
     /// Makes a cluster of nodes that listen and were never initialised,
@@ -158,10 +157,10 @@ impl TestCluster {
     /// (one key share), unseals it, lets autopilot promote a node after 1 s
     /// of health, unseals the others once they have joined, waits for every
     /// node to be a voter, mounts `kv/` and waits until every node names
-    /// the leader. `ca`: the CA of the nodes' certificate.
+    /// the leader. `tls`: the nodes' CA, certificate and key (copied).
     pub async fn from_listening(
         mut nodes: Vec<Box<dyn ClusterNode>>,
-        ca: Option<PathBuf>,
+        tls: Option<&super::tls::TlsFiles>,
     ) -> Result<TestCluster, TestSupportError> {
         if nodes.is_empty() {
             return Err(err("a cluster needs at least one node"));
@@ -192,10 +191,26 @@ impl TestCluster {
             .prefix("vaultref-cluster-")
             .tempdir()
             .map_err(|e| err(format!("no temporary directory: {e}")))?;
+        let tls = match tls {
+            Some(files) => {
+                let copy = |from: &PathBuf, name: &str| {
+                    let to = dir.path().join(name);
+                    std::fs::copy(from, &to)
+                        .map(|_| to)
+                        .map_err(|e| err(format!("TLS files: {e}")))
+                };
+                Some(super::tls::TlsFiles {
+                    ca: copy(&files.ca, "ca.pem")?,
+                    cert: copy(&files.cert, "cert.pem")?,
+                    key: copy(&files.key, "key.pem")?,
+                })
+            }
+            None => None,
+        };
         let cluster = TestCluster {
             nodes,
             key,
-            ca,
+            tls,
             dir,
         };
         for i in 1..n {
@@ -406,7 +421,13 @@ impl TestCluster {
 
     /// The CA of the nodes' certificate (PEM file).
     pub fn ca_cert(&self) -> Option<PathBuf> {
-        self.ca.clone()
+        self.tls.as_ref().map(|t| t.ca.clone())
+    }
+
+    /// The nodes' CA, certificate and key, when they serve HTTPS (a test
+    /// can serve a node of its own, hostile, with them).
+    pub fn tls_files(&self) -> Option<&super::tls::TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The root token.

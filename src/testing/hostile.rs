@@ -43,12 +43,45 @@ struct Shared {
 pub struct HostileVault {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    https: bool,
 }
 
 impl HostileVault {
     /// Starts on a free loopback port with `answers` (path -> answer); other
     /// paths get `404 {"errors":[]}`.
     pub fn start(answers: &[(&str, Answer)]) -> Result<HostileVault, TestSupportError> {
+        Self::launch(answers, None)
+    }
+
+    /// [`HostileVault::start`] over HTTPS with `tls`'s certificate and key
+    /// (for instance a cluster's, so that a client trusting the cluster's
+    /// CA takes it for one of the nodes).
+    pub fn start_tls(
+        answers: &[(&str, Answer)],
+        tls: &super::tls::TlsFiles,
+    ) -> Result<HostileVault, TestSupportError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let e = |x: &dyn std::fmt::Display| err(format!("hostile vault TLS: {x}"));
+        let certs = CertificateDer::pem_file_iter(&tls.cert)
+            .map_err(|x| e(&x))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|x| e(&x))?;
+        let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|x| e(&x))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|x| e(&x))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|x| e(&x))?;
+        Self::launch(answers, Some(Arc::new(config)))
+    }
+
+    fn launch(
+        answers: &[(&str, Answer)],
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<HostileVault, TestSupportError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .map_err(|e| err(format!("hostile vault: bind: {e}")))?;
         let addr = listener
@@ -65,23 +98,39 @@ impl HostileVault {
             stop: AtomicBool::new(false),
         });
         let s = Arc::clone(&shared);
+        let https = tls.is_some();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.stop.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Ok(conn) = conn {
-                    let s = Arc::clone(&s);
-                    std::thread::spawn(move || serve(conn, &s));
+                let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let s = Arc::clone(&s);
+                match &tls {
+                    None => {
+                        std::thread::spawn(move || serve(conn, &s));
+                    }
+                    Some(config) => {
+                        let Ok(tls) = rustls::ServerConnection::new(Arc::clone(config)) else {
+                            continue;
+                        };
+                        std::thread::spawn(move || serve(rustls::StreamOwned::new(tls, conn), &s));
+                    }
                 }
             }
         });
-        Ok(HostileVault { addr, shared })
+        Ok(HostileVault {
+            addr,
+            shared,
+            https,
+        })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for [`HostileVault::start_tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Sets the answer for `path` from now on.
@@ -110,8 +159,7 @@ impl Drop for HostileVault {
     }
 }
 
-fn serve(mut conn: TcpStream, s: &Shared) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+fn serve(mut conn: impl Read + Write, s: &Shared) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     // Headers, then the body by Content-Length (bounded).
@@ -197,11 +245,14 @@ fn serve(mut conn: TcpStream, s: &Shared) {
             // Chunked, no length: a client cannot refuse the answer by its
             // announced size, only its own deadline ends the read.
             while !s.stop.load(Ordering::SeqCst) && conn.write_all(b"1\r\n \r\n").is_ok() {
+                let _ = conn.flush();
                 std::thread::sleep(every);
             }
             Ok(())
         }
     };
+    // Over TLS, what is buffered in the session goes out now.
+    let _ = conn.flush();
 }
 
 /// Accepts connections and records every byte sent to it.

@@ -191,6 +191,9 @@ pub enum Fault {
     /// One address, and a resolution or a job retried until Vault answers,
     /// unbounded.
     RetryForever,
+    /// Sends each resolution to the `leader_address` the first node's
+    /// `sys/leader` names, wherever that is.
+    FollowLeaderAddress,
 }
 
 impl Fault {
@@ -263,6 +266,7 @@ impl Fault {
         ("read-any-node", Fault::ReadAnyNode),
         ("standby-as-down", Fault::StandbyAsDown),
         ("retry-forever", Fault::RetryForever),
+        ("follow-leader-address", Fault::FollowLeaderAddress),
     ];
 
     /// Looks a fault up by name.

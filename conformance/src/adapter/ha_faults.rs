@@ -8,7 +8,11 @@
 //! - `standby-as-down`: checks `sys/health` first and takes a standby's 429
 //!   for "down";
 //! - `retry-forever`: one address, and a resolution (or a job) retried
-//!   until Vault answers, with no bound.
+//!   until Vault answers, with no bound;
+//! - `follow-leader-address`: asks the first node's `sys/leader` and sends
+//!   the resolution to the `leader_address` it names, as clients that find
+//!   the active node that way do (so a node with a wrong `api_addr`, or a
+//!   hostile one, gets the token sent wherever it says).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +110,37 @@ pub(crate) fn before_resolve(
                     "the configured node is not the active one (health check)",
                 )
             })
+        }
+        Fault::FollowLeaderAddress => {
+            let cfg = state.vault_config.as_ref()?;
+            let ca = cfg.ca_cert.as_ref().and_then(|p| std::fs::read(p).ok());
+            let named = state.rt.block_on(async {
+                let first = vaultref::testing::Admin::with_ca(
+                    &cfg.addr,
+                    SecretString::from(String::new()),
+                    ca.as_deref(),
+                )
+                .ok()?;
+                match first.request("GET", "sys/leader", None).await {
+                    Ok((200, v)) => v["leader_address"].as_str().map(str::to_owned),
+                    _ => None,
+                }
+            })?;
+            if named.is_empty() || named == cfg.addr {
+                return None;
+            }
+            let mut there = cfg.clone();
+            there.addr = named;
+            there.cluster_addrs.clear();
+            let resolver = state.rt.block_on(Resolver::new(there)).ok()?;
+            let key = state.key.as_ref()?;
+            let reply = match state.rt.block_on(resolver.resolve(&parsed, job_id)) {
+                Ok(v) => json!({"reply": "resolve", "outcome": "resolved",
+                                "fingerprint": key.fingerprint(&v)}),
+                Err(e) => failed("resolve", e.code().as_str(), e.message()),
+            };
+            state.rt.block_on(resolver.shutdown());
+            Some(reply)
         }
         Fault::RetryForever => loop {
             let reply = resolve_checked(&parsed, job_id, state);

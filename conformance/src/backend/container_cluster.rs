@@ -145,7 +145,6 @@ pub async fn start(
     let tls = vaultref::testing::tls::server(tls_dir.path(), &cert_names)?;
     let ca_pem = std::fs::read(&tls.ca).map_err(|e| format!("CA: {e}"))?;
     let mut nodes: Vec<Box<dyn ClusterNode>> = Vec::with_capacity(n);
-    let mut ca_file = None;
     for (i, name) in names.iter().enumerate() {
         let dir = tempfile::Builder::new()
             .prefix("vaultref-ha-node-")
@@ -162,7 +161,6 @@ pub async fn start(
         ] {
             std::fs::copy(from, sub(to)).map_err(|e| format!("TLS files: {e}"))?;
         }
-        ca_file.get_or_insert_with(|| sub("config/tls/ca.pem"));
         let port = free_port()?;
         let peers: Vec<String> = names.iter().filter(|p| *p != name).cloned().collect();
         let node_id = format!("n{}", i + 1);
@@ -210,7 +208,7 @@ pub async fn start(
             dir,
         }));
     }
-    TestCluster::from_listening(nodes, ca_file)
+    TestCluster::from_listening(nodes, Some(&tls))
         .await
         .map_err(|e| e.to_string())
 }

@@ -342,6 +342,15 @@ impl Vault {
         }
     }
 
+    /// The cluster's CA, certificate and key (HTTPS), to serve a node of
+    /// the scenario's own with; `None` for a single server.
+    pub async fn cluster_tls(&self) -> Option<vaultref::testing::tls::TlsFiles> {
+        match &self.guard {
+            Guard::Cluster(c) => c.lock().await.tls_files().cloned(),
+            _ => None,
+        }
+    }
+
     /// Waits for the cluster's active node; its index.
     pub async fn cluster_leader(&self) -> Result<usize, String> {
         match &self.guard {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
+use vaultref::testing::hostile::{Answer, Catcher, HostileVault};
 
 use super::rig::{REPO, describe, expect_completed, job, outcome, put_token, rig_with, run_job};
 use super::support::{
@@ -342,11 +343,76 @@ async fn rotation(cx: Cx) -> Result<Verdict, Verdict> {
     Ok(Verdict::Pass)
 }
 
+/// `ha.hostile-node`: the first configured address is a node that says it
+/// is a standby, names an address outside the cluster as the leader
+/// (`leader_address`, as a node with a wrong `api_addr` does) and redirects
+/// the secret's path there. Resolutions must give the value through the
+/// real nodes, the hostile node must not be asked for the secret (it never
+/// says it is active), and nothing may reach the outside address.
+async fn hostile_node(cx: Cx) -> Result<Verdict, Verdict> {
+    let spec = "resolver.md C1, C3: only the node that says it is active is asked; a token goes only to configured addresses";
+    let (cx, own, value, path) = cluster(&cx).await?;
+    let outside = Catcher::start().map_err(verr)?;
+    let kv_path = format!("{KV_MOUNT}/data/{path}");
+    let leader = json!({"ha_enabled": true, "is_self": false,
+                        "leader_address": outside.url(),
+                        "leader_cluster_address": outside.url()});
+    let standby = json!({"initialized": true, "sealed": false, "standby": true});
+    let tls = own
+        .cluster_tls()
+        .await
+        .ok_or_else(|| Verdict::Error("the cluster serves no HTTPS".into()))?;
+    let hostile = HostileVault::start_tls(
+        &[
+            ("sys/leader", Answer::Json(200, leader.to_string())),
+            ("sys/health", Answer::Json(429, standby.to_string())),
+            (
+                kv_path.as_str(),
+                Answer::Redirect(format!("{}/v1/{kv_path}", outside.url())),
+            ),
+        ],
+        &tls,
+    )
+    .map_err(verr)?;
+    let addrs = own.cluster_addrs().await;
+    let mut s = session(&cx, &hostile.url(), &addrs).await?;
+    let mut verdict = Verdict::Pass;
+    for job in 0..3 {
+        let reply = resolve_token(&mut s, &path, &format!("job-hostile-{job}")).await?;
+        if let Err(e) = resolved(&s, &reply, &value) {
+            verdict = fail(spec, "resolved to the value through the real nodes", e);
+            break;
+        }
+    }
+    // After the implementation exits, so a revocation at exit counts too.
+    let _ = s.iut.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if outside.connections() > 0 {
+        return Ok(fail(
+            spec,
+            "nothing sent to the address the hostile node names",
+            format!(
+                "{} connection(s), {} byte(s) sent to it",
+                outside.connections(),
+                outside.received().len()
+            ),
+        ));
+    }
+    if hostile.requests().iter().any(|(_, p)| *p == kv_path) {
+        return Ok(fail(
+            spec,
+            "the secret asked of the active node only",
+            "the node that says it is a standby was asked for the secret",
+        ));
+    }
+    Ok(verdict)
+}
+
 type Body = fn(Cx) -> BoxFuture<Result<Verdict, Verdict>>;
 
 /// Every `ha` scenario.
 pub fn scenarios() -> Vec<Scenario> {
-    let rows: [(&str, Level, &str, &str, Body); 5] = [
+    let rows: [(&str, Level, &str, &str, Body); 6] = [
         (
             "ha.leader-killed-mid-queue",
             Level::Must,
@@ -381,6 +447,13 @@ pub fn scenarios() -> Vec<Scenario> {
             "resolver.md C2",
             "A write acknowledged just before the leader dies is never read back as the old version",
             |cx| Box::pin(rotation(cx)),
+        ),
+        (
+            "ha.hostile-node",
+            Level::Must,
+            "resolver.md C1, C3",
+            "A configured node that says it is a standby, names an outside address as leader and redirects there: the value comes from the real nodes, nothing goes outside",
+            |cx| Box::pin(hostile_node(cx)),
         ),
     ];
     rows.into_iter()
