@@ -15,8 +15,8 @@
 //! and for every node to name the leader, kill, restart, seal) is
 //! [`vaultref::testing::TestCluster`]'s, the same code as the process
 //! backend's cluster; a node here is a [`ContainerNode`]. Killing a node is
-//! `docker stop` with no grace period (SIGKILL); restarting starts the same
-//! container again (same port, same bind-mounted storage).
+//! `docker kill` (SIGKILL); restarting starts the same container again (same
+//! port, same bind-mounted storage).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,7 +60,17 @@ impl ClusterNode for ContainerNode {
 
     fn kill(&mut self) -> NodeFuture<'_, ()> {
         Box::pin(async move {
-            // No grace period: the engine sends SIGKILL at once (a crash).
+            // SIGKILL, a crash: `docker stop` (even with no grace period)
+            // sends SIGTERM first, and OpenBao answers SIGTERM by stepping
+            // down, which hands leadership over in half the time.
+            use testcontainers::bollard::Docker;
+            use testcontainers::bollard::query_parameters::KillContainerOptions;
+            if let Ok(docker) = Docker::connect_with_local_defaults() {
+                let _ = docker
+                    .kill_container(self.container.id(), Some(KillContainerOptions::default()))
+                    .await;
+            }
+            // Whatever the kill did, the container is down afterwards.
             let _ = self.container.stop_with_timeout(Some(0)).await;
             self.running = false;
         })
