@@ -405,9 +405,15 @@ impl TokenMatch {
 /// Compiling is done once per process ([`RuleSet::get`]); the set is
 /// immutable and shared across threads.
 ///
-/// Line rules are found keyword-first: one Aho-Corasick pass (SIMD prefilter,
-/// fewer than 64 keywords) over a whole buffer finds where a keyword starts,
-/// and only there is the rule's regex run, anchored. Because every match of a
+/// Line rules are found keyword-first: Aho-Corasick passes (SIMD prefilter,
+/// at most 32 keywords each) over a whole buffer find where a keyword starts,
+/// and only there is the rule's regex run, anchored. Three passes: the
+/// case-sensitive keywords of 4 bytes or more, those of 3 bytes, and the
+/// any-case keywords over the folded text ([`fold_spread`]). Teddy, the
+/// prefilter, fingerprints as many leading bytes as the shortest keyword
+/// has, so one 3-byte keyword (`://`, `eyJ`) among the long ones made every
+/// keyword a 3-byte fingerprint and the shared pass a third slower than the
+/// two passes are together (measured: benches/README). Because every match of a
 /// rule starts with one of its keywords, this finds exactly the leftmost-first
 /// non-overlapping matches a per-line `find_iter` would, at a fraction of the
 /// cost of a DFA over the alternation of all rules.
@@ -415,8 +421,11 @@ impl TokenMatch {
 pub struct RuleSet {
     /// Line rules: table index, anchored-capable regex, slot of group `s`.
     line: Vec<LineRule>,
-    /// Keywords of case-sensitive rules, searched in the text as written.
+    /// Keywords of case-sensitive rules, 4 bytes or longer, searched in the
+    /// text as written.
     exact: Keywords,
+    /// The 3-byte keywords of case-sensitive rules, searched on their own.
+    exact3: Keywords,
     /// Keywords of any-case rules, lower-cased, searched in a lower-cased
     /// copy of the text.
     folded: Keywords,
@@ -439,7 +448,7 @@ struct Keywords {
 impl Keywords {
     /// `kws` are `(keyword, line-rule slot)`; keywords under 3 bytes are
     /// left out by the caller.
-    fn build(kws: &[(String, usize)]) -> Keywords {
+    fn build(kws: &[(String, usize)], spread: bool) -> Keywords {
         let mut uniq: Vec<String> = kws.iter().map(|(k, _)| k.clone()).collect();
         uniq.sort();
         uniq.dedup();
@@ -470,9 +479,22 @@ impl Keywords {
                 t
             })
             .collect();
+        // The folded search runs over the text as `fold_spread` maps it:
+        // its keywords are mapped the same way (byte for byte, so where a
+        // keyword starts and what starts it are unchanged).
+        let patterns: Vec<Vec<u8>> = uniq
+            .iter()
+            .map(|k| {
+                if spread {
+                    k.bytes().map(fold_spread).collect()
+                } else {
+                    k.as_bytes().to_vec()
+                }
+            })
+            .collect();
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
-            .build(&uniq)
+            .build(&patterns)
             .expect("rule keywords");
         Keywords { ac, triggers }
     }
@@ -611,6 +633,22 @@ pub fn is_placeholder(value: &[u8]) -> bool {
             .any(|w| word().take(w.len()).eq(w.bytes()))
 }
 
+/// The byte the folded keyword search sees for `b`: `b` lower-cased, then
+/// multiplied by an odd constant (a bijection of bytes), so `T` and `t`
+/// become one byte and distinct letters stay distinct.
+///
+/// Why not plain lower case: Teddy, the SIMD prefilter, tells candidate
+/// positions by the high and low nibbles of a keyword's first bytes, and
+/// every lower-case letter has high nibble 6 or 7, so in lower-cased prose
+/// almost every byte passes the high-nibble test and the search spends its
+/// time confirming false candidates. Multiplying spreads the 26 letters
+/// over all sixteen high nibbles. Nothing else reads the mapped text: a hit
+/// only says where to run a rule's anchored regex on the text as written.
+#[inline]
+fn fold_spread(b: u8) -> u8 {
+    b.to_ascii_lowercase().wrapping_mul(0x9d)
+}
+
 /// Keywords of the line rules: `(keyword, line-rule slot, folded)`.
 ///
 /// A rule whose pattern has `(?i:` matches its keywords in any case, so its
@@ -620,7 +658,8 @@ pub fn is_placeholder(value: &[u8]) -> bool {
 /// written, in the text as written. Two searches rather than one folded
 /// search: lower-cased text is lower-case letters almost everywhere, which
 /// Teddy's nibble fingerprints tell apart badly, so a single folded search
-/// over every keyword ran at a third of the speed (measured; benches/README).
+/// over every keyword ran at a third of the speed (measured; benches/README;
+/// that was before [`fold_spread`]).
 /// A case-sensitive rule with a keyword that a folded keyword starts
 /// (`password=` after `passw`) is searched folded too: its anchored regex,
 /// run on the text as written, still decides the case.
@@ -699,18 +738,19 @@ impl RuleSet {
             d.dedup();
             d
         };
-        let set = |folded: bool| -> Vec<(String, usize)> {
+        let set = |folded: bool, len: fn(usize) -> bool| -> Vec<(String, usize)> {
             all_kws
                 .iter()
-                .filter(|(_, slot, f)| *f == folded && !direct.contains(slot))
+                .filter(|(k, slot, f)| *f == folded && !direct.contains(slot) && len(k.len()))
                 .map(|(k, slot, _)| (k.clone(), *slot))
                 .collect()
         };
         let keyword_max = all_kws.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
         RuleSet {
             line,
-            exact: Keywords::build(&set(false)),
-            folded: Keywords::build(&set(true)),
+            exact: Keywords::build(&set(false, |n| n >= 4), false),
+            exact3: Keywords::build(&set(false, |n| n < 4), false),
+            folded: Keywords::build(&set(true, |_| true), true),
             direct,
             keyword_max,
             pem,
@@ -750,7 +790,7 @@ impl RuleSet {
         lower.clear();
         // One fused pass (a copy, then `make_ascii_lowercase`, ran at a
         // third of the speed).
-        lower.extend(hay[..kw_end].iter().map(u8::to_ascii_lowercase));
+        lower.extend(hay[..kw_end].iter().map(|&b| fold_spread(b)));
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
             (0..self.line.len()).map(|_| None).collect();
@@ -758,19 +798,35 @@ impl RuleSet {
         let mut next_ok = vec![0usize; self.line.len()];
         let mut seg_end = 0usize;
         let mut reach_end = 0usize;
-        // The two keyword searches' hits, merged by position. Each rule is
-        // in one of them only, so each rule still sees its hits in order.
-        let mut exact = self.exact.ac.find_iter(&hay[..kw_end]).peekable();
-        let mut folded = self.folded.ac.find_iter(&lower[..]).peekable();
+        // The keyword searches' hits, merged by position. Each rule is in
+        // one of them only, so each rule still sees its hits in order.
+        let mut searches = [
+            (
+                self.exact.ac.find_iter(&hay[..kw_end]).peekable(),
+                &self.exact.triggers,
+            ),
+            (
+                self.exact3.ac.find_iter(&hay[..kw_end]).peekable(),
+                &self.exact3.triggers,
+            ),
+            (
+                self.folded.ac.find_iter(&lower[..]).peekable(),
+                &self.folded.triggers,
+            ),
+        ];
         loop {
-            let (hit, triggers) = match (exact.peek(), folded.peek()) {
-                (Some(e), Some(f)) if e.start() <= f.start() => {
-                    (exact.next(), &self.exact.triggers)
+            let mut first: Option<(usize, usize)> = None;
+            for (i, (it, _)) in searches.iter_mut().enumerate() {
+                if let Some(m) = it.peek()
+                    && first.is_none_or(|(_, at)| m.start() < at)
+                {
+                    first = Some((i, m.start()));
                 }
-                (Some(_), Some(_)) | (None, Some(_)) => (folded.next(), &self.folded.triggers),
-                (Some(_), None) => (exact.next(), &self.exact.triggers),
-                (None, None) => break,
-            };
+            }
+            let Some((i, _)) = first else { break };
+            let (it, triggers) = &mut searches[i];
+            let triggers: &Vec<Vec<(usize, usize)>> = triggers;
+            let hit = it.next();
             let Some(hit) = hit else { break };
             let p = hit.start();
             if p >= limit {
@@ -1165,7 +1221,11 @@ mod tests {
         assert!(v.iter().any(|m| m.rule_id() == "google-api-key"), "{v:?}");
         // Teddy, the SIMD searcher, is at its fastest ("slim") with at most
         // 32 patterns, and takes at most 64.
-        for (name, k) in [("exact", &set.exact), ("folded", &set.folded)] {
+        for (name, k) in [
+            ("exact", &set.exact),
+            ("exact3", &set.exact3),
+            ("folded", &set.folded),
+        ] {
             assert!(
                 k.ac.patterns_len() <= 32,
                 "{name}: keep each keyword set within 32 patterns for the SIMD prefilter: {}",
