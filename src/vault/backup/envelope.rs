@@ -482,6 +482,65 @@ mod tests {
 
     const KEY: [u8; 32] = [7; 32];
 
+    /// `fixtures/codex-backup/`: frames computed from the spec by another
+    /// AES-GCM implementation. A `seal` vector's frames are what this writer
+    /// makes, byte for byte; `seal` and `open` vectors open to their
+    /// plaintext; `corrupt` ones fail as corrupt.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn the_frame_vectors_hold() {
+        use crate::testing::vectors::{fixtures_dir, load_dir};
+        let files = load_dir(&fixtures_dir().join("codex-backup")).unwrap();
+        let mut seen = 0;
+        for v in files.iter().flat_map(|f| f.vectors()) {
+            let id = v["id"].as_str().unwrap();
+            let hex_of = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+            let key = hex_of("data_key_hex");
+            let (plain, frames) = (hex_of("plaintext_hex"), hex_of("frames_hex"));
+            let shard = v["shard"].as_str().unwrap();
+            let version = v["version"].as_u64().unwrap();
+            let chunk = v["chunk_size"].as_u64().unwrap() as usize;
+            let expect = v["expect"].as_str().unwrap();
+            if expect == "seal" {
+                let mut w = SealingWriter::with_chunk(
+                    data_key(&key).unwrap(),
+                    shard,
+                    version,
+                    Vec::new(),
+                    LeakGuard::new(Vec::new()),
+                    chunk,
+                );
+                w.write_all(&plain).unwrap();
+                assert_eq!(
+                    hex::encode(w.finish().unwrap().out),
+                    v["frames_hex"],
+                    "{id}"
+                );
+            }
+            let h = header(
+                v["open_shard"].as_str().unwrap_or(shard),
+                v["open_version"].as_u64().unwrap_or(version),
+                chunk,
+            );
+            let mut r = OpeningReader::new(data_key(&key).unwrap(), &h, &frames[..]);
+            let mut got = Vec::new();
+            let opened = r.read_to_end(&mut got).and_then(|_| r.finish());
+            match expect {
+                "seal" | "open" => {
+                    let (size, _) = opened.unwrap_or_else(|e| panic!("{id}: {e}"));
+                    assert_eq!(got, plain, "{id}");
+                    assert_eq!(size, frames.len() as u64, "{id}");
+                }
+                _ => {
+                    let e = opened.expect_err(id);
+                    assert!(as_corrupt(&e).is_some(), "{id}: not corrupt: {e}");
+                }
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 22, "every vector ran");
+    }
+
     fn header(shard: &str, version: u64, chunk: usize) -> Header {
         Header {
             format: 1,
