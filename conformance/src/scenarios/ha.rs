@@ -144,18 +144,21 @@ async fn leader_killed(cx: Cx, strict: bool) -> Result<Verdict, Verdict> {
             rig.git.set_tokens(REPO, &v2);
             let job = run_job(&mut rig.s, &id, job(Some(&r), None, true));
             let kill = async {
-                let i = own.kill_cluster_leader().await;
-                killed_at = Some(Instant::now());
-                i
+                own.kill_cluster_leader().await?;
+                let at = Instant::now();
+                // The harness watches for the new leader from the kill on,
+                // while the queue runs.
+                let watcher = own.clone();
+                let elected =
+                    tokio::spawn(
+                        async move { watcher.cluster_leader().await.map(|_| Instant::now()) },
+                    );
+                Ok::<_, String>((at, elected))
             };
             let (reply, killed) = tokio::join!(job, kill);
-            killed.map_err(Verdict::Error)?;
-            // The harness watches for the new leader while the queue runs.
-            let watcher = own.clone();
-            election = Some(tokio::spawn(async move {
-                let t = Instant::now();
-                watcher.cluster_leader().await.map(|_| (t, Instant::now()))
-            }));
+            let (at, elected) = killed.map_err(Verdict::Error)?;
+            killed_at = Some(at);
+            election = Some(elected);
             reply?
         } else {
             run_job(&mut rig.s, &id, job(Some(&r), None, true)).await?
@@ -187,14 +190,13 @@ async fn leader_killed(cx: Cx, strict: bool) -> Result<Verdict, Verdict> {
             }
         }
     }
-    let (t0, elected) = match election {
-        Some(task) => task
-            .await
-            .map_err(|e| Verdict::Error(e.to_string()))?
-            .map_err(Verdict::Error)?,
-        None => return Err(Verdict::Error("the leader was never killed".into())),
+    let (Some(task), Some(killed_at)) = (election, killed_at) else {
+        return Err(Verdict::Error("the leader was never killed".into()));
     };
-    let killed_at = killed_at.unwrap_or(t0);
+    let elected = task
+        .await
+        .map_err(|e| Verdict::Error(e.to_string()))?
+        .map_err(Verdict::Error)?;
     cx.measure(
         "failover_window_ms",
         elected.duration_since(killed_at).as_millis() as u64,
