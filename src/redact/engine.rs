@@ -42,6 +42,7 @@ use super::decode::{View, may_hold_escapes};
 use super::forms::{derived_forms, is_pem_armour};
 use super::literal::LiteralSet;
 use super::rules::{PEM_MAX_LINES, RULE_REACH, RuleSet, rule_index, rules};
+use super::wrapped::{self, Joined};
 use crate::error::ErrorCode;
 
 /// Lines longer than this are processed in segments of this many bytes.
@@ -332,6 +333,7 @@ impl Redactor {
             region: None,
             pem_lf_seen: None,
             view: View::default(),
+            joined: Joined::default(),
             lower: Zeroizing::new(Vec::new()),
             spans: Vec::new(),
         }
@@ -403,6 +405,8 @@ pub struct RedactStream {
     spans: Vec<Span>,
     /// The decoding view of the line being looked at (reused).
     view: View,
+    /// The joined view of wrapped base64 lines (reused).
+    joined: Joined,
     /// A lower-cased copy of the text, for the rules' keyword search.
     lower: Zeroizing<Vec<u8>>,
 }
@@ -483,9 +487,27 @@ impl RedactStream {
         if p.len() >= cut + self.r.inner.lookahead {
             return (cut, true);
         }
+        // Lines that may go on as wrapped base64 wait for the next (at most
+        // as many as an occurrence can touch, counted from the last complete
+        // line, so a long base64 block is not held whole).
+        let wrapped_from = if self.r.inner.literals.is_empty() {
+            last_line_start
+        } else {
+            let lines = wrapped::lines_spanned(self.r.inner.literals.max_len());
+            wrapped::holdback(p, last_line_start, lines)
+        };
+        // Holding those back can put `r` inside a multi-line secret whose
+        // last line looks like base64: move back until neither moves it.
         let mut r = last_line_start;
-        if self.r.inner.multi_ac.is_some() && r > 0 {
-            r = self.multi_holdback(p, r);
+        loop {
+            let before = r;
+            if self.r.inner.multi_ac.is_some() && r > 0 {
+                r = self.multi_holdback(p, r);
+            }
+            r = r.min(wrapped_from);
+            if r == before {
+                break;
+            }
         }
         (r, false)
     }
@@ -579,6 +601,25 @@ impl RedactStream {
                 }
                 from = seg_end;
             }
+        }
+        // Registered forms in base64 wrapped across lines (wrapped.rs): the
+        // joined lines are searched as far as the complete lines go, past
+        // `r`, so an occurrence starting before `r` is found whole.
+        if !inner.literals.is_empty() {
+            let avail = if fin {
+                p.len()
+            } else {
+                memchr::memrchr2(b'\n', b'\r', p)
+                    .map_or(0, |i| i + 1)
+                    .max(r)
+            };
+            let mut found = Vec::new();
+            wrapped::find(p, avail, r, &inner.literals, &mut self.joined, &mut found);
+            spans.extend(found.into_iter().map(|(start, end)| Span {
+                start,
+                end,
+                label: Label::Secret,
+            }));
         }
         // Registered multi-line forms.
         if let Some(ac) = &inner.multi_ac {

@@ -39,6 +39,7 @@ pub mod io;
 pub mod literal;
 pub mod rules;
 pub mod synth;
+mod wrapped;
 
 #[cfg(feature = "tokio")]
 pub use async_io::AsyncRedactWriter;

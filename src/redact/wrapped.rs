@@ -1,0 +1,313 @@
+//! Base64 wrapped across lines (`spec/redaction.md` §2.5): the joining view.
+//!
+//! `base64 FILE` (76 columns), MIME bodies (76), PEM and `openssl base64`
+//! (64) print long base64 text as lines of a fixed width. A registered
+//! secret's base64 forms (forms.rs) then appear with line ends inside them,
+//! at places that depend on what was encoded before the secret, so they
+//! cannot be listed as forms. Instead, consecutive lines that can be the
+//! lines of one wrapped text are *joined*: their contents without the line
+//! ends between them make a view, the view is searched for the single-line
+//! forms, and each occurrence is mapped back to the bytes that print it
+//! (line ends inside included).
+//!
+//! # Which lines join
+//!
+//! A line *continues* into the next one when it is 16 to 1024 bytes of the
+//! base64 alphabets (standard and URL-safe, `=` included) and the next line,
+//! after exactly one line end (`\n`, `\r\n` or `\r`), is at least one byte of
+//! the same. No width is required to repeat: joining more than a wrapper
+//! would costs only the search (an occurrence must still be a registered
+//! form, byte for byte), and it covers every wrap width at once.
+//!
+//! # Streaming
+//!
+//! An occurrence that starts on a line spans at most
+//! [`lines_spanned`]`(longest form)` lines, since every line but the last is
+//! at least 16 bytes. So the stream holds back the trailing lines that
+//! continue ([`holdback`]), at most that many, until the next line arrives;
+//! and a round searches the joined lines as far as the complete lines it
+//! has (look-ahead), keeping the occurrences that start in the part it
+//! decides. An occurrence that runs into held lines becomes a region that
+//! the next round goes on masking, as for a forced cut.
+
+use zeroize::Zeroizing;
+
+use super::literal::LiteralSet;
+
+/// The shortest line that continues into the next.
+pub const MIN_WIDTH: usize = 16;
+/// The longest line that continues into the next (wrapped base64 is short
+/// lines; a long one is searched as itself).
+pub const MAX_WIDTH: usize = 1024;
+
+/// Bytes of the standard and URL-safe base64 alphabets, `=` included.
+const B64: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
+        b += 1;
+    }
+    t
+};
+
+fn all_b64(line: &[u8]) -> bool {
+    line.iter().all(|&b| B64[usize::from(b)])
+}
+
+/// Whether the 16 bytes before a line end are base64: a space among them
+/// (nearly every log line) is found with two word tests, no table.
+#[inline]
+fn tail_is_b64(tail: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_space = |w: u64| {
+        let x = w ^ (LO * u64::from(b' '));
+        (x.wrapping_sub(LO) & !x & HI) != 0
+    };
+    let (a, b) = tail.split_at(8);
+    let w1 = u64::from_le_bytes(a.try_into().unwrap_or([b' '; 8]));
+    let w2 = u64::from_le_bytes(b[..8].try_into().unwrap_or([b' '; 8]));
+    !has_space(w1) && !has_space(w2) && all_b64(tail)
+}
+
+/// Whether `line` (without its line end) continues into the next line.
+fn continues(line: &[u8]) -> bool {
+    (MIN_WIDTH..=MAX_WIDTH).contains(&line.len()) && all_b64(line)
+}
+
+/// How many lines an occurrence of `len` bytes can touch.
+pub fn lines_spanned(len: usize) -> usize {
+    len.div_ceil(MIN_WIDTH) + 1
+}
+
+/// The line ending just before `end` (a line start, `end > 0`): its start
+/// and the length of its line end (1, or 2 for `\r\n`).
+fn line_before(p: &[u8], end: usize) -> (usize, usize) {
+    let term = if end >= 2 && p[end - 2] == b'\r' && p[end - 1] == b'\n' {
+        2
+    } else {
+        1
+    };
+    let body_end = end - term;
+    let start = memchr::memrchr2(b'\n', b'\r', &p[..body_end]).map_or(0, |i| i + 1);
+    (start, term)
+}
+
+/// Moves `r` (a line start in `p`) back over the trailing lines that
+/// continue into the next, at most `max_lines` of them: those lines wait
+/// for the lines after them.
+pub fn holdback(p: &[u8], mut r: usize, max_lines: usize) -> usize {
+    for _ in 0..max_lines {
+        if r == 0 {
+            break;
+        }
+        let (start, term) = line_before(p, r);
+        if !continues(&p[start..r - term]) {
+            break;
+        }
+        r = start;
+    }
+    r
+}
+
+/// The joined view of one run of lines, and where each line's bytes came
+/// from, for mapping occurrences back.
+#[derive(Default)]
+pub struct Joined {
+    /// The lines' contents, concatenated. Holds text: zeroized.
+    bytes: Zeroizing<Vec<u8>>,
+    /// Per line: (offset in `bytes`, offset in the source).
+    lines: Vec<(usize, usize)>,
+}
+
+impl Joined {
+    /// The source offset of view byte `v`.
+    fn source(&self, v: usize) -> usize {
+        let i = self.lines.partition_point(|&(at, _)| at <= v) - 1;
+        let (at, src) = self.lines[i];
+        src + (v - at)
+    }
+}
+
+/// Every occurrence of a form of `literals` that crosses a line end inside
+/// a run of joined lines of `p[..avail]` (`avail`: where the complete lines
+/// end) and starts before `r`, as source ranges (line ends inside included).
+/// `scratch` is reused between calls.
+pub fn find(
+    p: &[u8],
+    avail: usize,
+    r: usize,
+    literals: &LiteralSet,
+    scratch: &mut Joined,
+    out: &mut Vec<(usize, usize)>,
+) {
+    // One pass over the line ends; a line is looked at only when the 16
+    // bytes before its end are base64 (most log lines fail there).
+    // Text without `\r` (most logs) is walked by `\n` alone, the faster
+    // search.
+    let hay = &p[..avail];
+    let ends: Box<dyn Iterator<Item = usize>> = if memchr::memchr(b'\r', hay).is_some() {
+        Box::new(memchr::memchr2_iter(b'\n', b'\r', hay))
+    } else {
+        Box::new(memchr::memchr_iter(b'\n', hay))
+    };
+    let mut line_start = 0;
+    let mut skip_to = 0;
+    for le in ends {
+        let at = line_start;
+        line_start = le + 1;
+        if at >= r {
+            break;
+        }
+        if at < skip_to || le - at < MIN_WIDTH || !tail_is_b64(&p[le - MIN_WIDTH..le]) {
+            continue;
+        }
+        if !continues(&p[at..le]) {
+            continue;
+        }
+        // A run: this line, and every line joined after it.
+        scratch.bytes.clear();
+        scratch.lines.clear();
+        let mut line = (at, le);
+        let mut next = next_line(p, le, avail);
+        loop {
+            scratch.lines.push((scratch.bytes.len(), line.0));
+            scratch.bytes.extend_from_slice(&p[line.0..line.1]);
+            if next >= avail || !continues(&p[line.0..line.1]) {
+                break;
+            }
+            let e = memchr::memchr2(b'\n', b'\r', &p[next..avail]).map_or(avail, |i| next + i);
+            if e == next || !all_b64(&p[next..e]) {
+                break;
+            }
+            line = (next, e);
+            next = next_line(p, e, avail);
+        }
+        if scratch.lines.len() > 1 {
+            let mut found = Vec::new();
+            literals.find(&scratch.bytes, scratch.bytes.len(), &mut found);
+            for (a, b) in found {
+                let (s, e) = (scratch.source(a), scratch.source(b - 1) + 1);
+                // Only what crosses a line end: the rest is the plain search's.
+                if s < r && p[s..e].iter().any(|&c| c == b'\n' || c == b'\r') {
+                    out.push((s, e));
+                }
+            }
+        }
+        skip_to = next;
+    }
+    scratch.bytes.clear();
+}
+
+/// The start of the line after the one ending at `le` (one line end, `\r\n`
+/// counted as one).
+fn next_line(p: &[u8], le: usize, avail: usize) -> usize {
+    if le >= avail {
+        return avail;
+    }
+    if p[le] == b'\r' && le + 1 < avail && p[le + 1] == b'\n' {
+        le + 2
+    } else {
+        le + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(forms: &[&str]) -> LiteralSet {
+        LiteralSet::new(
+            forms
+                .iter()
+                .map(|f| Zeroizing::new(f.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    fn wrap(text: &str, width: usize, end: &str) -> String {
+        text.as_bytes()
+            .chunks(width)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(end)
+    }
+
+    #[test]
+    fn an_occurrence_across_wrapped_lines_maps_to_the_printed_bytes() {
+        let form = "RkFLRS13cmFwcGVkLXNlY3JldC12YWx1ZS0wMDAx";
+        let body = format!("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY{form}WVphYmNkZWZnaGlq");
+        for end in ["\n", "\r\n", "\r"] {
+            for width in [16, 60, 64, 76] {
+                let text = format!("{}{end}", wrap(&body, width, end));
+                let mut out = Vec::new();
+                let p = text.as_bytes();
+                find(
+                    p,
+                    p.len(),
+                    p.len(),
+                    &set(&[form]),
+                    &mut Joined::default(),
+                    &mut out,
+                );
+                let start = body.find(form).unwrap();
+                let crosses = start / width != (start + form.len() - 1) / width;
+                assert_eq!(out.len(), usize::from(crosses), "{width} {end:?}");
+                for (s, e) in out {
+                    let printed: String = text[s..e]
+                        .chars()
+                        .filter(|c| !"\r\n".contains(*c))
+                        .collect();
+                    assert_eq!(printed, form);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lines_that_are_not_base64_or_too_short_do_not_join() {
+        let form = "RkFLRS13cmFwcGVkLXNlY3JldA";
+        // A space in the first line: not wrapped base64.
+        let text = "xx RkFLRS13cmFwcGVk\nLXNlY3JldA\n";
+        let mut out = Vec::new();
+        let p = text.as_bytes();
+        find(
+            p,
+            p.len(),
+            p.len(),
+            &set(&[form]),
+            &mut Joined::default(),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        // A first line under 16 bytes.
+        let text = "RkFLRS13cmF\nwcGVkLXNlY3JldA\n";
+        let p = text.as_bytes();
+        find(
+            p,
+            p.len(),
+            p.len(),
+            &set(&[form]),
+            &mut Joined::default(),
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn holdback_keeps_the_lines_that_could_continue() {
+        let text = b"log line one\nQUJDREVGR0hJSktMTU5PUFFS\nU1RVVldYWVphYmNkZWZn\n";
+        // Both base64 lines could continue: held.
+        assert_eq!(holdback(text, text.len(), 5), 13);
+        // At most max_lines of them.
+        assert_eq!(holdback(text, text.len(), 1), 13 + 25);
+        // A line with a space ends it.
+        let text = b"QUJDREVGR0hJSktMTU5PUFFS\nnot base64 at all\n";
+        assert_eq!(holdback(text, text.len(), 5), text.len());
+        // CRLF counts as one line end.
+        let text = b"x\r\nQUJDREVGR0hJSktMTU5PUFFS\r\n";
+        assert_eq!(holdback(text, text.len(), 5), 3);
+    }
+}
