@@ -334,6 +334,7 @@ impl Redactor {
             pem_lf_seen: None,
             view: View::default(),
             joined: Joined::default(),
+            mid_line: false,
             lower: Zeroizing::new(Vec::new()),
             spans: Vec::new(),
         }
@@ -407,6 +408,9 @@ pub struct RedactStream {
     view: View,
     /// The joined view of wrapped base64 lines (reused).
     joined: Joined,
+    /// The undecided bytes start inside a line (the last round was a forced
+    /// cut of a long line): their first line is no line to join.
+    mid_line: bool,
     /// A lower-cased copy of the text, for the rules' keyword search.
     lower: Zeroizing<Vec<u8>>,
 }
@@ -449,6 +453,7 @@ impl RedactStream {
         self.pending.clear();
         self.region = None;
         self.pem_lf_seen = None;
+        self.mid_line = false;
     }
 
     /// Bytes currently held back.
@@ -468,6 +473,8 @@ impl RedactStream {
             self.round(&p[at..], r, forced, fin, out);
             at += r;
             self.base += r as u64;
+            // A forced cut is inside a line; any other cut is at a line start.
+            self.mid_line = forced;
             if !forced || fin {
                 return at;
             }
@@ -487,26 +494,26 @@ impl RedactStream {
         if p.len() >= cut + self.r.inner.lookahead {
             return (cut, true);
         }
-        // Lines that may go on as wrapped base64 wait for the next (at most
-        // as many as an occurrence can touch, counted from the last complete
-        // line, so a long base64 block is not held whole).
-        let wrapped_from = if self.r.inner.literals.is_empty() {
-            last_line_start
-        } else {
-            let lines = wrapped::lines_spanned(self.r.inner.literals.max_len());
-            wrapped::holdback(p, last_line_start, lines)
-        };
-        // Holding those back can put `r` inside a multi-line secret whose
-        // last line looks like base64: move back until neither moves it.
         let mut r = last_line_start;
-        loop {
-            let before = r;
-            if self.r.inner.multi_ac.is_some() && r > 0 {
-                r = self.multi_holdback(p, r);
-            }
-            r = r.min(wrapped_from);
-            if r == before {
-                break;
+        if self.r.inner.multi_ac.is_some() && r > 0 {
+            r = self.multi_holdback(p, r);
+        }
+        if !self.r.inner.literals.is_empty() && r > 0 {
+            // Lines that may go on as wrapped base64 wait for the next
+            // (as much as an occurrence can reach past a line end). Where
+            // that moves the cut, the multi-line holdback is asked again
+            // from there, once: the cut may now be inside a multi-line
+            // secret whose last line looks like base64. Each call is
+            // bounded, so the hold is (looping instead would let a stream
+            // of lines that each start a multi-line form hold everything).
+            let reach = self.r.inner.literals.max_len();
+            let w = wrapped::holdback(p, last_line_start, reach, self.mid_line);
+            if w < r {
+                r = if self.r.inner.multi_ac.is_some() {
+                    self.multi_holdback(p, w)
+                } else {
+                    w
+                };
             }
         }
         (r, false)
@@ -614,7 +621,15 @@ impl RedactStream {
                     .max(r)
             };
             let mut found = Vec::new();
-            wrapped::find(p, avail, r, &inner.literals, &mut self.joined, &mut found);
+            wrapped::find(
+                p,
+                avail,
+                r,
+                self.mid_line,
+                &inner.literals,
+                &mut self.joined,
+                &mut found,
+            );
             spans.extend(found.into_iter().map(|(start, end)| Span {
                 start,
                 end,
@@ -836,6 +851,36 @@ mod tests {
             "push with [REDACTED:github-pat] and [REDACTED] ok\n"
         );
         assert_eq!(redact("plain text\n"), "plain text\n");
+    }
+
+    /// A stream of lines that each could start a multi-line secret, or
+    /// continue wrapped base64, or both, is held a bounded amount: the two
+    /// holdbacks are each asked once (a loop between them held everything).
+    #[test]
+    fn lines_that_may_start_something_are_held_a_bounded_amount() {
+        let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY\n";
+        let header = "== FAKE multi-line header ==\n";
+        let r = with(&[
+            "FAKE-single-secret-value",
+            &format!("{line}FAKE-tail-line"),
+            &format!("{header}FAKE-tail-line"),
+        ]);
+        for start in [header, line] {
+            let mut s = r.stream();
+            let mut out = Vec::new();
+            let mut most = 0;
+            for _ in 0..5_000 {
+                s.push(start.as_bytes(), &mut out);
+                most = most.max(s.held());
+            }
+            assert!(most < 4096, "{start:?}: held {most} bytes");
+            s.finish(&mut out);
+            assert_eq!(
+                out,
+                r.redact_bytes(start.repeat(5_000).as_bytes()),
+                "{start:?}"
+            );
+        }
     }
 
     #[test]

@@ -421,10 +421,11 @@ impl TokenMatch {
 pub struct RuleSet {
     /// Line rules: table index, anchored-capable regex, slot of group `s`.
     line: Vec<LineRule>,
-    /// Keywords of case-sensitive rules, 4 bytes or longer, searched in the
-    /// text as written.
+    /// Keywords of case-sensitive rules whose keywords are all 4 bytes or
+    /// longer, searched in the text as written.
     exact: Keywords,
-    /// The 3-byte keywords of case-sensitive rules, searched on their own.
+    /// Keywords of the case-sensitive rules with a 3-byte keyword (`://`,
+    /// `eyJ`, `xox`, ...), all of them, searched on their own.
     exact3: Keywords,
     /// Keywords of any-case rules, lower-cased, searched in a lower-cased
     /// copy of the text.
@@ -738,19 +739,33 @@ impl RuleSet {
             d.dedup();
             d
         };
-        let set = |folded: bool, len: fn(usize) -> bool| -> Vec<(String, usize)> {
+        // Every keyword of a rule goes to one search, so each rule sees its
+        // hits in order (a hit's triggers may run past a later hit of the
+        // same rule only within one search, where they are tried in order).
+        // A case-sensitive rule with a 3-byte keyword has all its keywords
+        // in the 3-byte search.
+        let short = |slot: usize| {
             all_kws
                 .iter()
-                .filter(|(k, slot, f)| *f == folded && !direct.contains(slot) && len(k.len()))
+                .any(|(k, s, f)| *s == slot && !*f && k.len() < 4)
+        };
+        let set = |folded: bool, short_search: bool| -> Vec<(String, usize)> {
+            all_kws
+                .iter()
+                .filter(|(_, slot, f)| {
+                    *f == folded
+                        && !direct.contains(slot)
+                        && (folded || short(*slot) == short_search)
+                })
                 .map(|(k, slot, _)| (k.clone(), *slot))
                 .collect()
         };
         let keyword_max = all_kws.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
         RuleSet {
             line,
-            exact: Keywords::build(&set(false, |n| n >= 4), false),
-            exact3: Keywords::build(&set(false, |n| n < 4), false),
-            folded: Keywords::build(&set(true, |_| true), true),
+            exact: Keywords::build(&set(false, false), false),
+            exact3: Keywords::build(&set(false, true), false),
+            folded: Keywords::build(&set(true, false), true),
             direct,
             keyword_max,
             pem,

@@ -14,17 +14,19 @@
 //!
 //! A line *continues* into the next one when it is 16 to 1024 bytes of the
 //! base64 alphabets (standard and URL-safe, `=` included) and the next line,
-//! after exactly one line end (`\n`, `\r\n` or `\r`), is at least one byte of
-//! the same. No width is required to repeat: joining more than a wrapper
+//! after exactly one line end (`\n`, `\r\n` or `\r`), is 1 to 1024 bytes of
+//! the same. A line is a whole line: the rest of a line longer than a
+//! segment, after the stream cut it (`start_mid_line`), is none. No width is
+//! required to repeat: joining more than a wrapper
 //! would costs only the search (an occurrence must still be a registered
 //! form, byte for byte), and it covers every wrap width at once.
 //!
 //! # Streaming
 //!
-//! An occurrence that starts on a line spans at most
-//! [`lines_spanned`]`(longest form)` lines, since every line but the last is
-//! at least 16 bytes. So the stream holds back the trailing lines that
-//! continue ([`holdback`]), at most that many, until the next line arrives;
+//! An occurrence that starts before a line end reaches at most the longest
+//! form's length of content past it. So the stream holds back the trailing
+//! lines that continue ([`holdback`]), until they hold that much content
+//! (at most one line more), until the next line arrives;
 //! and a round searches the joined lines as far as the complete lines it
 //! has (look-ahead), keeping the occurrences that start in the part it
 //! decides. An occurrence that runs into held lines becomes a region that
@@ -77,11 +79,6 @@ fn continues(line: &[u8]) -> bool {
     (MIN_WIDTH..=MAX_WIDTH).contains(&line.len()) && all_b64(line)
 }
 
-/// How many lines an occurrence of `len` bytes can touch.
-pub fn lines_spanned(len: usize) -> usize {
-    len.div_ceil(MIN_WIDTH) + 1
-}
-
 /// The line ending just before `end` (a line start, `end > 0`): its start
 /// and the length of its line end (1, or 2 for `\r\n`).
 fn line_before(p: &[u8], end: usize) -> (usize, usize) {
@@ -96,17 +93,18 @@ fn line_before(p: &[u8], end: usize) -> (usize, usize) {
 }
 
 /// Moves `r` (a line start in `p`) back over the trailing lines that
-/// continue into the next, at most `max_lines` of them: those lines wait
-/// for the lines after them.
-pub fn holdback(p: &[u8], mut r: usize, max_lines: usize) -> usize {
-    for _ in 0..max_lines {
-        if r == 0 {
-            break;
-        }
+/// continue into the next, until the held lines hold `reach` bytes of
+/// content (an occurrence starting before the new `r` then ends inside
+/// them): those lines wait for the lines after them. `start_mid_line`: `p`
+/// starts inside a line (after a forced cut), so its first line is no line.
+pub fn holdback(p: &[u8], mut r: usize, reach: usize, start_mid_line: bool) -> usize {
+    let mut held = 0;
+    while r > 0 && held < reach {
         let (start, term) = line_before(p, r);
-        if !continues(&p[start..r - term]) {
+        if (start == 0 && start_mid_line) || !continues(&p[start..r - term]) {
             break;
         }
+        held += r - term - start;
         r = start;
     }
     r
@@ -123,6 +121,19 @@ pub struct Joined {
 }
 
 impl Joined {
+    /// Appends `bytes`; a buffer outgrown is wiped, not left in freed
+    /// memory (it holds text).
+    fn push(&mut self, bytes: &[u8]) {
+        let need = self.bytes.len() + bytes.len();
+        if need > self.bytes.capacity() {
+            let mut grown = Zeroizing::new(Vec::with_capacity(need.max(2 * self.bytes.capacity())));
+            grown.extend_from_slice(&self.bytes);
+            // The old buffer is wiped as it is dropped (Zeroizing).
+            self.bytes = grown;
+        }
+        self.bytes.extend_from_slice(bytes);
+    }
+
     /// The source offset of view byte `v`.
     fn source(&self, v: usize) -> usize {
         let i = self.lines.partition_point(|&(at, _)| at <= v) - 1;
@@ -134,11 +145,12 @@ impl Joined {
 /// Every occurrence of a form of `literals` that crosses a line end inside
 /// a run of joined lines of `p[..avail]` (`avail`: where the complete lines
 /// end) and starts before `r`, as source ranges (line ends inside included).
-/// `scratch` is reused between calls.
+/// `start_mid_line` as for [`holdback`]. `scratch` is reused between calls.
 pub fn find(
     p: &[u8],
     avail: usize,
     r: usize,
+    start_mid_line: bool,
     literals: &LiteralSet,
     scratch: &mut Joined,
     out: &mut Vec<(usize, usize)>,
@@ -161,7 +173,11 @@ pub fn find(
         if at >= r {
             break;
         }
-        if at < skip_to || le - at < MIN_WIDTH || !tail_is_b64(&p[le - MIN_WIDTH..le]) {
+        if at < skip_to
+            || (at == 0 && start_mid_line)
+            || le - at < MIN_WIDTH
+            || !tail_is_b64(&p[le - MIN_WIDTH..le])
+        {
             continue;
         }
         if !continues(&p[at..le]) {
@@ -174,12 +190,12 @@ pub fn find(
         let mut next = next_line(p, le, avail);
         loop {
             scratch.lines.push((scratch.bytes.len(), line.0));
-            scratch.bytes.extend_from_slice(&p[line.0..line.1]);
+            scratch.push(&p[line.0..line.1]);
             if next >= avail || !continues(&p[line.0..line.1]) {
                 break;
             }
             let e = memchr::memchr2(b'\n', b'\r', &p[next..avail]).map_or(avail, |i| next + i);
-            if e == next || !all_b64(&p[next..e]) {
+            if !(1..=MAX_WIDTH).contains(&(e - next)) || !all_b64(&p[next..e]) {
                 break;
             }
             line = (next, e);
@@ -198,7 +214,8 @@ pub fn find(
         }
         skip_to = next;
     }
-    scratch.bytes.clear();
+    // The view held text: wiped, not just emptied.
+    zeroize::Zeroize::zeroize(&mut *scratch.bytes);
 }
 
 /// The start of the line after the one ending at `le` (one line end, `\r\n`
@@ -248,6 +265,7 @@ mod tests {
                     p,
                     p.len(),
                     p.len(),
+                    false,
                     &set(&[form]),
                     &mut Joined::default(),
                     &mut out,
@@ -277,6 +295,7 @@ mod tests {
             p,
             p.len(),
             p.len(),
+            false,
             &set(&[form]),
             &mut Joined::default(),
             &mut out,
@@ -289,6 +308,7 @@ mod tests {
             p,
             p.len(),
             p.len(),
+            false,
             &set(&[form]),
             &mut Joined::default(),
             &mut out,
@@ -300,14 +320,26 @@ mod tests {
     fn holdback_keeps_the_lines_that_could_continue() {
         let text = b"log line one\nQUJDREVGR0hJSktMTU5PUFFS\nU1RVVldYWVphYmNkZWZn\n";
         // Both base64 lines could continue: held.
-        assert_eq!(holdback(text, text.len(), 5), 13);
-        // At most max_lines of them.
-        assert_eq!(holdback(text, text.len(), 1), 13 + 25);
+        assert_eq!(holdback(text, text.len(), 100, false), 13);
+        // Until they hold `reach` bytes: the last line (20) is enough for 20.
+        assert_eq!(holdback(text, text.len(), 20, false), 13 + 25);
         // A line with a space ends it.
         let text = b"QUJDREVGR0hJSktMTU5PUFFS\nnot base64 at all\n";
-        assert_eq!(holdback(text, text.len(), 5), text.len());
+        assert_eq!(holdback(text, text.len(), 100, false), text.len());
         // CRLF counts as one line end.
         let text = b"x\r\nQUJDREVGR0hJSktMTU5PUFFS\r\n";
-        assert_eq!(holdback(text, text.len(), 5), 3);
+        assert_eq!(holdback(text, text.len(), 100, false), 3);
+        // The rest of a cut line is not held.
+        let text = b"QUJDREVGR0hJSktMTU5PUFFS\n";
+        assert_eq!(holdback(text, text.len(), 100, true), text.len());
+    }
+
+    #[test]
+    fn an_endless_base64_block_is_held_a_bounded_amount() {
+        let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\n";
+        let text = line.repeat(10_000);
+        let p = text.as_bytes();
+        let r = holdback(p, p.len(), 120, false);
+        assert!(p.len() - r <= 120 + line.len(), "held {}", p.len() - r);
     }
 }

@@ -106,6 +106,9 @@ impl HostileVault {
                 }
                 let Ok(conn) = conn else { continue };
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                // A client that stops reading a huge or dripping answer
+                // does not pin a thread forever.
+                let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
                 let s = Arc::clone(&s);
                 match &tls {
                     None => {
@@ -279,6 +282,9 @@ impl Catcher {
                 let r = Arc::clone(&r);
                 std::thread::spawn(move || {
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                    // A client that stops reading a huge or dripping answer
+                    // does not pin a thread forever.
+                    let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
                     let mut chunk = [0u8; 4096];
                     while let Ok(n) = conn.read(&mut chunk) {
                         if n == 0 {

@@ -65,13 +65,22 @@ impl ClusterNode for ContainerNode {
             // down, which hands leadership over in half the time.
             use testcontainers::bollard::Docker;
             use testcontainers::bollard::query_parameters::KillContainerOptions;
-            if let Ok(docker) = Docker::connect_with_local_defaults() {
-                let _ = docker
+            let killed = match Docker::connect_with_local_defaults() {
+                Ok(docker) => docker
                     .kill_container(self.container.id(), Some(KillContainerOptions::default()))
-                    .await;
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = killed {
+                // Down it must be; said, since a stop is a step-down, not a
+                // crash, and the failover measured is then not a crash's.
+                eprintln!(
+                    "warning: docker kill of cluster container {} failed ({e}); stopping it instead",
+                    self.container.id()
+                );
+                let _ = self.container.stop_with_timeout(Some(0)).await;
             }
-            // Whatever the kill did, the container is down afterwards.
-            let _ = self.container.stop_with_timeout(Some(0)).await;
             self.running = false;
         })
     }
@@ -179,9 +188,18 @@ pub async fn start(
             config(name, &node_id, &peers, port),
         )
         .map_err(|e| format!("config: {e}"))?;
+        // The harness's own user inside the container: what the node writes
+        // (raft data, the audit log) is then the harness's to read and
+        // delete, also when it does not run as root.
+        let user = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(dir.path()).map_err(|e| format!("temp dir: {e}"))?;
+            format!("{}:{}", meta.uid(), meta.gid())
+        };
         let container = image
             .clone()
             .with_cmd(["server", "-config=/config/vault.hcl"])
+            .with_user(user)
             .with_container_name(name)
             .with_network(&network)
             .with_mapped_port(port, ContainerPort::Tcp(8200))

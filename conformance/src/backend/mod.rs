@@ -462,16 +462,20 @@ impl Vault {
     /// Every entry of every audit log (every node of a cluster: a request a
     /// standby forwards is logged by the active node), or `None` when the
     /// logs cannot be read on this backend.
+    /// A log that exists but cannot be read makes it `None` too: a check
+    /// over it must not pass on nothing. (A node that never served a
+    /// request may have no log file yet: that one is empty.)
     pub fn audit_entries(&self) -> Option<Vec<AuditEntry>> {
         if self.audit_logs.is_empty() {
             return None;
         }
-        Some(
-            self.audit_logs
-                .iter()
-                .flat_map(|log| read_log(log).unwrap_or_default())
-                .collect(),
-        )
+        let mut all = Vec::new();
+        for log in &self.audit_logs {
+            if log.exists() {
+                all.extend(read_log(log).ok()?);
+            }
+        }
+        Some(all)
     }
 
     /// [`Vault::audit_requests`] without writes: what an implementation asked

@@ -74,14 +74,26 @@ fn resolved(s: &Session, reply: &Map<String, Value>, value: &SecretString) -> Re
 }
 
 /// The logins the cluster answered with a token (every node's audit log):
-/// the AppRole login responses.
-fn logins(own: &Vault) -> usize {
+/// the AppRole login responses. An error when the logs cannot be read.
+fn logins(own: &Vault) -> Result<usize, Verdict> {
     let login = format!("auth/{APPROLE_MOUNT}/login");
-    own.audit_entries()
-        .unwrap_or_default()
+    let entries = own.audit_entries().ok_or_else(|| {
+        Verdict::Error("the cluster's audit logs cannot be read by the harness".into())
+    })?;
+    Ok(entries
         .iter()
         .filter(|e| !e.is_request() && e.path() == login && e.tokens().next().is_some())
-        .count()
+        .count())
+}
+
+/// A task aborted when its handle is dropped (a scenario that returns
+/// early leaves no watcher holding the cluster).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How long after the leader was killed a job must still end (the longest
@@ -147,12 +159,11 @@ async fn leader_killed(cx: Cx, strict: bool) -> Result<Verdict, Verdict> {
                 own.kill_cluster_leader().await?;
                 let at = Instant::now();
                 // The harness watches for the new leader from the kill on,
-                // while the queue runs.
+                // while the queue runs (aborted if the scenario ends first).
                 let watcher = own.clone();
-                let elected =
-                    tokio::spawn(
-                        async move { watcher.cluster_leader().await.map(|_| Instant::now()) },
-                    );
+                let elected = AbortOnDrop(tokio::spawn(async move {
+                    watcher.cluster_leader().await.map(|_| Instant::now())
+                }));
                 Ok::<_, String>((at, elected))
             };
             let (reply, killed) = tokio::join!(job, kill);
@@ -190,10 +201,10 @@ async fn leader_killed(cx: Cx, strict: bool) -> Result<Verdict, Verdict> {
             }
         }
     }
-    let (Some(task), Some(killed_at)) = (election, killed_at) else {
+    let (Some(mut task), Some(killed_at)) = (election, killed_at) else {
         return Err(Verdict::Error("the leader was never killed".into()));
     };
-    let elected = task
+    let elected = (&mut task.0)
         .await
         .map_err(|e| Verdict::Error(e.to_string()))?
         .map_err(Verdict::Error)?;
@@ -235,8 +246,14 @@ async fn leader_killed(cx: Cx, strict: bool) -> Result<Verdict, Verdict> {
     if !declined.is_empty() {
         cx.measure("declined_jobs", declined.len() as u64);
     }
-    let logins = logins(&own);
+    let logins = logins(&own)?;
     cx.measure("logins", logins as u64);
+    if logins == 0 {
+        // The jobs completed, so the worker logged in: the logs missed it.
+        return Err(Verdict::Error(
+            "no AppRole login in the cluster's audit logs, though jobs completed".into(),
+        ));
+    }
     if logins > 2 {
         return Ok(fail(
             "resolver.md C6: a token outlives a leader change; at most one login per failover episode",
