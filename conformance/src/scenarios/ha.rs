@@ -49,6 +49,25 @@ async fn cluster(cx: &Cx) -> Result<(Cx, Arc<Vault>, SecretString, String), Verd
     Ok((cx, own, value, path))
 }
 
+/// Writes `value` as the secret's new version through the active node;
+/// returns once the write is acknowledged.
+async fn write_through_leader(
+    own: &Vault,
+    path: &str,
+    value: &SecretString,
+) -> Result<(), Verdict> {
+    let leader = own.cluster_leader().await.map_err(Verdict::Error)?;
+    let admin = own
+        .cluster_admin(leader)
+        .await
+        .ok_or_else(|| Verdict::Error("no admin".into()))?;
+    admin
+        .kv_put(KV_MOUNT, path, &[("token", value)])
+        .await
+        .map_err(verr)
+        .map(drop)
+}
+
 /// A token session addressed to `first`, with `rest` as the other nodes.
 async fn session(cx: &Cx, first: &str, rest: &[String]) -> Result<Session, Verdict> {
     let extra = json!({"vault_addr": first, "vault_cluster_addrs": rest});
@@ -144,15 +163,7 @@ async fn leader_killed(cx: Cx, strict: bool) -> Result<Verdict, Verdict> {
             // The rotation, acknowledged by the leader; then the kill, sent
             // with the job.
             let v2 = cx.fake_token();
-            let leader = own.cluster_leader().await.map_err(Verdict::Error)?;
-            let admin = own
-                .cluster_admin(leader)
-                .await
-                .ok_or_else(|| Verdict::Error("no admin".into()))?;
-            admin
-                .kv_put(KV_MOUNT, &path, &[("token", &v2)])
-                .await
-                .map_err(verr)?;
+            write_through_leader(&own, &path, &v2).await?;
             rig.git.set_tokens(REPO, &v2);
             let job = run_job(&mut rig.s, &id, job(Some(&r), None, true));
             let kill = async {
@@ -326,15 +337,7 @@ async fn rotation(cx: Cx) -> Result<Verdict, Verdict> {
         ));
     }
     let new = cx.fake_token();
-    let leader = own.cluster_leader().await.map_err(Verdict::Error)?;
-    let admin = own
-        .cluster_admin(leader)
-        .await
-        .ok_or_else(|| Verdict::Error("no admin".into()))?;
-    admin
-        .kv_put(KV_MOUNT, &path, &[("token", &new)])
-        .await
-        .map_err(verr)?;
+    write_through_leader(&own, &path, &new).await?;
     own.kill_cluster_leader().await.map_err(Verdict::Error)?;
     let until = Instant::now() + Duration::from_secs(8);
     let mut got_new = false;
