@@ -252,6 +252,22 @@ mod tests {
             .join(end)
     }
 
+    /// [`find`] over the whole of `text`, complete, for `forms`.
+    fn find_in(text: &str, forms: &[&str], start_mid_line: bool) -> Vec<(usize, usize)> {
+        let p = text.as_bytes();
+        let mut out = Vec::new();
+        find(
+            p,
+            p.len(),
+            p.len(),
+            start_mid_line,
+            &set(forms),
+            &mut Joined::default(),
+            &mut out,
+        );
+        out
+    }
+
     #[test]
     fn an_occurrence_across_wrapped_lines_maps_to_the_printed_bytes() {
         let form = "RkFLRS13cmFwcGVkLXNlY3JldC12YWx1ZS0wMDAx";
@@ -259,17 +275,7 @@ mod tests {
         for end in ["\n", "\r\n", "\r"] {
             for width in [16, 60, 64, 76] {
                 let text = format!("{}{end}", wrap(&body, width, end));
-                let mut out = Vec::new();
-                let p = text.as_bytes();
-                find(
-                    p,
-                    p.len(),
-                    p.len(),
-                    false,
-                    &set(&[form]),
-                    &mut Joined::default(),
-                    &mut out,
-                );
+                let out = find_in(&text, &[form], false);
                 let start = body.find(form).unwrap();
                 let crosses = start / width != (start + form.len() - 1) / width;
                 assert_eq!(out.len(), usize::from(crosses), "{width} {end:?}");
@@ -287,33 +293,20 @@ mod tests {
     #[test]
     fn lines_that_are_not_base64_or_too_short_do_not_join() {
         let form = "RkFLRS13cmFwcGVkLXNlY3JldA";
+        // The two lines below join.
+        assert_eq!(
+            find_in("RkFLRS13cmFwcGVk\nLXNlY3JldA\n", &[form], false).len(),
+            1
+        );
         // A space in the first line: not wrapped base64.
-        let text = "xx RkFLRS13cmFwcGVk\nLXNlY3JldA\n";
-        let mut out = Vec::new();
-        let p = text.as_bytes();
-        find(
-            p,
-            p.len(),
-            p.len(),
-            false,
-            &set(&[form]),
-            &mut Joined::default(),
-            &mut out,
-        );
-        assert!(out.is_empty());
+        assert!(find_in("xx RkFLRS13cmFwcGVk\nLXNlY3JldA\n", &[form], false).is_empty());
         // A first line under 16 bytes.
-        let text = "RkFLRS13cmF\nwcGVkLXNlY3JldA\n";
-        let p = text.as_bytes();
-        find(
-            p,
-            p.len(),
-            p.len(),
-            false,
-            &set(&[form]),
-            &mut Joined::default(),
-            &mut out,
-        );
-        assert!(out.is_empty());
+        assert!(find_in("RkFLRS13cmF\nwcGVkLXNlY3JldA\n", &[form], false).is_empty());
+        // The rest of a long line cut by the stream is no line.
+        assert!(find_in("RkFLRS13cmFwcGVk\nLXNlY3JldA\n", &[form], true).is_empty());
+        // A next line over 1024 bytes does not join.
+        let long = format!("RkFLRS13cmFwcGVk\nLXNlY3JldA{}\n", "A".repeat(1024));
+        assert!(find_in(&long, &[form], false).is_empty());
     }
 
     #[test]
