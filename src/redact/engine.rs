@@ -648,6 +648,23 @@ impl RedactStream {
         }
 
         if let Some(set) = inner.rules {
+            // Line rules, keyword-first, per segment; where PEM blocks may
+            // begin comes with them.
+            let mut found = Vec::new();
+            let mut pem_starts = Vec::new();
+            set.scan_lines(
+                &p[..hay_end],
+                r,
+                SEGMENT,
+                &mut self.lower,
+                &mut found,
+                &mut pem_starts,
+            );
+            spans.extend(found.iter().map(|m| Span {
+                start: m.range.start,
+                end: m.range.end,
+                label: Label::Rule(rule_index(m.rule)),
+            }));
             // An open PEM block first: find where it ends.
             let mut pem_from = 0;
             if let Some(seen) = self.pem_lf_seen {
@@ -666,25 +683,28 @@ impl RedactStream {
                     }
                 }
             }
-            // New PEM blocks.
-            if let Some((rule, begin)) = set.pem_begin() {
+            // New PEM blocks, each from a BEGIN marker after the last end.
+            if let Some(rule) = set.pem_rule() {
                 let idx = rule_index(rule);
-                while pem_from < r {
-                    let Some(b) = begin.find_at(&p[..r], pem_from) else {
-                        break;
+                for start in pem_starts {
+                    if start < pem_from {
+                        continue;
+                    }
+                    let Some(begin_end) = set.pem_begin_at(&p[..r], start) else {
+                        continue;
                     };
-                    match pem_end_in(set, &p[..r], b.end(), 0, fin) {
+                    match pem_end_in(set, &p[..r], begin_end, 0, fin) {
                         PemEnd::At(e) => {
                             spans.push(Span {
-                                start: b.start(),
+                                start,
                                 end: e,
                                 label: Label::Rule(idx),
                             });
-                            pem_from = e.max(b.end());
+                            pem_from = e.max(begin_end);
                         }
                         PemEnd::Open(seen) => {
                             spans.push(Span {
-                                start: b.start(),
+                                start,
                                 end: usize::MAX,
                                 label: Label::Rule(idx),
                             });
@@ -694,14 +714,6 @@ impl RedactStream {
                     }
                 }
             }
-            // Line rules, keyword-first, per segment.
-            let mut found = Vec::new();
-            set.scan_lines(&p[..hay_end], r, SEGMENT, &mut self.lower, &mut found);
-            spans.extend(found.iter().map(|m| Span {
-                start: m.range.start,
-                end: m.range.end,
-                label: Label::Rule(rule_index(m.rule)),
-            }));
         }
 
         spans.sort_unstable_by_key(|s| (s.start, s.label, std::cmp::Reverse(s.end)));

@@ -405,37 +405,45 @@ impl TokenMatch {
 /// Compiling is done once per process ([`RuleSet::get`]); the set is
 /// immutable and shared across threads.
 ///
-/// Line rules are found keyword-first: Aho-Corasick passes (SIMD prefilter,
-/// at most 32 keywords each) over a whole buffer find where a keyword starts,
-/// and only there is the rule's regex run, anchored. Three passes: the
-/// case-sensitive keywords of 4 bytes or more, those of 3 bytes, and the
-/// any-case keywords over the folded text ([`fold_spread`]). Teddy, the
-/// prefilter, fingerprints as many leading bytes as the shortest keyword
-/// has, so one 3-byte keyword (`://`, `eyJ`) among the long ones made every
-/// keyword a 3-byte fingerprint and the shared pass a third slower than the
-/// two passes are together (measured: benches/README). Because every match of a
-/// rule starts with one of its keywords, this finds exactly the leftmost-first
-/// non-overlapping matches a per-line `find_iter` would, at a fraction of the
-/// cost of a DFA over the alternation of all rules.
+/// Line rules are found keyword-first: Aho-Corasick passes (Teddy, a SIMD
+/// prefilter) over a whole buffer find where a keyword starts, and only
+/// there is the rule's regex run, anchored. Two passes:
+///
+/// - every keyword of 4 bytes or more, lower-cased, over a lower-cased copy
+///   of the text ([`line_keywords`] says why a case-sensitive rule's keyword
+///   can be searched there too). They are more than 32, so Teddy takes its
+///   "fat" form (16 buckets): in lower-case text nearly every byte shares
+///   its high nibble with a keyword's, and with fewer keywords per bucket
+///   the fingerprints confirm fewer false candidates. Measured on the
+///   short-line log: this one pass costs less than the two it replaced
+///   (case-sensitive keywords as written, any-case keywords folded), each
+///   a "slim" Teddy of at most 32 keywords (benches/README, session 8);
+/// - the case-sensitive keywords of 3 bytes (`://`, `eyJ`), as written.
+///   Teddy fingerprints as many leading bytes as the shortest keyword has,
+///   so one 3-byte keyword among the long ones made every keyword a 3-byte
+///   fingerprint and the shared pass far slower.
+///
+/// Because every match of a rule starts with one of its keywords, this
+/// finds exactly the leftmost-first non-overlapping matches a per-line
+/// `find_iter` would, at a fraction of the cost of a DFA over the
+/// alternation of all rules.
 #[derive(Debug)]
 pub struct RuleSet {
     /// Line rules: table index, anchored-capable regex, slot of group `s`.
     line: Vec<LineRule>,
-    /// Keywords of case-sensitive rules whose keywords are all 4 bytes or
-    /// longer, searched in the text as written.
-    exact: Keywords,
     /// Keywords of the case-sensitive rules with a 3-byte keyword (`://`,
-    /// `eyJ`, `xox`, ...), all of them, searched on their own.
+    /// `eyJ`, `xox`, ...), all of them, searched in the text as written.
     exact3: Keywords,
-    /// Keywords of any-case rules, lower-cased, searched in a lower-cased
-    /// copy of the text.
+    /// Every other keyword, lower-cased, searched in a lower-cased copy of
+    /// the text.
     folded: Keywords,
     /// Line rules with a keyword under 3 bytes, searched on their own.
     direct: Vec<usize>,
     /// The length of the longest keyword.
     keyword_max: usize,
-    /// PEM block rule: index, BEGIN and END regexes.
-    pem: Option<(usize, Regex, Regex)>,
+    /// PEM block rule: index, BEGIN regex (run anchored where its keyword
+    /// starts) and END regex.
+    pem: Option<(usize, meta::Regex, Regex)>,
 }
 
 /// One keyword search: the automaton, and per keyword which line rules to
@@ -449,7 +457,7 @@ struct Keywords {
 impl Keywords {
     /// `kws` are `(keyword, line-rule slot)`; keywords under 3 bytes are
     /// left out by the caller.
-    fn build(kws: &[(String, usize)], spread: bool) -> Keywords {
+    fn build(kws: &[(String, usize)]) -> Keywords {
         let mut uniq: Vec<String> = kws.iter().map(|(k, _)| k.clone()).collect();
         uniq.sort();
         uniq.dedup();
@@ -480,22 +488,9 @@ impl Keywords {
                 t
             })
             .collect();
-        // The folded search runs over the text as `fold_spread` maps it:
-        // its keywords are mapped the same way (byte for byte, so where a
-        // keyword starts and what starts it are unchanged).
-        let patterns: Vec<Vec<u8>> = uniq
-            .iter()
-            .map(|k| {
-                if spread {
-                    k.bytes().map(fold_spread).collect()
-                } else {
-                    k.as_bytes().to_vec()
-                }
-            })
-            .collect();
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
+            .build(&uniq)
             .expect("rule keywords");
         Keywords { ac, triggers }
     }
@@ -634,36 +629,21 @@ pub fn is_placeholder(value: &[u8]) -> bool {
             .any(|w| word().take(w.len()).eq(w.bytes()))
 }
 
-/// The byte the folded keyword search sees for `b`: `b` lower-cased, then
-/// multiplied by an odd constant (a bijection of bytes), so `T` and `t`
-/// become one byte and distinct letters stay distinct.
-///
-/// Why not plain lower case: Teddy, the SIMD prefilter, tells candidate
-/// positions by the high and low nibbles of a keyword's first bytes, and
-/// every lower-case letter has high nibble 6 or 7, so in lower-cased prose
-/// almost every byte passes the high-nibble test and the search spends its
-/// time confirming false candidates. Multiplying spreads the 26 letters
-/// over all sixteen high nibbles. Nothing else reads the mapped text: a hit
-/// only says where to run a rule's anchored regex on the text as written.
-#[inline]
-fn fold_spread(b: u8) -> u8 {
-    b.to_ascii_lowercase().wrapping_mul(0x9d)
-}
+/// The trigger slot of the PEM rule's BEGIN keyword (line rules have slots
+/// from 0).
+const PEM_SLOT: usize = usize::MAX;
 
 /// Keywords of the line rules: `(keyword, line-rule slot, folded)`.
 ///
 /// A rule whose pattern has `(?i:` matches its keywords in any case, so its
 /// keywords are *folded*: lower-cased, and searched in a lower-cased copy of
 /// the text (`tOkEn`, `PassWord`), which keeps the search a case-sensitive
-/// one with its SIMD prefilter. The other rules' keywords are searched as
-/// written, in the text as written. Two searches rather than one folded
-/// search: lower-cased text is lower-case letters almost everywhere, which
-/// Teddy's nibble fingerprints tell apart badly, so a single folded search
-/// over every keyword ran at a third of the speed (measured; benches/README;
-/// that was before [`fold_spread`]).
-/// A case-sensitive rule with a keyword that a folded keyword starts
-/// (`password=` after `passw`) is searched folded too: its anchored regex,
-/// run on the text as written, still decides the case.
+/// one with its SIMD prefilter. A case-sensitive rule with a keyword that a
+/// folded keyword starts (`password=` after `passw`) is folded too. The
+/// other rules' keywords are kept as written; those of 4 bytes or more are
+/// searched in the lower-cased text as well ([`RuleSet`]), which finds every
+/// place they start and some more: the rule's anchored regex, run on the
+/// text as written, still decides the case.
 fn line_keywords(rules: &[Rule]) -> Vec<(String, usize, bool)> {
     let line_rules: Vec<&Rule> = rules
         .iter()
@@ -721,7 +701,11 @@ impl RuleSet {
                     });
                 }
                 RuleKind::PemBlock { begin, end } => {
-                    pem = Some((i, compile(begin), compile(end)));
+                    let begin = meta::Regex::builder()
+                        .syntax(syntax::Config::new().unicode(false).utf8(false))
+                        .build(begin)
+                        .expect("rule table regex");
+                    pem = Some((i, begin, compile(end)));
                 }
             }
         }
@@ -749,23 +733,42 @@ impl RuleSet {
                 .iter()
                 .any(|(k, s, f)| *s == slot && !*f && k.len() < 4)
         };
-        let set = |folded: bool, short_search: bool| -> Vec<(String, usize)> {
+        let set = |short_search: bool| -> Vec<(String, usize)> {
             all_kws
                 .iter()
-                .filter(|(_, slot, f)| {
-                    *f == folded
-                        && !direct.contains(slot)
-                        && (folded || short(*slot) == short_search)
+                .filter(|(_, slot, _)| !direct.contains(slot) && short(*slot) == short_search)
+                .map(|(k, slot, _)| {
+                    let k = if short_search {
+                        k.clone()
+                    } else {
+                        k.to_ascii_lowercase()
+                    };
+                    (k, *slot)
                 })
-                .map(|(k, slot, _)| (k.clone(), *slot))
                 .collect()
         };
-        let keyword_max = all_kws.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
+        // The PEM rule's BEGIN keyword is searched with the others; its
+        // hits are handed to the caller ([`RuleSet::scan_lines`]).
+        let mut folded = set(false);
+        for r in rules {
+            if matches!(r.kind, RuleKind::PemBlock { .. }) {
+                folded.extend(
+                    r.keywords
+                        .iter()
+                        .map(|k| (k.to_ascii_lowercase(), PEM_SLOT)),
+                );
+            }
+        }
+        let keyword_max = folded
+            .iter()
+            .map(|(k, _)| k.len())
+            .chain(all_kws.iter().map(|(k, _, _)| k.len()))
+            .max()
+            .unwrap_or(0);
         RuleSet {
             line,
-            exact: Keywords::build(&set(false, false), false),
-            exact3: Keywords::build(&set(false, true), false),
-            folded: Keywords::build(&set(true, false), true),
+            exact3: Keywords::build(&set(true)),
+            folded: Keywords::build(&folded),
             direct,
             keyword_max,
             pem,
@@ -784,6 +787,11 @@ impl RuleSet {
     /// long line there). `lower` is
     /// scratch space for a lower-cased copy of `hay[..limit]` (the caller
     /// owns it, to reuse it and to zeroize it: it holds the text).
+    ///
+    /// `pem` receives, in increasing order, every place before `limit`
+    /// where the PEM rule's BEGIN keyword starts: a block can start only
+    /// there ([`RuleSet::pem_begin_at`] decides). The keyword is searched
+    /// with the line rules' keywords rather than in a pass of its own.
     pub fn scan_lines(
         &self,
         hay: &[u8],
@@ -791,6 +799,7 @@ impl RuleSet {
         segment: usize,
         lower: &mut Vec<u8>,
         out: &mut Vec<TokenMatch>,
+        pem: &mut Vec<usize>,
     ) {
         if lower.capacity() < hay.len() {
             // Grown while empty: the old buffer held text, and is wiped.
@@ -805,7 +814,7 @@ impl RuleSet {
         lower.clear();
         // One fused pass (a copy, then `make_ascii_lowercase`, ran at a
         // third of the speed).
-        lower.extend(hay[..kw_end].iter().map(|&b| fold_spread(b)));
+        lower.extend(hay[..kw_end].iter().map(u8::to_ascii_lowercase));
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
             (0..self.line.len()).map(|_| None).collect();
@@ -816,10 +825,6 @@ impl RuleSet {
         // The keyword searches' hits, merged by position. Each rule is in
         // one of them only, so each rule still sees its hits in order.
         let mut searches = [
-            (
-                self.exact.ac.find_iter(&hay[..kw_end]).peekable(),
-                &self.exact.triggers,
-            ),
             (
                 self.exact3.ac.find_iter(&hay[..kw_end]).peekable(),
                 &self.exact3.triggers,
@@ -859,6 +864,12 @@ impl RuleSet {
             }
             for &(off, slot) in &triggers[hit.pattern().as_usize()] {
                 let at = p + off;
+                if slot == PEM_SLOT {
+                    if at < limit {
+                        pem.push(at);
+                    }
+                    continue;
+                }
                 if at < next_ok[slot] || at >= seg_end {
                     continue;
                 }
@@ -905,9 +916,17 @@ impl RuleSet {
         }
     }
 
-    /// The rule and BEGIN-marker regex of the PEM block rule.
-    pub(crate) fn pem_begin(&self) -> Option<(&'static Rule, &Regex)> {
-        self.pem.as_ref().map(|(i, b, _)| (&RULES[*i], b))
+    /// The PEM block rule.
+    pub(crate) fn pem_rule(&self) -> Option<&'static Rule> {
+        self.pem.as_ref().map(|(i, _, _)| &RULES[*i])
+    }
+
+    /// The end of the PEM BEGIN marker that starts at `hay[at]`, if one
+    /// does (the marker must end within `hay`).
+    pub(crate) fn pem_begin_at(&self, hay: &[u8], at: usize) -> Option<usize> {
+        let (_, begin, _) = self.pem.as_ref()?;
+        let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
+        begin.search(&input).map(|m| m.end())
     }
 
     /// The END-marker regex of the PEM block rule.
@@ -921,20 +940,31 @@ impl RuleSet {
         let text = text.as_bytes();
         let mut out = Vec::new();
         let mut lower = zeroize::Zeroizing::new(Vec::new());
-        self.scan_lines(text, text.len(), usize::MAX, &mut lower, &mut out);
-        // The PEM block rule.
-        if let Some((rule, begin)) = self.pem_begin() {
+        let mut pem_starts = Vec::new();
+        self.scan_lines(
+            text,
+            text.len(),
+            usize::MAX,
+            &mut lower,
+            &mut out,
+            &mut pem_starts,
+        );
+        // The PEM block rule: a block, then the next BEGIN after its end.
+        if let Some(rule) = self.pem_rule() {
             let mut from = 0;
-            while let Some(b) = begin.find_at(text, from) {
-                let end = pem_block_end(self, text, b.end());
+            for start in pem_starts {
+                if start < from {
+                    continue;
+                }
+                let Some(begin_end) = self.pem_begin_at(text, start) else {
+                    continue;
+                };
+                let end = pem_block_end(self, text, begin_end);
                 out.push(TokenMatch {
                     rule,
-                    range: b.start()..end,
+                    range: start..end,
                 });
-                from = end.max(b.end());
-                if from >= text.len() {
-                    break;
-                }
+                from = end.max(begin_end);
             }
         }
         out.sort_by_key(|m| (m.range.start, rule_index(m.rule)));
@@ -1195,6 +1225,7 @@ mod tests {
             usize::MAX,
             &mut Vec::new(),
             &mut v,
+            &mut Vec::new(),
         );
         scanned.extend(v.iter().map(|m| (m.rule_id(), m.range.clone())));
         scanned.sort_by_key(|(id, r)| (r.start, *id));
@@ -1220,6 +1251,25 @@ mod tests {
         assert!(scanned.len() >= 12, "{scanned:?}");
     }
 
+    /// The BEGIN keyword is searched with the others, non-overlapping: a
+    /// marker that starts inside another keyword's hit (`api-` then
+    /// `-----BEGIN` from its dash) is found through the hit's triggers, in
+    /// the one-shot scan and in the stream.
+    #[test]
+    fn a_pem_marker_that_starts_inside_another_keyword_is_found() {
+        let block = "-----BEGIN RSA PRIVATE KEY-----\nMIIFAKEFAKE\n-----END RSA PRIVATE KEY-----";
+        let text = format!("api{block}\n");
+        let found = RuleSet::get().find_all(&text);
+        assert!(
+            found
+                .iter()
+                .any(|m| m.rule_id() == "private-key" && m.range == (3..3 + block.len())),
+            "{found:?}"
+        );
+        let out = crate::redact::redact(&text);
+        assert_eq!(out, "api[REDACTED:private-key]\n");
+    }
+
     #[test]
     fn keywords_starting_inside_a_hit_are_tried() {
         let set = RuleSet::get();
@@ -1232,20 +1282,21 @@ mod tests {
             usize::MAX,
             &mut Vec::new(),
             &mut v,
+            &mut Vec::new(),
         );
         assert!(v.iter().any(|m| m.rule_id() == "google-api-key"), "{v:?}");
-        // Teddy, the SIMD searcher, is at its fastest ("slim") with at most
-        // 32 patterns, and takes at most 64.
-        for (name, k) in [
-            ("exact", &set.exact),
-            ("exact3", &set.exact3),
-            ("folded", &set.folded),
-        ] {
-            assert!(
-                k.ac.patterns_len() <= 32,
-                "{name}: keep each keyword set within 32 patterns for the SIMD prefilter: {}",
-                k.ac.patterns_len()
-            );
-        }
+        // Teddy, the SIMD searcher, takes at most 64 patterns; the folded
+        // search is measured in its "fat" form (more than 32 patterns), the
+        // 3-byte one in its "slim" form (at most 32).
+        let folded = set.folded.ac.patterns_len();
+        assert!(
+            (33..=64).contains(&folded),
+            "the folded keyword search was measured with 33 to 64 keywords: {folded}"
+        );
+        let exact3 = set.exact3.ac.patterns_len();
+        assert!(
+            exact3 <= 32,
+            "keep the 3-byte keyword search within 32 patterns: {exact3}"
+        );
     }
 }
