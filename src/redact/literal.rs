@@ -15,17 +15,25 @@
 //!
 //! Let `K = min(8, L)` and `S = L - K + 1`. Any occurrence of a literal of
 //! length `m >= L` covers the `m - K + 1 >= S` consecutive `K`-byte windows
-//! that start inside it and end inside it, so at least one of them starts at a
-//! multiple of `S`. So the scan reads only the `K`-byte window at every
-//! `S`-th position, hashes it (one multiply), and tests one bit in a bitmap
-//! holding every window of every literal. Only on a set bit does it look the
-//! window up in a hash table of `(literal, offset)` candidates and compare the
-//! literal byte for byte at the implied start.
+//! that start inside it and end inside it, so exactly one of its first `S`
+//! windows starts at a multiple of `S`. So the scan reads only the `K`-byte
+//! window at every `S`-th position, hashes it (one multiply), and tests a
+//! filter holding the first `S` windows of every literal (the later ones
+//! are never needed: indexing them cost start-up time and filter space).
+//! Only when the filter says yes does it look the window up in a hash table
+//! of `(literal, offset)` candidates and compare the literal byte for byte
+//! at the implied start.
+//!
+//! The filter is a blocked Bloom filter: each window sets two bits in one
+//! 64-bit word, so a test is one memory access, like a plain bitmap's, but
+//! with about 8 bits per window a clean window passes about one time in
+//! fifty rather than one in eight, and the filter for a thousand secrets
+//! stays near the size of the processor's second-level cache (measured:
+//! benches/README, session 8).
 //!
 //! With 40-byte tokens `S` is 33: the scan touches one window per 33 bytes.
-//! The bitmap is sized to about 1/16 occupancy, so on clean text about one
-//! window in sixteen goes on to the table. The worst case is a minimum length
-//! of 8 (`S = 1`): one window per byte, still no automaton state to chase.
+//! The worst case is a minimum length of 8 (`S = 1`): one window per byte,
+//! still no automaton state to chase.
 //!
 //! Occurrences are reported all of them, overlapping included, so the result
 //! depends only on the text, not on where a scan started: this is what lets
@@ -46,8 +54,9 @@ pub struct LiteralSet {
     step: usize,
     /// Mask keeping the low `k` bytes of a little-endian load.
     mask: u64,
-    bits_log2: u32,
-    bitmap: Vec<u64>,
+    /// The filter: `2^words_log2` words of 64 bits.
+    words_log2: u32,
+    filter: Vec<u64>,
     /// The candidates of each hashed window, `(hash, pattern index, offset
     /// of the window in the pattern)`, grouped by the top `table_log2` bits
     /// of the hash: group `g` is `table[starts[g]..starts[g + 1]]`. Built in
@@ -83,12 +92,13 @@ impl LiteralSet {
         } else {
             (1u64 << (8 * k)) - 1
         };
-        let windows: usize = patterns.iter().map(|p| p.len() - k + 1).sum();
-        // About 16 bits per window, between 2^12 and 2^27 bits (16 MiB).
-        let bits_log2 = (windows.max(1) * 16)
+        // Each literal's first `step` windows (it has at least that many).
+        let windows = patterns.len() * step;
+        // About 8 bits per window, between 2^6 and 2^21 words (16 MiB).
+        let words_log2 = (windows.max(1) * 8 / 64)
             .next_power_of_two()
             .trailing_zeros()
-            .clamp(12, 27);
+            .clamp(6, 21);
         // About one group per window.
         let table_log2 = windows.max(1).next_power_of_two().trailing_zeros().max(1);
         let mut set = LiteralSet {
@@ -96,19 +106,19 @@ impl LiteralSet {
             k,
             step,
             mask,
-            bits_log2,
-            bitmap: vec![0; (1usize << bits_log2) / 64],
+            words_log2,
+            filter: vec![0; 1usize << words_log2],
             table: Vec::new(),
             starts: vec![0; (1usize << table_log2) + 1],
             table_log2,
             max_len,
         };
-        // Pass 1: the bitmap, and how many windows each group holds.
+        // Pass 1: the filter, and how many windows each group holds.
         for p in &patterns {
-            for off in 0..=p.len() - k {
+            for off in 0..step {
                 let h = set.hash(p, off);
-                let bit = (h >> (64 - bits_log2)) as usize;
-                set.bitmap[bit / 64] |= 1 << (bit % 64);
+                let (word, bits) = set.filter_slot(h);
+                set.filter[word] |= bits;
                 let g = set.group(h);
                 set.starts[g + 1] += 1;
             }
@@ -120,7 +130,7 @@ impl LiteralSet {
         let mut next: Vec<u32> = set.starts[..set.starts.len() - 1].to_vec();
         set.table = vec![(0, 0, 0); windows];
         for (pi, p) in patterns.iter().enumerate() {
-            for off in 0..=p.len() - k {
+            for off in 0..step {
                 let h = set.hash(p, off);
                 let slot = &mut next[set.group(h)];
                 set.table[*slot as usize] = (h, pi as u32, off as u32);
@@ -129,6 +139,17 @@ impl LiteralSet {
         }
         set.patterns = patterns;
         set
+    }
+
+    /// The filter word of hash `h` and the two bits it sets there: the
+    /// word from the top bits of the hash, the bits from the next twelve
+    /// (a multiplicative hash mixes into its top bits, not its low ones).
+    #[inline(always)]
+    fn filter_slot(&self, h: u64) -> (usize, u64) {
+        let word = (h >> (64 - self.words_log2)) as usize;
+        let rest = h << self.words_log2;
+        let bits = (1u64 << (rest >> 58)) | (1u64 << ((rest >> 52) & 63));
+        (word, bits)
     }
 
     #[inline(always)]
@@ -171,14 +192,13 @@ impl LiteralSet {
         if self.patterns.is_empty() || hay.len() < self.k {
             return;
         }
-        let shift = 64 - self.bits_log2;
         let last = hay.len() - self.k;
         let mut j = 0;
         while j <= last {
             let h = self.hash(hay, j);
-            let bit = (h >> shift) as usize;
-            // The bitmap index is in range by construction (bits_log2 bits).
-            if self.bitmap[bit / 64] & (1 << (bit % 64)) != 0 {
+            let (word, bits) = self.filter_slot(h);
+            // The word index is in range by construction (words_log2 bits).
+            if self.filter[word] & bits == bits {
                 self.confirm(hay, j, h, start_limit, out);
             }
             j += self.step;
