@@ -257,6 +257,111 @@ fn container_backend_runs_a_local_openbao_image() {
     assert_eq!(json["counts"]["skip"], 0);
 }
 
+/// A harness killed outright (`SIGKILL`, as a CI timeout or the OOM killer
+/// does) drops nothing: its containers and its cluster's network stay on
+/// the engine. The next run removes them (and says so), by the owner label
+/// and the owner in the network's name.
+#[test]
+fn what_a_killed_harness_leaves_the_next_run_removes() {
+    use std::collections::HashMap;
+    use testcontainers::bollard::Docker;
+    use testcontainers::bollard::query_parameters::{
+        ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    };
+    use vaultref_conformance::backend::leftovers::{NETWORK_PREFIX, OWNER_LABEL};
+
+    assert!(
+        vaultref_conformance::backend::container_engine_available(),
+        "this test needs a Docker engine (its Engine API must answer on the default socket \
+         or DOCKER_HOST); install docker.io and start dockerd"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let docker = Docker::connect_with_local_defaults().unwrap();
+    // The containers and networks of the harness with process id `pid`.
+    let left = |pid: u32| -> (usize, usize) {
+        rt.block_on(async {
+            let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+            let containers = docker
+                .list_containers(Some(
+                    ListContainersOptionsBuilder::new()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|c| {
+                    c.labels
+                        .as_ref()
+                        .and_then(|l| l.get(OWNER_LABEL))
+                        .is_some_and(|o| o.starts_with(&format!("{pid}-")))
+                })
+                .count();
+            let filters = HashMap::from([("name", vec![format!("{NETWORK_PREFIX}{pid}-")])]);
+            let networks = docker
+                .list_networks(Some(
+                    ListNetworksOptionsBuilder::new().filters(&filters).build(),
+                ))
+                .await
+                .unwrap()
+                .len();
+            (containers, networks)
+        })
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut killed = Command::new(HARNESS)
+        .args(["--impl", ADAPTER, "--backend", "container"])
+        .args(["--filter", "ha.hostile-node", "--report-dir"])
+        .arg(dir.path().join("killed"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = killed.id();
+    // Killed once its cluster runs: the run's server and three nodes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while left(pid) != (4, 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the harness did not start its server and a 3-node cluster within 180 s: {:?}",
+            left(pid)
+        );
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "the harness ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        left(pid),
+        (4, 1),
+        "a killed harness leaves its containers and network"
+    );
+
+    let o = harness(&[
+        "--impl",
+        ADAPTER,
+        "--backend",
+        "container",
+        "--filter",
+        "resolve.latest",
+        "--report-dir",
+        dir.path().join("next").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(left(pid), (0, 0), "the next run removes them: {}", text(&o));
+    assert!(
+        text(&o).contains("left by a harness that is gone"),
+        "{}",
+        text(&o)
+    );
+}
+
 /// The rows of the Markdown table that starts with `header` in `doc`, each
 /// split into trimmed cells.
 fn table_rows(doc: &str, header: &str) -> Vec<Vec<String>> {

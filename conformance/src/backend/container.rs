@@ -9,7 +9,8 @@
 //!
 //! Everything goes through testcontainers and the Docker Engine API it wraps
 //! (bollard, re-exported by testcontainers): engine check, build, run, stop,
-//! start, and removal on drop (no Ryuk reaper, nothing else is pulled). No
+//! start, and removal on drop (no Ryuk reaper, nothing else is pulled; what
+//! a killed harness leaves, the next run removes: [`super::leftovers`]). No
 //! piece needs the `docker` CLI any more. testcontainers' own readiness
 //! checks are not used: the harness waits on `/v1/sys/health` itself
 //! (`Admin::wait_healthy`), because the path matters (`/sys/health` without
@@ -44,6 +45,7 @@ use testcontainers::{ContainerAsync, GenericBuildableImage, GenericImage, ImageE
 use vaultref::testing::{audit_config, free_port, random_hex};
 
 use super::Admin;
+use super::leftovers::{OWNER_LABEL, this_owner};
 
 /// The name and tag of the locally built image.
 const LOCAL_IMAGE: (&str, &str) = ("vaultref-conformance/openbao", "local");
@@ -114,6 +116,7 @@ impl ContainerVault {
         if !engine_available().await {
             return Err("no Docker engine answers (Engine API `version` failed)".into());
         }
+        super::leftovers::sweep_once().await;
         let image = image_for(image, binary).await?;
         let dir = tempfile::Builder::new()
             .prefix("vaultref-vault-")
@@ -171,6 +174,7 @@ impl ContainerVault {
         cmd.push("-config=/config/vault.hcl".into());
         let mut request = image
             .with_cmd(cmd)
+            .with_label(OWNER_LABEL, this_owner())
             .with_mapped_port(port, ContainerPort::Tcp(8200))
             .with_mount(Mount::tmpfs_mount("/tmp"))
             .with_mount(Mount::bind_mount(audit_dir.to_string_lossy(), "/audit"))

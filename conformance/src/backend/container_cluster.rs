@@ -2,7 +2,8 @@
 //! containers on a Docker network of their own (testcontainers creates it
 //! with the first container and removes it with the last).
 //!
-//! Each node is a container named `vaultref-ha-<run>-n<i>`, which is also
+//! Each node is a container named `vaultref-ha-<owner>-<run>-n<i>` (the
+//! owner is the harness process: [`super::leftovers`]), which is also
 //! its DNS name on the network: the nodes join each other by `retry_join`
 //! to `https://<name>:8200` and talk raft over `<name>:8201`, inside the
 //! network. The harness and the implementation, on this machine, reach each
@@ -30,6 +31,7 @@ use vaultref::testing::{TestCluster, TestSupportError, audit_config, free_port, 
 
 use super::Admin;
 use super::container::{engine_available, image_for};
+use super::leftovers::{NETWORK_PREFIX, OWNER_LABEL, this_owner};
 
 /// One node: a container, its client, its files.
 pub struct ContainerNode {
@@ -151,9 +153,11 @@ pub async fn start(
     if !engine_available().await {
         return Err("no Docker engine answers (Engine API `version` failed)".into());
     }
+    super::leftovers::sweep_once().await;
     let image = image_for(image, binary).await?;
     let run = random_hex(4);
-    let network = format!("vaultref-ha-{run}");
+    // The owner in the name: what a killed harness leaves, the next removes.
+    let network = format!("{NETWORK_PREFIX}{}-{run}", this_owner());
     let names: Vec<String> = (1..=n).map(|i| format!("{network}-n{i}")).collect();
     let tls_dir = tempfile::Builder::new()
         .prefix("vaultref-ha-tls-")
@@ -199,6 +203,7 @@ pub async fn start(
         let container = image
             .clone()
             .with_cmd(["server", "-config=/config/vault.hcl"])
+            .with_label(OWNER_LABEL, this_owner())
             .with_user(user)
             .with_container_name(name)
             .with_network(&network)

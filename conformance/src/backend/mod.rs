@@ -36,6 +36,7 @@
 
 mod container;
 mod container_cluster;
+pub mod leftovers;
 pub mod proxy;
 
 use std::path::PathBuf;
