@@ -690,10 +690,18 @@ impl RedactStream {
                     if start < pem_from {
                         continue;
                     }
-                    let Some(begin_end) = set.pem_begin_at(&p[..r], start) else {
+                    // The marker may run past a forced cut into the
+                    // look-ahead: the block is then open from here on (the
+                    // rest of the marker is inside it).
+                    let Some(begin_end) = set.pem_begin_at(&p[..hay_end], start) else {
                         continue;
                     };
-                    match pem_end_in(set, &p[..r], begin_end, 0, fin) {
+                    let end = if begin_end > r {
+                        PemEnd::Open(0)
+                    } else {
+                        pem_end_in(set, &p[..r], begin_end, 0, fin)
+                    };
+                    match end {
                         PemEnd::At(e) => {
                             spans.push(Span {
                                 start,
@@ -1004,5 +1012,58 @@ mod tests {
             }
             assert!(r.redact(&text) == want, "{before}");
         }
+    }
+
+    /// A keyword hit just before a segment boundary hides a keyword that
+    /// starts inside it, after the boundary (`NPM_PWD`: `npm_` then `_pwd`
+    /// from its last byte): the hidden one's rule is still tried, in the
+    /// segment it starts in, whether the line arrives whole or cut there.
+    #[test]
+    fn a_keyword_hidden_by_a_hit_across_the_segment_boundary_is_tried() {
+        let r = Redactor::builtin();
+        let value = "FAKEfake0123456789abcdef";
+        for (before, line) in [
+            (SEGMENT - 3, format!("NPM_PWD={value} end")),
+            (SEGMENT - 3, format!("AIzapi_key={value} end")),
+            (SEGMENT - 5, format!("glpat--token {value} end")),
+            (SEGMENT - 3, format!("api--token {value} end")),
+        ] {
+            let text = format!("{}{line}\n", "x".repeat(before));
+            // One pass; the line in writes that end past the boundary (a
+            // forced cut there, the line end later).
+            let one = r.redact(&text);
+            assert!(!one.contains(value), "{line}: one pass");
+            for size in [SEGMENT + 64, 1 << 12] {
+                assert!(
+                    chunked(&r, &text, size) == one,
+                    "{line}: {size}-byte writes"
+                );
+            }
+        }
+    }
+
+    /// A PEM BEGIN marker cut by a forced segment cut (a long line) still
+    /// opens its block: the key after it never leaves.
+    #[test]
+    fn a_pem_marker_across_a_forced_cut_opens_its_block() {
+        let r = Redactor::builtin();
+        let head = format!(
+            "{}-----BEGIN RSA PRIVATE KEY-----{}",
+            "x".repeat(SEGMENT - 4),
+            "y".repeat(6000)
+        );
+        let tail = "\nMIIFAKEFAKESECRET\n-----END RSA PRIVATE KEY-----\nafter\n";
+        let mut out = Vec::new();
+        let mut s = r.stream();
+        s.push(head.as_bytes(), &mut out);
+        s.push(tail.as_bytes(), &mut out);
+        s.finish(&mut out);
+        let streamed = String::from_utf8(out).unwrap();
+        let one = r.redact(&format!("{head}{tail}"));
+        for (how, got) in [("streamed", &streamed), ("one pass", &one)] {
+            assert!(!got.contains("MIIFAKEFAKESECRET"), "{how}");
+            assert!(got.ends_with("[REDACTED:private-key]\nafter\n"), "{how}");
+        }
+        assert!(streamed == one);
     }
 }

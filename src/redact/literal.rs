@@ -26,8 +26,9 @@
 //!
 //! The filter is a blocked Bloom filter: each window sets two bits in one
 //! 64-bit word, so a test is one memory access, like a plain bitmap's, but
-//! with about 8 bits per window a clean window passes about one time in
-//! fifty rather than one in eight, and the filter for a thousand secrets
+//! with 8 to 16 bits per window (the size is a power of two) a clean window
+//! passes about one time in twenty to seventy rather than one in eight to
+//! sixteen, and the filter for a thousand secrets
 //! stays near the size of the processor's second-level cache (measured:
 //! benches/README, session 8).
 //!

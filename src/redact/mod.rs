@@ -21,8 +21,8 @@
 //! - *Speed from the shape of secrets.* Registered forms are long and
 //!   high-entropy, so a sampled window filter ([`literal`]) replaces an
 //!   automaton over tens of thousands of literals; rules are found
-//!   keyword-first (one SIMD pass for all keywords, each rule's regex run
-//!   anchored where its keyword starts).
+//!   keyword-first (two SIMD passes find where keywords start, each rule's
+//!   regex runs anchored there).
 //! - *Over-masking is bounded.* Secrets shorter than the minimum length (8)
 //!   are refused (`secret_too_short`) instead of masking every short word.
 //!

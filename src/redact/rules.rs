@@ -409,17 +409,19 @@ impl TokenMatch {
 /// prefilter) over a whole buffer find where a keyword starts, and only
 /// there is the rule's regex run, anchored. Two passes:
 ///
-/// - every keyword of 4 bytes or more, lower-cased, over a lower-cased copy
-///   of the text ([`line_keywords`] says why a case-sensitive rule's keyword
-///   can be searched there too). They are more than 32, so Teddy takes its
+/// - the keywords of every rule but those below (all of 4 bytes or more),
+///   lower-cased, over a lower-cased copy of the text ([`line_keywords`]
+///   says why a case-sensitive rule's keyword can be searched there too),
+///   with the PEM rule's `-----BEGIN`. They are more than 32, so Teddy takes its
 ///   "fat" form (16 buckets): in lower-case text nearly every byte shares
 ///   its high nibble with a keyword's, and with fewer keywords per bucket
 ///   the fingerprints confirm fewer false candidates. Measured on the
 ///   short-line log: this one pass costs less than the two it replaced
 ///   (case-sensitive keywords as written, any-case keywords folded), each
 ///   a "slim" Teddy of at most 32 keywords (benches/README, session 8);
-/// - the case-sensitive keywords of 3 bytes (`://`, `eyJ`), as written.
-///   Teddy fingerprints as many leading bytes as the shortest keyword has,
+/// - the keywords of the case-sensitive rules that have a 3-byte keyword
+///   (`://`, `eyJ`; the same rules' longer ones too, `AKIA` with `A3T`),
+///   as written. Teddy fingerprints as many leading bytes as the shortest keyword has,
 ///   so one 3-byte keyword among the long ones made every keyword a 3-byte
 ///   fingerprint and the shared pass far slower.
 ///
@@ -468,7 +470,7 @@ impl Keywords {
         // A hit reports the longest keyword starting there, and the search
         // resumes after it. So at each offset inside it, try the rules of
         // every keyword that starts there: one inside it (`hvs.` holds `s.`)
-        // or one running past its end (`AKIA` then `AIza`). Trying too much is
+        // or one running past its end (`npm_` then `_pwd`). Trying too much is
         // harmless, the anchored regex decides.
         let triggers = uniq
             .iter()
@@ -785,14 +787,15 @@ impl RuleSet {
     /// starts in a segment and runs at most [`RULE_REACH`] bytes past its
     /// end (the caller gives that much context past `limit` when it cuts a
     /// long line there). `lower` is
-    /// scratch space for a lower-cased copy of `hay[..limit]` (the caller
+    /// scratch space for a lower-cased copy of `hay` up to `limit` plus the
+    /// longest keyword (the caller
     /// owns it, to reuse it and to zeroize it: it holds the text).
     ///
     /// `pem` receives, in increasing order, every place before `limit`
     /// where the PEM rule's BEGIN keyword starts: a block can start only
     /// there ([`RuleSet::pem_begin_at`] decides). The keyword is searched
     /// with the line rules' keywords rather than in a pass of its own.
-    pub fn scan_lines(
+    pub(crate) fn scan_lines(
         &self,
         hay: &[u8],
         limit: usize,
@@ -818,10 +821,13 @@ impl RuleSet {
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
             (0..self.line.len()).map(|_| None).collect();
-        // Per line rule: no match of it may start before this (non-overlap).
-        let mut next_ok = vec![0usize; self.line.len()];
-        let mut seg_end = 0usize;
-        let mut reach_end = 0usize;
+        // Per line rule: the segment of its last match and where that match
+        // ended; no match of it may start before that in the same segment
+        // (non-overlap; segments are searched independently).
+        let mut last = vec![(usize::MAX, 0usize); self.line.len()];
+        // The segment being searched: [seg_start, seg_end), matches reach
+        // to reach_end.
+        let (mut seg_start, mut seg_end, mut reach_end) = (0usize, 0usize, 0usize);
         // The keyword searches' hits, merged by position. Each rule is in
         // one of them only, so each rule still sees its hits in order.
         let mut searches = [
@@ -853,24 +859,30 @@ impl RuleSet {
                 // Context only; every later hit starts later still.
                 continue;
             }
-            if p >= seg_end {
-                // Entering a new line or segment: its bounds, fresh state.
-                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..p]).map_or(0, |i| i + 1);
-                let le = memchr::memchr2(b'\n', b'\r', &hay[p..]).map_or(hay.len(), |i| p + i);
-                let seg_start = ls + (p - ls) / segment * segment;
-                seg_end = le.min(seg_start.saturating_add(segment)).min(limit);
-                reach_end = le.min(seg_end.saturating_add(RULE_REACH));
-                next_ok.iter_mut().for_each(|n| *n = seg_start);
-            }
             for &(off, slot) in &triggers[hit.pattern().as_usize()] {
                 let at = p + off;
-                if slot == PEM_SLOT {
-                    if at < limit {
-                        pem.push(at);
-                    }
+                if at >= limit {
                     continue;
                 }
-                if at < next_ok[slot] || at >= seg_end {
+                if slot == PEM_SLOT {
+                    pem.push(at);
+                    continue;
+                }
+                if !(seg_start..seg_end).contains(&at) {
+                    // Another line or segment: its bounds. Decided by where
+                    // the rule is tried, not where the hit starts: a hit
+                    // just before a segment boundary may trigger a keyword
+                    // it hides that starts after it (`NPM_PWD` there:
+                    // `npm_`, then `_pwd` from its last byte), and the
+                    // other search's next hit may be back before it.
+                    let ls = memchr::memrchr2(b'\n', b'\r', &hay[..at]).map_or(0, |i| i + 1);
+                    let le =
+                        memchr::memchr2(b'\n', b'\r', &hay[at..]).map_or(hay.len(), |i| at + i);
+                    seg_start = ls + (at - ls) / segment * segment;
+                    seg_end = le.min(seg_start.saturating_add(segment)).min(limit);
+                    reach_end = le.min(seg_end.saturating_add(RULE_REACH));
+                }
+                if last[slot].0 == seg_start && at < last[slot].1 {
                     continue;
                 }
                 let rule = &self.line[slot];
@@ -880,7 +892,7 @@ impl RuleSet {
                     .anchored(Anchored::Yes);
                 rule.re.search_captures(&input, c);
                 let Some(m) = c.get_match() else { continue };
-                next_ok[slot] = m.end();
+                last[slot] = (seg_start, m.end());
                 let part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
                 if part.start < part.end && !rule.placeholder_at(hay, part) {
                     out.push(TokenMatch {
