@@ -2,6 +2,8 @@
 //!
 //! - chunking invariance: any split into writes gives the one-shot output;
 //! - no registered secret, nor any derived form, survives, whatever surrounds it;
+//! - rule matches around a long line's segment boundary do not depend on the
+//!   writes, and the second segment is searched as a line of its own;
 //! - text with no secret passes byte for byte.
 
 use base64::Engine as _;
@@ -9,7 +11,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use proptest::prelude::*;
 use secrecy::SecretString;
 use tokio::io::AsyncWriteExt;
+use vaultref::redact::engine::SEGMENT;
 use vaultref::redact::forms::derived_forms;
+use vaultref::redact::rules::RULE_REACH;
 use vaultref::redact::{AsyncRedactWriter, RedactWriter, Redactor, RedactorBuilder};
 
 fn build(secrets: &[String]) -> Redactor {
@@ -242,6 +246,59 @@ proptest! {
         // Registered secrets use upper-case letters, which the text lacks.
         let r = build(&["FAKE-SECRET-VALUE-1".to_string(), "ZZZZ\nYYYY-MULTI".to_string()]);
         prop_assert_eq!(stream(&r, text.as_bytes(), &cuts), text.as_bytes().to_vec());
+    }
+}
+
+proptest! {
+    // Each case redacts a line of over 256 KiB three ways.
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Rule keywords around the 256 KiB segment boundary of a long line
+    /// (spec §4.1), overlapping each other in every way the fragments
+    /// allow, in any case: the output does not depend on how the line is
+    /// cut into writes (a forced cut at the boundary when the line end
+    /// comes later), and a credential's value written after the boundary
+    /// is masked whenever it is masked in that segment as a line alone.
+    #[test]
+    fn rules_at_the_segment_boundary_do_not_depend_on_the_writes(
+        back in 0usize..48,
+        parts in prop::collection::vec(prop::sample::select(vec![
+            "npm", "NPM_", "_PWD=", "_pwd=", "api", "API", "api-", "api_", "Key=", "--",
+            "token ", "TOKEN=", "glpat-", "AIz", "AIza", "pi_key=", "ghp_", "access",
+            "-----BEGIN", " RSA PRIVATE KEY-----", "password", "=", ":", " ", "x",
+        ]), 0..8),
+        tail in prop::sample::select(vec![
+            "NPM_PWD=", "api_key=", "--token ", "password=", "Secret_Key: ", "",
+        ]),
+        cuts in prop::collection::vec(0usize..(SEGMENT + 3 * RULE_REACH), 0..6),
+    ) {
+        let r = Redactor::builtin();
+        let value = "FAKEfake0123456789abcdef";
+        let head: String = parts.concat();
+        let line = format!(
+            "{}{head}{tail}{value} {}\nnext line\n",
+            "x".repeat(SEGMENT - back),
+            "y".repeat(3 * RULE_REACH)
+        );
+        let one = r.redact_bytes(line.as_bytes());
+        // Writes ending past the boundary but before the line end force
+        // a cut there; the random ones fall anywhere.
+        let mut at = cuts;
+        at.push(SEGMENT + 2 * RULE_REACH);
+        let many = stream(&r, line.as_bytes(), &at);
+        prop_assert!(many == one, "{:?}{:?}: the writes changed the output", head, tail);
+        if head.len() + tail.len() >= back {
+            // The value is after the boundary, where the line's second
+            // segment is searched as a line of its own would be: what is
+            // masked there on its own is masked here.
+            let rest = &line[SEGMENT..line.find('\n').unwrap_or(line.len())];
+            if !r.redact(rest).contains(value) {
+                prop_assert!(
+                    !String::from_utf8_lossy(&one).contains(value),
+                    "{:?}{:?}: the value survived at the boundary", head, tail
+                );
+            }
+        }
     }
 }
 
