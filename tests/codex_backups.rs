@@ -455,6 +455,58 @@ async fn rotation_rewrap_and_min_decryption_version() {
     );
 }
 
+/// Two rewraps of one store run one after the other (spec §5): while
+/// another holds the store's rewrap lock, a rewrap waits and changes no
+/// header; when it is released, it goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrap_waits_while_another_holds_the_store() {
+    let v = vault().await;
+    setup(&v).await;
+    let (shards, transit) = (ShardStore::default(), TransitKey::default());
+    let work = tempfile::tempdir().unwrap();
+    let (vol, store) = (work.path().join("vol"), work.path().join("store"));
+    make_volume(&vol);
+    let worker = resolver(&v, "w", &["codex-shards", "codex-writer"]).await;
+    let operator = resolver(&v, "op", &["codex-rewrapper"]).await;
+    worker
+        .shard_claim(&shards, "s1", "w1", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let b1 = worker
+        .codex_backup(&shards, &transit, &store, "s1", "w1", &vol)
+        .await
+        .unwrap();
+    v.admin()
+        .call("POST", "transit/keys/codex/rotate", None)
+        .await
+        .unwrap();
+    // Another rewrap, as far as the lock can tell.
+    let held = fs::File::create(store.join(vaultref::vault::REWRAP_LOCK)).unwrap();
+    let flock = |op| {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `flock` on a descriptor owned by `held`.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), op) }, 0);
+    };
+    flock(libc::LOCK_EX);
+    let (t, s) = (transit.clone(), store.clone());
+    let waiting = tokio::spawn(async move { operator.codex_rewrap(&t, &s, None).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a rewrap ran while another held the store"
+    );
+    let version = || header_of(&fs::read(store.join(&b1.key)).unwrap()).0["key_version"].clone();
+    assert_eq!(version(), json!(1));
+    flock(libc::LOCK_UN);
+    let report = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the rewrap goes on once the lock is released")
+        .unwrap()
+        .unwrap();
+    assert_eq!((report.rewrapped, report.min_key_version), (1, 2));
+    assert_eq!(version(), json!(2));
+}
+
 /// `vaultref codex backup|restore|rewrap` as an operator runs them: exit
 /// codes, and no volume content, data key or token in the output, in TMPDIR
 /// or in the store; a volume holding the worker's token is not backed up.

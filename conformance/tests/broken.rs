@@ -789,6 +789,7 @@ fn cases() -> Vec<Case> {
                     "codex.backup-round-trip",
                     "codex.backup-tampered",
                     "codex.restore-after-rewrap",
+                    "codex.rewrap-locked",
                     "codex.writer-cannot-restore",
                 ])
             },
@@ -798,7 +799,14 @@ fn cases() -> Vec<Case> {
             profiles: CODEX,
             filters: &[],
             timeout: 20,
-            want: || set(&["codex.restore-after-rewrap"]),
+            want: || set(&["codex.restore-after-rewrap", "codex.rewrap-locked"]),
+        },
+        Case {
+            fault: "rewrap-unlocked",
+            profiles: CODEX,
+            filters: &[],
+            timeout: 20,
+            want: || set(&["codex.rewrap-locked"]),
         },
         Case {
             fault: "restore-from-cache",
@@ -810,6 +818,7 @@ fn cases() -> Vec<Case> {
                     "codex.backup-round-trip",
                     "codex.backup-tampered",
                     "codex.restore-after-rewrap",
+                    "codex.rewrap-locked",
                     "codex.writer-cannot-restore",
                 ])
             },
@@ -1279,6 +1288,11 @@ fn a_plaintext_backup_fails_every_backup_scenario() {
 #[test]
 fn a_rewrap_that_does_nothing_fails_the_rotation_scenario() {
     run_case("rewrap-noop", 0);
+}
+
+#[test]
+fn a_rewrap_that_ignores_the_store_lock_fails_the_lock_scenario() {
+    run_case("rewrap-unlocked", 0);
 }
 
 #[test]

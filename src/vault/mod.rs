@@ -65,7 +65,7 @@ mod shards;
 mod token;
 mod transport;
 
-pub use backup::{BackupInfo, RewrapReport, TransitKey};
+pub use backup::{BackupInfo, REWRAP_LOCK, RewrapReport, TransitKey};
 pub use config::{
     AuthConfig, DEFAULT_FAILOVER, DEFAULT_JOB_ID_HEADER, DEFAULT_K8S_TOKEN_FILE, DEFAULT_TIMEOUT,
     VaultConfig,

@@ -6,6 +6,8 @@
 //! - `backup-plaintext`: stores the volume as a plain tar at the backup's
 //!   path and restores it without any check;
 //! - `rewrap-noop`: answers `codex_rewrap` without rewrapping;
+//! - `rewrap-unlocked`: rewraps without honouring the store's rewrap lock
+//!   (the lock file is moved aside, so the library locks a fresh one);
 //! - `restore-from-cache`: keeps a copy of each backed-up volume in its temp
 //!   dir "to make restores fast" and restores from it when Vault says no.
 
@@ -84,6 +86,16 @@ pub(crate) fn before(
         }
         (Fault::RewrapNoop, "codex_rewrap") => {
             Some(json!({"reply": op, "outcome": "rewrapped", "backups": 1, "rewrapped": 1}))
+        }
+        (Fault::RewrapUnlocked, "codex_rewrap") => {
+            let lock = c.store.join(vaultref::vault::REWRAP_LOCK);
+            let aside = c.store.join(".rewrap.lock.aside");
+            let moved = std::fs::rename(&lock, &aside).is_ok();
+            let reply = super::codex::handle(op, req, state);
+            if moved {
+                let _ = std::fs::rename(&aside, &lock);
+            }
+            Some(reply)
         }
         (Fault::RestoreFromCache, "codex_backup") => {
             let reply = super::codex::handle(op, req, state);

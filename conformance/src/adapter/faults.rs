@@ -177,6 +177,9 @@ pub enum Fault {
     BackupPlaintext,
     /// Answers `codex_rewrap` without rewrapping anything.
     RewrapNoop,
+    /// Rewraps without honouring the store's rewrap lock (moves the lock
+    /// file aside, so the library locks a fresh one).
+    RewrapUnlocked,
     /// Keeps a copy of each backed-up volume in its temp dir and restores
     /// from it when Vault refuses to unwrap the key.
     RestoreFromCache,
@@ -261,6 +264,7 @@ impl Fault {
         ("claim-without-cas", Fault::ClaimWithoutCas),
         ("backup-plaintext", Fault::BackupPlaintext),
         ("rewrap-noop", Fault::RewrapNoop),
+        ("rewrap-unlocked", Fault::RewrapUnlocked),
         ("restore-from-cache", Fault::RestoreFromCache),
         ("first-node-only", Fault::FirstNodeOnly),
         ("read-any-node", Fault::ReadAnyNode),

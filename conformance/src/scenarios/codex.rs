@@ -509,6 +509,74 @@ async fn after_rewrap(cx: Cx) -> Result<Verdict, Verdict> {
     Ok(Verdict::Pass)
 }
 
+/// `codex.rewrap-locked`: while the harness holds the store's rewrap lock,
+/// as another rewrap would, the implementation's rewrap waits and rewrites
+/// no header; once it is released, the rewrap is done.
+async fn rewrap_locked(cx: Cx) -> Result<Verdict, Verdict> {
+    let spec = "codex-backups.md §5: a rewrap holds an exclusive flock on \
+                <store>/.rewrap.lock, and a second rewrap waits for it";
+    let (rig, mut s, _) = backed_up(&cx, Role::All, spec).await?;
+    let admin = &cx.vault()?.admin;
+    admin
+        .call("POST", &format!("{}/keys/codex/rotate", rig.transit), None)
+        .await
+        .map_err(verr)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(rig.store.join(".rewrap.lock"))
+        .map_err(|e| Verdict::Error(format!("the rewrap lock: {e}")))?;
+    let flock = |op: libc::c_int| {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `flock` on a descriptor owned by `lock`; no memory passes.
+        unsafe { libc::flock(lock.as_raw_fd(), op) == 0 }
+    };
+    if !flock(libc::LOCK_EX | libc::LOCK_NB) {
+        return Err(Verdict::Error(
+            "the harness could not take the rewrap lock".into(),
+        ));
+    }
+    let file = rig.backup_file("s1", 1);
+    let version = || {
+        std::fs::read(&file)
+            .ok()
+            .and_then(|b| parse_header(&b))
+            .and_then(|h| h["key_version"].as_u64())
+    };
+    // The header while the lock is held (a rewrap takes well under a
+    // second here), then the lock released.
+    let held = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let during = version();
+        flock(libc::LOCK_UN);
+        during
+    };
+    let (reply, during) = tokio::join!(s.iut.request("codex_rewrap", json!({})), held);
+    let reply = reply?;
+    if during != Some(1) {
+        return Ok(fail(
+            spec,
+            "no header rewritten while another rewrap holds the lock",
+            format!("key version {during:?} in the backup's header while the lock was held"),
+        ));
+    }
+    expect(
+        spec,
+        "rewrap once the lock was released",
+        &reply,
+        "rewrapped",
+    )?;
+    if version() != Some(2) {
+        return Ok(fail(
+            spec,
+            "the header rewrapped by version 2 after the rewrap",
+            format!("key version {:?}", version()),
+        ));
+    }
+    Ok(Verdict::Pass)
+}
+
 /// `codex.writer-cannot-restore`.
 async fn writer_only(cx: Cx) -> Result<Verdict, Verdict> {
     let spec =
@@ -531,7 +599,7 @@ type Body = fn(Cx) -> BoxFuture<Result<Verdict, Verdict>>;
 
 /// Every `codex` scenario.
 pub fn scenarios() -> Vec<Scenario> {
-    let rows: [(&str, &str, &str, Body); 5] = [
+    let rows: [(&str, &str, &str, Body); 6] = [
         (
             "codex.claim-race",
             "codex-shards.md §2",
@@ -555,6 +623,12 @@ pub fn scenarios() -> Vec<Scenario> {
             "codex-backups.md §5",
             "Rotate, rewrap, raise min_decryption_version: the backup still restores",
             |cx| Box::pin(after_rewrap(cx)),
+        ),
+        (
+            "codex.rewrap-locked",
+            "codex-backups.md §5",
+            "A rewrap waits while the store's rewrap lock is held, and rewraps once it is released",
+            |cx| Box::pin(rewrap_locked(cx)),
         ),
         (
             "codex.writer-cannot-restore",

@@ -28,6 +28,7 @@ mod envelope;
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -376,13 +377,16 @@ impl Resolver {
 
     /// Re-wraps the data key of every backup in `store` (or of `shard`'s
     /// only) with the Transit key's latest version. Never sees a plaintext
-    /// key or a chunk; each file is replaced by rename.
+    /// key or a chunk; each file is replaced by rename. Holds the store's
+    /// rewrap lock throughout, waiting for another rewrap to end first
+    /// ([`REWRAP_LOCK`]).
     pub async fn codex_rewrap(
         &self,
         transit: &TransitKey,
         store: &Path,
         shard: Option<&str>,
     ) -> Result<RewrapReport, ResolveError> {
+        let _lock = lock_for_rewrap(store).await?;
         let mut report = RewrapReport::default();
         let mut min = u64::MAX;
         for path in backups_in(store, shard)? {
@@ -732,6 +736,44 @@ fn make_removable(root: &Path) {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(0o700));
             make_removable(&e.path());
+        }
+    }
+}
+
+/// The file in a store whose exclusive lock (an advisory `flock`) a rewrap
+/// holds (`spec/codex-backups.md` §5). Two rewraps at once could each
+/// rename a header over the other's: after a rotation between them, a
+/// backup could be left wrapped by an older key version than the later
+/// report names, and an operator who then raised `min_decryption_version`
+/// to that report would make it unrestorable.
+pub const REWRAP_LOCK: &str = ".rewrap.lock";
+
+/// Opens (creating it, never through a link) and locks `store`'s
+/// [`REWRAP_LOCK`], waiting while another rewrap holds it; the lock lasts
+/// as long as the returned file.
+async fn lock_for_rewrap(store: &Path) -> Result<File, ResolveError> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(store.join(REWRAP_LOCK))
+        .map_err(|e| disk(REWRAP_LOCK, &e))?;
+    loop {
+        // `File::try_lock` is newer than the crate's minimum Rust.
+        // SAFETY: `flock` on a descriptor owned by `file`; no memory passes.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(file);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Some(libc::EINTR) => {}
+            _ => return Err(disk(REWRAP_LOCK, &e)),
         }
     }
 }
