@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use vaultref::ErrorCode;
 use vaultref::testing::TestVault;
-use vaultref::vault::{ResolveError, Resolver, ShardStore, TransitKey};
+use vaultref::vault::{BackupInfo, ResolveError, Resolver, ShardStore, TransitKey};
 
 const SHARDS: &str =
     r#"path "kv/data/moonmind/codex/shards/*" { capabilities = ["create", "read", "update"] }"#;
@@ -353,8 +353,21 @@ async fn round_trip_policies_and_tampering() {
     assert!(e.message().contains("does not authenticate"), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_rewrap_and_min_decryption_version() {
+/// A rotation after one backup: shard `s1` claimed by `w1` and backed up
+/// by a worker that may also restore, an operator that may only rewrap.
+struct Rotated {
+    v: TestVault,
+    work: tempfile::TempDir,
+    vol: PathBuf,
+    store: PathBuf,
+    shards: ShardStore,
+    transit: TransitKey,
+    worker: Resolver,
+    operator: Resolver,
+    b1: BackupInfo,
+}
+
+async fn backed_up_then_rotated() -> Rotated {
     let v = vault().await;
     setup(&v).await;
     let (shards, transit) = (ShardStore::default(), TransitKey::default());
@@ -372,10 +385,37 @@ async fn rotation_rewrap_and_min_decryption_version() {
         .await
         .unwrap();
     assert_eq!(b1.transit_key_version, 1);
-    let a = v.admin();
-    a.call("POST", "transit/keys/codex/rotate", None)
+    v.admin()
+        .call("POST", "transit/keys/codex/rotate", None)
         .await
         .unwrap();
+    Rotated {
+        v,
+        work,
+        vol,
+        store,
+        shards,
+        transit,
+        worker,
+        operator,
+        b1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_rewrap_and_min_decryption_version() {
+    let Rotated {
+        v,
+        work,
+        vol,
+        store,
+        shards,
+        transit,
+        worker,
+        operator,
+        b1,
+    } = backed_up_then_rotated().await;
+    let a = v.admin();
     a.call(
         "POST",
         "transit/keys/codex/config",
@@ -460,26 +500,16 @@ async fn rotation_rewrap_and_min_decryption_version() {
 /// header; when it is released, it goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrap_waits_while_another_holds_the_store() {
-    let v = vault().await;
-    setup(&v).await;
-    let (shards, transit) = (ShardStore::default(), TransitKey::default());
-    let work = tempfile::tempdir().unwrap();
-    let (vol, store) = (work.path().join("vol"), work.path().join("store"));
-    make_volume(&vol);
-    let worker = resolver(&v, "w", &["codex-shards", "codex-writer"]).await;
-    let operator = resolver(&v, "op", &["codex-rewrapper"]).await;
-    worker
-        .shard_claim(&shards, "s1", "w1", Duration::from_secs(600))
-        .await
-        .unwrap();
-    let b1 = worker
-        .codex_backup(&shards, &transit, &store, "s1", "w1", &vol)
-        .await
-        .unwrap();
-    v.admin()
-        .call("POST", "transit/keys/codex/rotate", None)
-        .await
-        .unwrap();
+    // The server and the directory live as long as the test.
+    let Rotated {
+        v: _v,
+        work: _work,
+        store,
+        transit,
+        operator,
+        b1,
+        ..
+    } = backed_up_then_rotated().await;
     // Another rewrap, as far as the lock can tell.
     let held = fs::File::create(store.join(vaultref::vault::REWRAP_LOCK)).unwrap();
     let flock = |op| {

@@ -263,13 +263,8 @@ fn container_backend_runs_a_local_openbao_image() {
 /// and the owner in the network's name.
 #[test]
 fn what_a_killed_harness_leaves_the_next_run_removes() {
-    use std::collections::HashMap;
     use testcontainers::bollard::Docker;
-    use testcontainers::bollard::query_parameters::{
-        ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    };
-    use vaultref_conformance::backend::leftovers::{NETWORK_PREFIX, OWNER_LABEL};
-
+    use vaultref_conformance::backend::leftovers::{network_owner, owned};
     assert!(
         vaultref_conformance::backend::container_engine_available(),
         "this test needs a Docker engine (its Engine API must answer on the default socket \
@@ -279,35 +274,19 @@ fn what_a_killed_harness_leaves_the_next_run_removes() {
     let docker = Docker::connect_with_local_defaults().unwrap();
     // The containers and networks of the harness with process id `pid`.
     let left = |pid: u32| -> (usize, usize) {
-        rt.block_on(async {
-            let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
-            let containers = docker
-                .list_containers(Some(
-                    ListContainersOptionsBuilder::new()
-                        .all(true)
-                        .filters(&filters)
-                        .build(),
-                ))
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|c| {
-                    c.labels
-                        .as_ref()
-                        .and_then(|l| l.get(OWNER_LABEL))
-                        .is_some_and(|o| o.starts_with(&format!("{pid}-")))
-                })
-                .count();
-            let filters = HashMap::from([("name", vec![format!("{NETWORK_PREFIX}{pid}-")])]);
-            let networks = docker
-                .list_networks(Some(
-                    ListNetworksOptionsBuilder::new().filters(&filters).build(),
-                ))
-                .await
-                .unwrap()
-                .len();
-            (containers, networks)
-        })
+        let (containers, networks) = rt.block_on(owned(&docker));
+        let of_pid = |owner: &str| {
+            owner
+                .split_once('-')
+                .is_some_and(|(p, _)| p == pid.to_string())
+        };
+        (
+            containers.iter().filter(|(_, o)| of_pid(o)).count(),
+            networks
+                .iter()
+                .filter(|n| network_owner(n).is_some_and(of_pid))
+                .count(),
+        )
     };
 
     let dir = tempfile::tempdir().unwrap();

@@ -74,7 +74,7 @@ pub fn owner_is_gone(owner: &str) -> bool {
 
 /// The owner part of a cluster network's name
 /// (`vaultref-ha-<pid>-<start>-<run>`), if it has one.
-fn network_owner(name: &str) -> Option<&str> {
+pub fn network_owner(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(NETWORK_PREFIX)?;
     let mut parts = rest.splitn(3, '-');
     let (pid, start) = (parts.next()?, parts.next()?);
@@ -91,54 +91,56 @@ pub struct Swept {
     pub networks: usize,
 }
 
+/// Every container carrying [`OWNER_LABEL`], running or not, as `(id,
+/// owner)`, and the name of every network whose name starts with
+/// [`NETWORK_PREFIX`]. What cannot be listed is left out.
+pub async fn owned(docker: &Docker) -> (Vec<(String, String)>, Vec<String>) {
+    let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let owner = c.labels?.remove(OWNER_LABEL)?;
+            Some((c.id?, owner))
+        })
+        .collect();
+    let filters = HashMap::from([("name", vec![NETWORK_PREFIX])]);
+    let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+    let networks = docker
+        .list_networks(Some(options))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| n.name.filter(|n| n.starts_with(NETWORK_PREFIX)))
+        .collect();
+    (containers, networks)
+}
+
 /// Removes the containers and cluster networks left by harnesses that are
 /// gone. Errors are not fatal to a run (it only cleans up): a container or
 /// network that cannot be listed or removed is left.
 pub async fn sweep(docker: &Docker) -> Swept {
     let mut swept = Swept::default();
-    let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
-    let listed = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .unwrap_or_default();
-    for c in listed {
-        let gone = c
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(OWNER_LABEL))
-            .is_some_and(|o| owner_is_gone(o));
-        let Some(id) = c.id.filter(|_| gone) else {
+    let (containers, networks) = owned(docker).await;
+    for (id, owner) in containers {
+        if !owner_is_gone(&owner) {
             continue;
-        };
-        let removed = docker
-            .remove_container(
-                &id,
-                Some(
-                    RemoveContainerOptionsBuilder::new()
-                        .force(true)
-                        .v(true)
-                        .build(),
-                ),
-            )
-            .await;
-        if removed.is_ok() {
+        }
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        if docker.remove_container(&id, Some(options)).await.is_ok() {
             swept.containers += 1;
         }
     }
-    let filters = HashMap::from([("name", vec![NETWORK_PREFIX])]);
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(&filters).build(),
-        ))
-        .await
-        .unwrap_or_default();
-    for n in networks {
-        let Some(name) = n.name else { continue };
+    for name in networks {
         // A network still in use (a container of a live harness) cannot be
         // removed; the engine says so and it stays.
         if network_owner(&name).is_some_and(owner_is_gone)
