@@ -36,6 +36,15 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Fails, saying what to do, where no Docker engine answers.
+fn needs_docker() {
+    assert!(
+        vaultref_conformance::backend::container_engine_available(),
+        "this test needs a Docker engine (its Engine API must answer on the default socket \
+         or DOCKER_HOST); install docker.io and start dockerd"
+    );
+}
+
 fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
@@ -226,11 +235,7 @@ fn external_backend_skips_what_needs_the_audit_log_and_says_why() {
 
 #[test]
 fn container_backend_runs_a_local_openbao_image() {
-    assert!(
-        vaultref_conformance::backend::container_engine_available(),
-        "this test needs a Docker engine (its Engine API must answer on the default socket \
-         or DOCKER_HOST); install docker.io and start dockerd"
-    );
+    needs_docker();
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("r");
     let o = harness(&[
@@ -265,11 +270,7 @@ fn container_backend_runs_a_local_openbao_image() {
 fn what_a_killed_harness_leaves_the_next_run_removes() {
     use testcontainers::bollard::Docker;
     use vaultref_conformance::backend::leftovers::{network_owner, owned};
-    assert!(
-        vaultref_conformance::backend::container_engine_available(),
-        "this test needs a Docker engine (its Engine API must answer on the default socket \
-         or DOCKER_HOST); install docker.io and start dockerd"
-    );
+    needs_docker();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let docker = Docker::connect_with_local_defaults().unwrap();
     // The containers and networks of the harness with process id `pid`.
