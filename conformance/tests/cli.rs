@@ -276,11 +276,8 @@ fn what_a_killed_harness_leaves_the_next_run_removes() {
     // The containers and networks of the harness with process id `pid`.
     let left = |pid: u32| -> (usize, usize) {
         let (containers, networks) = rt.block_on(owned(&docker));
-        let of_pid = |owner: &str| {
-            owner
-                .split_once('-')
-                .is_some_and(|(p, _)| p == pid.to_string())
-        };
+        // Owners are `<namespace>-<pid>-<start>`.
+        let of_pid = |owner: &str| owner.split('-').nth(1) == Some(pid.to_string().as_str());
         (
             containers.iter().filter(|(_, o)| of_pid(o)).count(),
             networks

@@ -8,10 +8,12 @@
 //! have to be pulled from a registry), so the harness does it itself:
 //!
 //! - every container it starts carries the label [`OWNER_LABEL`] naming its
-//!   *owner*, the harness process, as `<pid>-<start time>` (the start time
-//!   from `/proc/<pid>/stat`, so a pid used again by another process is not
-//!   taken for the owner); a cluster's network has the owner in its name,
-//!   `vaultref-ha-<owner>-<run>`;
+//!   *owner*, the harness process, as `<namespace>-<pid>-<start time>` (the
+//!   namespace: this boot and pid namespace, so a harness in another
+//!   container or on another host sharing the engine never judges it; the
+//!   start time from `/proc/<pid>/stat`, so a pid used again by another
+//!   process is not taken for the owner); a cluster's network has the owner
+//!   in its name, `vaultref-ha-<owner>-<run>`;
 //! - before its first container, a run removes the containers and the
 //!   cluster networks whose owner is gone ([`sweep`]), and says so on
 //!   standard error.
@@ -34,16 +36,35 @@ pub const OWNER_LABEL: &str = "io.vaultref.conformance.owner";
 /// The prefix of a cluster network's name; the owner follows it.
 pub const NETWORK_PREFIX: &str = "vaultref-ha-";
 
-/// This process as an owner: `<pid>-<start time in clock ticks>`, or
-/// `<pid>-0` where `/proc` cannot tell the start time (then nothing this
+/// This process as an owner: `<namespace>-<pid>-<start time in clock
+/// ticks>`, or `unknown` where `/proc` cannot tell (then nothing this
 /// process leaves is ever taken for a dead owner's: see [`owner_is_gone`]).
 pub fn this_owner() -> String {
     let pid = std::process::id();
-    format!("{pid}-{}", start_time(pid).unwrap_or(0))
+    match (namespace(), start_time(pid)) {
+        (Some(ns), Some(start)) => format!("{ns}-{pid}-{start}"),
+        _ => "unknown".into(),
+    }
+}
+
+/// Where this process's pids mean something: this boot of this machine
+/// (`/proc/sys/kernel/random/boot_id`) and this pid namespace, as 8 hex
+/// digits of their SHA-256. A harness in a CI job's container, or on
+/// another host sharing the engine, has other pids: its owners are not
+/// this process's to judge.
+fn namespace() -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let mut h = Sha256::new();
+    h.update(boot.trim().as_bytes());
+    h.update(b"\n");
+    h.update(ns.as_os_str().as_encoded_bytes());
+    Some(hex::encode(&h.finalize()[..4]))
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, in
-/// clock ticks since boot), if it exists.
+/// clock ticks since boot), if it exists and can be read.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces:
@@ -52,34 +73,42 @@ fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
-/// Whether the owner named `owner` (`<pid>-<start time>`) is provably gone:
-/// no process has that pid, or the one that has it started at another time.
-/// An owner that cannot be parsed, or was recorded without a start time, is
-/// never gone (what cannot be attributed is not removed).
+/// Whether the owner named `owner` (`<namespace>-<pid>-<start time>`) is
+/// provably gone: it is of this process's namespace, and no process has
+/// that pid (`kill(pid, 0)` says `ESRCH`) or the one that has it started at
+/// another time. Anything else, an owner that cannot be parsed, of another
+/// namespace, or a process whose start time cannot be read (`/proc`
+/// mounted `hidepid`), is not gone: what cannot be attributed is not
+/// removed.
 pub fn owner_is_gone(owner: &str) -> bool {
-    let Some((pid, start)) = owner.split_once('-') else {
+    let mut parts = owner.splitn(3, '-');
+    let (Some(ns), Some(pid), Some(start)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
         return false;
     };
-    if start == 0 {
+    if namespace().as_deref() != Some(ns) || pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
-    if !std::path::Path::new("/proc/self/stat").exists() {
-        return false;
+    // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    if !alive {
+        return true;
     }
-    start_time(pid) != Some(start)
+    start_time(pid).is_some_and(|t| t != start)
 }
 
 /// The owner part of a cluster network's name
-/// (`vaultref-ha-<pid>-<start>-<run>`), if it has one.
+/// (`vaultref-ha-<namespace>-<pid>-<start>-<run>`), if it has one.
 pub fn network_owner(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(NETWORK_PREFIX)?;
-    let mut parts = rest.splitn(3, '-');
-    let (pid, start) = (parts.next()?, parts.next()?);
-    parts.next()?;
-    Some(&rest[..pid.len() + 1 + start.len()])
+    let parts: Vec<&str> = rest.splitn(4, '-').collect();
+    let [ns, pid, start, _run] = parts[..] else {
+        return None;
+    };
+    Some(&rest[..ns.len() + pid.len() + start.len() + 2])
 }
 
 /// What [`sweep`] removed.
@@ -159,7 +188,11 @@ pub(super) async fn sweep_once() {
         let Ok(docker) = Docker::connect_with_local_defaults() else {
             return;
         };
-        let swept = sweep(&docker).await;
+        // Cleaning up must not hold a run up: an engine that stops
+        // answering gets ten seconds.
+        let swept = tokio::time::timeout(std::time::Duration::from_secs(10), sweep(&docker))
+            .await
+            .unwrap_or_default();
         if swept != Swept::default() {
             eprintln!(
                 "conformance: removed {} container(s) and {} network(s) left by a harness \
@@ -178,36 +211,53 @@ mod tests {
     #[test]
     fn this_process_is_not_gone_and_a_finished_one_is() {
         let me = this_owner();
-        assert!(!me.ends_with("-0"), "/proc gives this process's start time");
+        assert_ne!(
+            me, "unknown",
+            "/proc gives this process's namespace and start time"
+        );
         assert!(!owner_is_gone(&me));
+        let ns = namespace().unwrap();
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         let start = start_time(pid);
         child.wait().unwrap();
         // Reaped: the pid names no process (or, reused, one that started
         // later); either way the owner is gone.
-        let owner = format!("{pid}-{}", start.unwrap_or(1));
-        assert!(owner_is_gone(&owner));
+        assert!(owner_is_gone(&format!("{ns}-{pid}-{}", start.unwrap_or(1))));
         // This pid with another start time: a reused pid, not the owner.
-        let (pid, start) = me.split_once('-').unwrap();
-        let other = format!("{pid}-{}", start.parse::<u64>().unwrap() + 1);
-        assert!(owner_is_gone(&other));
+        let start: u64 = me.rsplit('-').next().unwrap().parse().unwrap();
+        let pid = std::process::id();
+        assert!(owner_is_gone(&format!("{ns}-{pid}-{}", start + 1)));
+        // The same, recorded in another namespace: not this process's to judge.
+        assert!(!owner_is_gone(&format!("00000000-{pid}-{}", start + 1)));
     }
 
     #[test]
     fn what_cannot_be_attributed_is_never_gone() {
+        let ns = namespace().unwrap();
         for owner in [
-            "", "x", "12", "12-", "-5", "abc-5", "12-abc", "12-0", "12-5-6",
+            "".to_string(),
+            "unknown".into(),
+            "12-5".into(),
+            format!("{ns}-12"),
+            format!("{ns}--5"),
+            format!("{ns}-abc-5"),
+            format!("{ns}-12-abc"),
+            format!("{ns}-0-5"),
+            format!("{ns}-4294967295-5"),
         ] {
-            assert!(!owner_is_gone(owner), "{owner:?}");
+            assert!(!owner_is_gone(&owner), "{owner:?}");
         }
     }
 
     #[test]
     fn a_network_name_gives_its_owner() {
-        assert_eq!(network_owner("vaultref-ha-123-456-abcd"), Some("123-456"));
+        assert_eq!(
+            network_owner("vaultref-ha-0a1b2c3d-123-456-abcd"),
+            Some("0a1b2c3d-123-456")
+        );
         assert_eq!(network_owner("vaultref-ha-abcd"), None);
-        assert_eq!(network_owner("vaultref-ha-123-456"), None);
-        assert_eq!(network_owner("other-123-456-abcd"), None);
+        assert_eq!(network_owner("vaultref-ha-0a1b2c3d-123-456"), None);
+        assert_eq!(network_owner("other-0a1b2c3d-123-456-abcd"), None);
     }
 }
