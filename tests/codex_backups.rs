@@ -495,20 +495,24 @@ async fn rotation_rewrap_and_min_decryption_version() {
     );
 }
 
-/// Two rewraps of one store run one after the other (spec §5): while
-/// another holds the store's rewrap lock, a rewrap waits and changes no
-/// header; when it is released, it goes on.
+/// Two rewraps of one store run one after the other, and rewraps and
+/// backups exclude each other (spec §5): while another rewrap holds the
+/// store's lock, a rewrap waits and changes no header; when it is released,
+/// it goes on. A backup's shared lock holds a rewrap back too, and a
+/// rewrap's holds a backup back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrap_waits_while_another_holds_the_store() {
     // The server and the directory live as long as the test.
     let Rotated {
         v: _v,
         work: _work,
+        vol,
         store,
+        shards,
         transit,
+        worker,
         operator,
         b1,
-        ..
     } = backed_up_then_rotated().await;
     // Another rewrap, as far as the lock can tell.
     let held = fs::File::create(store.join(vaultref::vault::REWRAP_LOCK)).unwrap();
@@ -519,7 +523,10 @@ async fn a_rewrap_waits_while_another_holds_the_store() {
     };
     flock(libc::LOCK_EX);
     let (t, s) = (transit.clone(), store.clone());
-    let waiting = tokio::spawn(async move { operator.codex_rewrap(&t, &s, None).await });
+    let waiting = tokio::spawn(async move {
+        let r = operator.codex_rewrap(&t, &s, None).await;
+        (r, operator)
+    });
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
         !waiting.is_finished(),
@@ -528,13 +535,44 @@ async fn a_rewrap_waits_while_another_holds_the_store() {
     let version = || header_of(&fs::read(store.join(&b1.key)).unwrap()).0["key_version"].clone();
     assert_eq!(version(), json!(1));
     flock(libc::LOCK_UN);
-    let report = tokio::time::timeout(Duration::from_secs(30), waiting)
+    let (report, operator) = tokio::time::timeout(Duration::from_secs(30), waiting)
         .await
         .expect("the rewrap goes on once the lock is released")
-        .unwrap()
         .unwrap();
+    let report = report.unwrap();
     assert_eq!((report.rewrapped, report.min_key_version), (1, 2));
     assert_eq!(version(), json!(2));
+
+    // A backup in progress holds the lock shared: a rewrap waits for it too.
+    flock(libc::LOCK_SH);
+    let (t, s) = (transit.clone(), store.clone());
+    let waiting = tokio::spawn(async move {
+        let r = operator.codex_rewrap(&t, &s, None).await;
+        (r, operator)
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!waiting.is_finished(), "a rewrap ran during a backup");
+    flock(libc::LOCK_UN);
+    let (report, _) = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the rewrap goes on once the backup is done")
+        .unwrap();
+    assert_eq!(report.unwrap().backups, 1);
+
+    // And a backup waits while a rewrap holds it.
+    flock(libc::LOCK_EX);
+    let (t, s, vol) = (transit.clone(), store.clone(), vol.clone());
+    let backing_up =
+        tokio::spawn(async move { worker.codex_backup(&shards, &t, &s, "s1", "w1", &vol).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!backing_up.is_finished(), "a backup ran during a rewrap");
+    flock(libc::LOCK_UN);
+    let b2 = tokio::time::timeout(Duration::from_secs(30), backing_up)
+        .await
+        .expect("the backup goes on once the rewrap is done")
+        .unwrap()
+        .unwrap();
+    assert_eq!((b2.version, b2.transit_key_version), (2, 2));
 }
 
 /// `vaultref codex backup|restore|rewrap` as an operator runs them: exit

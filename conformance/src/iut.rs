@@ -262,6 +262,11 @@ impl Iut {
         self.request_with_timeout(op, fields, timeout).await
     }
 
+    /// The per-request timeout (`--request-timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// [`Iut::request`] with an explicit timeout.
     pub async fn request_with_timeout(
         &mut self,

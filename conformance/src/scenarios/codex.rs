@@ -510,8 +510,10 @@ async fn after_rewrap(cx: Cx) -> Result<Verdict, Verdict> {
 }
 
 /// `codex.rewrap-locked`: while the harness holds the store's rewrap lock,
-/// as another rewrap would, the implementation's rewrap waits and rewrites
-/// no header; once it is released, the rewrap is done.
+/// as another rewrap would, the implementation's rewrap waits: no reply and
+/// no header rewritten while it is held; once it is released, the rewrap
+/// is done. (An implementation that locked each file on its own, not the
+/// store, would pass: the scenario sees only the store's lock.)
 async fn rewrap_locked(cx: Cx) -> Result<Verdict, Verdict> {
     let spec = "codex-backups.md §5: a rewrap holds an exclusive flock on \
                 <store>/.rewrap.lock, and a second rewrap waits for it";
@@ -544,23 +546,33 @@ async fn rewrap_locked(cx: Cx) -> Result<Verdict, Verdict> {
             .and_then(|b| parse_header(&b))
             .and_then(|h| h["key_version"].as_u64())
     };
-    // The header while the lock is held (a rewrap takes well under a
-    // second here), then the lock released.
-    let held = async {
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        let during = version();
-        flock(libc::LOCK_UN);
-        during
+    // No reply while the lock is held (a rewrap takes well under a second
+    // here, so one that ignores the lock answers within it), and the header
+    // unchanged at the end of the hold; then the lock is released and the
+    // reply awaited.
+    let hold = std::time::Duration::from_secs(3);
+    let timeout = s.iut.timeout() + hold;
+    let request = s
+        .iut
+        .request_with_timeout("codex_rewrap", json!({}), timeout);
+    tokio::pin!(request);
+    let early = tokio::select! {
+        reply = &mut request => Some(reply),
+        () = tokio::time::sleep(hold) => None,
     };
-    let (reply, during) = tokio::join!(s.iut.request("codex_rewrap", json!({})), held);
-    let reply = reply?;
-    if during != Some(1) {
+    let during = version();
+    flock(libc::LOCK_UN);
+    if early.is_some() || during != Some(1) {
         return Ok(fail(
             spec,
-            "no header rewritten while another rewrap holds the lock",
-            format!("key version {during:?} in the backup's header while the lock was held"),
+            "no reply and no header rewritten while another rewrap holds the lock",
+            match early {
+                Some(_) => "the rewrap answered while the lock was held".to_string(),
+                None => format!("key version {during:?} in the backup's header"),
+            },
         ));
     }
+    let reply = request.await?;
     expect(
         spec,
         "rewrap once the lock was released",

@@ -227,6 +227,12 @@ impl Resolver {
         volume: &Path,
     ) -> Result<BackupInfo, ResolveError> {
         let rec = self.owned_record(shards, shard, worker).await?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(store)
+            .map_err(|e| disk(&store.display().to_string(), &e))?;
+        let _lock = lock_store(store, false).await?;
         let dir = store.join(shard);
         let recorded = latest_backup(&rec)["version"].as_u64().unwrap_or(0);
         let version = recorded
@@ -378,15 +384,15 @@ impl Resolver {
     /// Re-wraps the data key of every backup in `store` (or of `shard`'s
     /// only) with the Transit key's latest version. Never sees a plaintext
     /// key or a chunk; each file is replaced by rename. Holds the store's
-    /// rewrap lock throughout, waiting for another rewrap to end first
-    /// ([`REWRAP_LOCK`]).
+    /// rewrap lock throughout, waiting for another rewrap, or a backup, to
+    /// end first ([`REWRAP_LOCK`]).
     pub async fn codex_rewrap(
         &self,
         transit: &TransitKey,
         store: &Path,
         shard: Option<&str>,
     ) -> Result<RewrapReport, ResolveError> {
-        let _lock = lock_for_rewrap(store).await?;
+        let _lock = lock_store(store, true).await?;
         let mut report = RewrapReport::default();
         let mut min = u64::MAX;
         for path in backups_in(store, shard)? {
@@ -740,40 +746,75 @@ fn make_removable(root: &Path) {
     }
 }
 
-/// The file in a store whose exclusive lock (an advisory `flock`) a rewrap
-/// holds (`spec/codex-backups.md` §5). Two rewraps at once could each
-/// rename a header over the other's: after a rotation between them, a
-/// backup could be left wrapped by an older key version than the later
-/// report names, and an operator who then raised `min_decryption_version`
-/// to that report would make it unrestorable.
+/// The file in a store whose advisory `flock` a rewrap holds exclusively
+/// and a backup shared (`spec/codex-backups.md` §5). Two rewraps at once
+/// could each rename a header over the other's, and a backup wrapped by the
+/// old version could be linked after a rewrap listed the store: either
+/// leaves a backup wrapped by an older key version than the report names,
+/// and an operator who then raised `min_decryption_version` to that report
+/// would make it unrestorable. Never deleted.
 pub const REWRAP_LOCK: &str = ".rewrap.lock";
 
 /// Opens (creating it, never through a link) and locks `store`'s
-/// [`REWRAP_LOCK`], waiting while another rewrap holds it; the lock lasts
-/// as long as the returned file.
-async fn lock_for_rewrap(store: &Path) -> Result<File, ResolveError> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(store.join(REWRAP_LOCK))
-        .map_err(|e| disk(REWRAP_LOCK, &e))?;
+/// [`REWRAP_LOCK`]: exclusively for a rewrap, shared for a backup (from
+/// before its data key until its file is linked, so a rewrap that lists
+/// the store never misses a backup wrapped by an older key version). Waits
+/// while a conflicting lock is held; the lock lasts as long as the returned
+/// file. A lock file replaced while waiting (deleted, renamed) is opened
+/// again: the lock must be on the file at the path.
+async fn lock_store(store: &Path, exclusive: bool) -> Result<File, ResolveError> {
+    let path = store.join(REWRAP_LOCK);
+    let shown = path.display().to_string();
+    let refused = |e: &io::Error| {
+        ResolveError::config(format!(
+            "{shown}: {e} (backups and rewraps lock the store with this file: create it or \
+             make the store writable)"
+        ))
+    };
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     loop {
-        // `File::try_lock` is newer than the crate's minimum Rust.
-        // SAFETY: `flock` on a descriptor owned by `file`; no memory passes.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
-            return Ok(file);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .or_else(|e| match e.raw_os_error() {
+                // A store root this process may not write: an existing
+                // lock file still locks (flock needs no write access).
+                Some(libc::EACCES | libc::EROFS) => fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .map_err(|_| e),
+                _ => Err(e),
+            })
+            .map_err(|e| refused(&e))?;
+        loop {
+            // `File::try_lock` is newer than the crate's minimum Rust.
+            // SAFETY: `flock` on a descriptor owned by `file`; no memory passes.
+            if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } == 0 {
+                break;
             }
-            Some(libc::EINTR) => {}
-            _ => return Err(disk(REWRAP_LOCK, &e)),
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Some(libc::EINTR) => {}
+                _ => return Err(disk(&shown, &e)),
+            }
+        }
+        use std::os::unix::fs::MetadataExt;
+        let held = file.metadata().map_err(|e| disk(&shown, &e))?;
+        let at_path = fs::symlink_metadata(&path).ok();
+        if at_path.is_some_and(|m| (m.dev(), m.ino()) == (held.dev(), held.ino())) {
+            return Ok(file);
         }
     }
 }
