@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::decode::{View, may_hold_escapes};
 use super::forms::{derived_forms, is_pem_armour};
@@ -335,6 +335,8 @@ impl Redactor {
             view: View::default(),
             joined: Joined::default(),
             mid_line: false,
+            before: 0,
+            behind: Zeroizing::new(Vec::new()),
             lower: Zeroizing::new(Vec::new()),
             spans: Vec::new(),
         }
@@ -411,6 +413,11 @@ pub struct RedactStream {
     /// The undecided bytes start inside a line (the last round was a forced
     /// cut of a long line): their first line is no line to join.
     mid_line: bool,
+    /// When `mid_line`, the byte before the undecided ones (already out):
+    /// the rules' `^` and `\b` look at it, as they would in one pass.
+    before: u8,
+    /// That byte and the round's text, for the rules when `mid_line`.
+    behind: Zeroizing<Vec<u8>>,
     /// A lower-cased copy of the text, for the rules' keyword search.
     lower: Zeroizing<Vec<u8>>,
 }
@@ -475,6 +482,9 @@ impl RedactStream {
             self.base += r as u64;
             // A forced cut is inside a line; any other cut is at a line start.
             self.mid_line = forced;
+            if forced {
+                self.before = p[at - 1];
+            }
             if !forced || fin {
                 return at;
             }
@@ -652,19 +662,38 @@ impl RedactStream {
             // begin comes with them.
             let mut found = Vec::new();
             let mut pem_starts = Vec::new();
+            // After a forced cut the text starts inside a line: the byte
+            // before it goes in front, as look-behind only, so `^` and `\b`
+            // there decide as in one pass (rare: lines over SEGMENT bytes).
+            let behind = usize::from(self.mid_line);
+            let hay = if self.mid_line {
+                if self.behind.capacity() < hay_end + 1 {
+                    // Grown while empty: the old buffer held text.
+                    self.behind.zeroize();
+                    self.behind.reserve(hay_end + 1);
+                }
+                self.behind.clear();
+                self.behind.push(self.before);
+                self.behind.extend_from_slice(&p[..hay_end]);
+                &self.behind[..]
+            } else {
+                &p[..hay_end]
+            };
             set.scan_lines(
-                &p[..hay_end],
-                r,
+                hay,
+                behind..r + behind,
                 SEGMENT,
                 &mut self.lower,
                 &mut found,
                 &mut pem_starts,
             );
+            self.behind.zeroize();
             spans.extend(found.iter().map(|m| Span {
-                start: m.range.start,
-                end: m.range.end,
+                start: m.range.start - behind,
+                end: m.range.end - behind,
                 label: Label::Rule(rule_index(m.rule)),
             }));
+            pem_starts.iter_mut().for_each(|s| *s -= behind);
             // An open PEM block first: find where it ends.
             let mut pem_from = 0;
             if let Some(seen) = self.pem_lf_seen {
@@ -1065,5 +1094,35 @@ mod tests {
             assert!(got.ends_with("[REDACTED:private-key]\nafter\n"), "{how}");
         }
         assert!(streamed == one);
+    }
+
+    /// After a forced cut the next round starts inside the line: a rule's
+    /// `^` or `\b` at its first byte looks at the byte before it, as in one
+    /// pass (found by the segment-boundary property: `password=` right at
+    /// the boundary, after `token --api-`, was taken for a git credential
+    /// line and the rest of the line masked).
+    #[test]
+    fn rules_after_a_forced_cut_see_the_byte_before_it() {
+        let r = Redactor::builtin();
+        for middle in [
+            "token --api-password=FAKEfake0123456789abcdef ",
+            // `\b` before a token: none here, so no match in one pass.
+            "xxxxxxxxxxxxAKIAFAKEFAKEFAKE1234 ",
+            "xxxxxxxxxxxxs.FAKEfake0123456789ABCDEF ",
+        ] {
+            let line = format!(
+                "{}{middle}{}\nnext line\n",
+                "x".repeat(SEGMENT - 12),
+                "y".repeat(3 * RULE_REACH)
+            );
+            let one = r.redact(&line);
+            let mut out = Vec::new();
+            let mut s = r.stream();
+            let cut = SEGMENT + 2 * RULE_REACH;
+            s.push(&line.as_bytes()[..cut], &mut out);
+            s.push(&line.as_bytes()[cut..], &mut out);
+            s.finish(&mut out);
+            assert!(String::from_utf8(out).unwrap() == one, "{middle}");
+        }
     }
 }

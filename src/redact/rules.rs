@@ -777,33 +777,36 @@ impl RuleSet {
         }
     }
 
-    /// Every line-rule match starting in `hay[..limit]`, in no particular
+    /// Every line-rule match starting in `hay[starts]`, in no particular
     /// order.
     ///
     /// `hay` is raw bytes: logs need not be UTF-8, and every rule is ASCII.
-    /// Bytes of `hay` past `limit` are only context: a match may run into
-    /// them, no match starts there. Lines longer than `segment` bytes are
-    /// searched in segments of that many bytes from the line start; a match
-    /// starts in a segment and runs at most [`RULE_REACH`] bytes past its
-    /// end (the caller gives that much context past `limit` when it cuts a
-    /// long line there). `lower` is
-    /// scratch space for a lower-cased copy of `hay` up to `limit` plus the
-    /// longest keyword (the caller
-    /// owns it, to reuse it and to zeroize it: it holds the text).
+    /// Bytes of `hay` past `starts` are only context: a match may run into
+    /// them, no match starts there. Bytes before it are look-behind only
+    /// (the byte before a text that starts inside a line, for `^` and
+    /// `\b`): no line and no match starts there. Lines longer than
+    /// `segment` bytes are searched in segments of that many bytes from the
+    /// line start; a match starts in a segment and runs at most
+    /// [`RULE_REACH`] bytes past its end (the caller gives that much context
+    /// past `starts` when it cuts a long line there). `lower` is scratch
+    /// space for a lower-cased copy of `hay` up to the end of `starts` plus
+    /// the longest keyword (the caller owns it, to reuse it and to zeroize
+    /// it: it holds the text).
     ///
-    /// `pem` receives, in increasing order, every place before `limit`
+    /// `pem` receives, in increasing order, every place in `starts`
     /// where the PEM rule's BEGIN keyword starts: a block can start only
     /// there ([`RuleSet::pem_begin_at`] decides). The keyword is searched
     /// with the line rules' keywords rather than in a pass of its own.
     pub(crate) fn scan_lines(
         &self,
         hay: &[u8],
-        limit: usize,
+        starts: Range<usize>,
         segment: usize,
         lower: &mut Vec<u8>,
         out: &mut Vec<TokenMatch>,
         pem: &mut Vec<usize>,
     ) {
+        let (behind, limit) = (starts.start, starts.end);
         if lower.capacity() < hay.len() {
             // Grown while empty: the old buffer held text, and is wiped.
             lower.zeroize();
@@ -861,7 +864,7 @@ impl RuleSet {
             }
             for &(off, slot) in &triggers[hit.pattern().as_usize()] {
                 let at = p + off;
-                if at >= limit {
+                if at >= limit || at < behind {
                     continue;
                 }
                 if slot == PEM_SLOT {
@@ -875,7 +878,9 @@ impl RuleSet {
                     // it hides that starts after it (`NPM_PWD` there:
                     // `npm_`, then `_pwd` from its last byte), and the
                     // other search's next hit may be back before it.
-                    let ls = memchr::memrchr2(b'\n', b'\r', &hay[..at]).map_or(0, |i| i + 1);
+                    let ls = memchr::memrchr2(b'\n', b'\r', &hay[..at])
+                        .map_or(0, |i| i + 1)
+                        .max(behind);
                     let le =
                         memchr::memchr2(b'\n', b'\r', &hay[at..]).map_or(hay.len(), |i| at + i);
                     seg_start = ls + (at - ls) / segment * segment;
@@ -907,12 +912,14 @@ impl RuleSet {
         // match running more than RULE_REACH past its segment is dropped.
         for &slot in &self.direct {
             let rule = &self.line[slot];
-            for c in rule.re.captures_iter(Input::new(hay)) {
+            for c in rule.re.captures_iter(Input::new(hay).range(behind..)) {
                 let Some(m) = c.get_match() else { continue };
                 if m.start() >= limit {
                     break;
                 }
-                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..m.start()]).map_or(0, |i| i + 1);
+                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..m.start()])
+                    .map_or(0, |i| i + 1)
+                    .max(behind);
                 let seg_start = ls + (m.start() - ls) / segment * segment;
                 if m.end() > seg_start.saturating_add(segment).saturating_add(RULE_REACH) {
                     continue;
@@ -955,7 +962,7 @@ impl RuleSet {
         let mut pem_starts = Vec::new();
         self.scan_lines(
             text,
-            text.len(),
+            0..text.len(),
             usize::MAX,
             &mut lower,
             &mut out,
@@ -1233,7 +1240,7 @@ mod tests {
         let mut v = Vec::new();
         RuleSet::get().scan_lines(
             text.as_bytes(),
-            text.len(),
+            0..text.len(),
             usize::MAX,
             &mut Vec::new(),
             &mut v,
@@ -1290,7 +1297,7 @@ mod tests {
         let text = format!("AKIAIza{}", "F".repeat(35));
         set.scan_lines(
             text.as_bytes(),
-            text.len(),
+            0..text.len(),
             usize::MAX,
             &mut Vec::new(),
             &mut v,
