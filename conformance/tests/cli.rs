@@ -36,6 +36,17 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The reference adapter on the container backend, `filters` only,
+/// reports in `reports`.
+fn on_containers(filters: &[&str], reports: &Path) -> Output {
+    let mut args = vec!["--impl", ADAPTER, "--backend", "container"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend(["--report-dir", reports.to_str().unwrap()]);
+    harness(&args)
+}
+
 /// Fails, saying what to do, where no Docker engine answers.
 fn needs_docker() {
     assert!(
@@ -238,18 +249,7 @@ fn container_backend_runs_a_local_openbao_image() {
     needs_docker();
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("r");
-    let o = harness(&[
-        "--impl",
-        ADAPTER,
-        "--backend",
-        "container",
-        "--filter",
-        "resolve.*",
-        "--filter",
-        "auth.approle",
-        "--report-dir",
-        reports.to_str().unwrap(),
-    ]);
+    let o = on_containers(&["resolve.*", "auth.approle"], &reports);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let json = support::report_json(&reports);
     assert_eq!(json["backend"], "container");
@@ -320,16 +320,7 @@ fn what_a_killed_harness_leaves_the_next_run_removes() {
         "a killed harness leaves its containers and network"
     );
 
-    let o = harness(&[
-        "--impl",
-        ADAPTER,
-        "--backend",
-        "container",
-        "--filter",
-        "resolve.latest",
-        "--report-dir",
-        dir.path().join("next").to_str().unwrap(),
-    ]);
+    let o = on_containers(&["resolve.latest"], &dir.path().join("next"));
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(left(pid), (0, 0), "the next run removes them: {}", text(&o));
     assert!(
