@@ -60,22 +60,7 @@ impl HostileVault {
         answers: &[(&str, Answer)],
         tls: &super::tls::TlsFiles,
     ) -> Result<HostileVault, TestSupportError> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let e = |x: &dyn std::fmt::Display| err(format!("hostile vault TLS: {x}"));
-        let certs = CertificateDer::pem_file_iter(&tls.cert)
-            .map_err(|x| e(&x))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|x| e(&x))?;
-        let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|x| e(&x))?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|x| e(&x))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|x| e(&x))?;
-        Self::launch(answers, Some(Arc::new(config)))
+        Self::launch(answers, Some(super::tls::server_config(tls)?))
     }
 
     fn launch(
@@ -163,46 +148,10 @@ impl Drop for HostileVault {
 }
 
 fn serve(mut conn: impl Read + Write, s: &Shared) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // Headers, then the body by Content-Length (bounded).
-    let head_end = loop {
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return;
-        }
+    let Some(req) = super::http1::read_request(&mut conn) else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0)
-        .min(1 << 20);
-    while buf.len() < head_end + length {
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let mut first = head.lines().next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("").to_string();
-    let target = first.next().unwrap_or("");
-    let path = target
-        .split('?')
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("/v1/")
-        .to_string();
+    let (method, path) = (req.method.clone(), req.vault_path().to_string());
     s.requests
         .lock()
         .unwrap_or_else(|e| e.into_inner())

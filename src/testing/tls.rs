@@ -62,3 +62,46 @@ pub fn server(dir: &Path, names: &[&str]) -> Result<TlsFiles, TestSupportError> 
         .map_err(|x| err(format!("key mode: {x}")))?;
     Ok(files)
 }
+
+/// A rustls server configuration serving `tls`'s certificate and key.
+pub(crate) fn server_config(
+    tls: &TlsFiles,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, TestSupportError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let e = |x: &dyn std::fmt::Display| err(format!("test server TLS: {x}"));
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|x| e(&x))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|x| e(&x))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|x| e(&x))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|x| e(&x))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|x| e(&x))?;
+    Ok(std::sync::Arc::new(config))
+}
+
+/// A rustls client configuration trusting only the CA certificates in the
+/// PEM file `ca`.
+pub(crate) fn client_config(
+    ca: &Path,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, TestSupportError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let e = |x: &dyn std::fmt::Display| err(format!("test client TLS ({}): {x}", ca.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|x| e(&x))? {
+        roots.add(cert.map_err(|x| e(&x))?).map_err(|x| e(&x))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|x| e(&x))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
+}
