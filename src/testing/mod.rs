@@ -5,7 +5,9 @@
 //! Nothing here is a mock. [`vault::TestVault`] runs a real OpenBao server
 //! process on a loopback port; [`admin::Admin`] is the one root-token client
 //! for any Vault server (the one `TestVault` starts, a container, someone's
-//! own); [`git_server::GitServer`] runs `git http-backend` behind Basic auth.
+//! own); [`git_server::GitServer`] runs `git http-backend` behind Basic auth;
+//! [`relay::Relay`] sits in front of a real Vault and lines up concurrent
+//! reads, so that a race between workers happens every time.
 //!
 //! The small helpers every server launcher needs ([`free_port`],
 //! [`random_hex`], [`audit_config`]) live here, once.
@@ -15,8 +17,10 @@ pub mod audit;
 pub mod cluster;
 pub mod git_server;
 pub mod hostile;
+mod http1;
 pub mod leak;
 pub mod pip;
+pub mod relay;
 pub mod tls;
 pub mod vault;
 pub mod vectors;

@@ -23,6 +23,8 @@ use crate::backend::{KV_MOUNT, random_hex};
 use crate::cx::Cx;
 use crate::scenario::{BoxFuture, Level, Profile, Scenario};
 use crate::verdict::{Failure, Verdict};
+use vaultref::testing::relay::{Relay, Rendezvous};
+use vaultref::testing::tls::loopback_server;
 
 /// What a scenario's token may do with Transit.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,17 @@ impl CodexRig {
 
     /// A process whose token has `role` on the key and the shard records.
     async fn session(&self, cx: &Cx, role: Role) -> Result<Session, Verdict> {
+        self.session_via(cx, role, None).await
+    }
+
+    /// [`CodexRig::session`] reaching Vault through `relay` (a [`Relay`]'s
+    /// address and the CA of its certificate, for HTTPS).
+    async fn session_via(
+        &self,
+        cx: &Cx,
+        role: Role,
+        relay: Option<(&str, Option<&Path>)>,
+    ) -> Result<Session, Verdict> {
         let t = &self.transit;
         let mut hcl = format!(
             "path \"{KV_MOUNT}/data/{}/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n\
@@ -87,11 +100,17 @@ impl CodexRig {
                  path \"{t}/rewrap/codex\" {{ capabilities = [\"update\"] }}\n"
             ));
         }
-        let extra = json!({"codex": {
+        let mut extra = json!({"codex": {
             "records": {"mount": KV_MOUNT, "prefix": self.prefix},
             "transit": {"mount": self.transit, "key": "codex"},
             "store": self.store,
         }});
+        if let Some((addr, ca)) = relay {
+            extra["vault_addr"] = json!(addr);
+            if let Some(ca) = ca {
+                extra["vault_ca_cert"] = json!(ca);
+            }
+        }
         session_hcl(cx, &hcl, Auth::Token { ttl: "10m" }, extra, &[]).await
     }
 
@@ -318,13 +337,46 @@ fn holds(root: &Path, needle: &[u8]) -> Option<PathBuf> {
     None
 }
 
+/// How long the relay of `codex.claim-race` holds one process's read of a
+/// record for the other's: well under the default 5 s request timeout.
+const RACE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `codex.claim-race`: two processes claim each of 12 fresh shards at the
 /// same moment; exactly one wins each, and the record names the winner.
+///
+/// Both reach Vault through a [`Relay`] that holds the first read of each
+/// shard's record until both processes have sent theirs (at most
+/// [`RACE_WAIT`]): without it, a loaded machine often runs one claim to the
+/// end before the other reads, and a claim without check-and-set passed by
+/// luck. An implementation that writes without reading first is not held
+/// and races as it is.
 async fn claim_race(cx: Cx) -> Result<Verdict, Verdict> {
     let spec = "codex-shards.md §2: every write is check-and-set; at most one worker owns a shard";
     let rig = CodexRig::new(&cx).await?;
-    let mut a = rig.session(&cx, Role::Writer).await?;
-    let mut b = rig.session(&cx, Role::Writer).await?;
+    let vault = cx.vault()?;
+    let tls = match &vault.ca_cert {
+        Some(_) => {
+            let dir = rig.path("relay-tls");
+            std::fs::create_dir(&dir).map_err(|e| Verdict::Error(format!("relay TLS: {e}")))?;
+            Some(loopback_server(&dir).map_err(|e| Verdict::Error(e.to_string()))?)
+        }
+        None => None,
+    };
+    let relay = Relay::start(
+        vault.addr(),
+        vault.ca_cert.as_deref(),
+        tls.as_ref(),
+        Rendezvous {
+            prefix: format!("{KV_MOUNT}/data/{}/race-", rig.prefix),
+            parties: 2,
+            wait: RACE_WAIT,
+        },
+    )
+    .map_err(|e| Verdict::Error(e.to_string()))?;
+    let relay_url = relay.url();
+    let via = Some((relay_url.as_str(), tls.as_ref().map(|t| t.ca.as_path())));
+    let mut a = rig.session_via(&cx, Role::Writer, via).await?;
+    let mut b = rig.session_via(&cx, Role::Writer, via).await?;
     let admin = &cx.vault()?.admin;
     for round in 0..12 {
         let shard = format!("race-{round}");

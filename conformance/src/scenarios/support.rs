@@ -173,6 +173,13 @@ pub async fn session_hcl(
             if k == "vault_addr" {
                 // Where the implementation reaches Vault (e.g. through a proxy).
                 configure["vault"]["addr"] = v;
+            } else if k == "vault_ca_cert" {
+                // The CA of what is at `vault_addr` (a relay's own), copied
+                // among the credential files like Vault's.
+                let copy = dirs.creds.join("vault-ca.pem");
+                std::fs::copy(v.as_str().unwrap_or_default(), &copy)
+                    .map_err(|e| Verdict::Error(format!("CA file: {e}")))?;
+                configure["vault"]["ca_cert"] = json!(copy);
             } else if k == "vault_cluster_addrs" {
                 // The cluster's other nodes (resolver.md §13).
                 configure["vault"]["cluster_addrs"] = v;
