@@ -129,7 +129,7 @@ pub(crate) fn read_request(conn: &mut impl Read) -> Option<Request> {
                 while !r.line(MAX_HEAD)?.is_empty() {}
                 break;
             }
-            if req.body.len() + n > MAX_BODY {
+            if n > MAX_BODY - req.body.len() {
                 return None;
             }
             req.body.extend(r.take(n)?);

@@ -7,11 +7,17 @@
 //! check-and-set passes by luck (it did, on CI). [`Relay`] forwards every
 //! request to the real server unchanged, except that it holds the first
 //! `GET` of each path under its [`Rendezvous`] prefix until `parties` such
-//! reads of that path have arrived, or `wait` has passed. So all readers
-//! see the same version before any of them can write: the interleaving
+//! reads of that path have arrived, or `wait` has passed; and then holds
+//! their answers until Vault has answered all of them. So all readers see
+//! the same version before any of them can write: the interleaving
 //! check-and-set exists for. A correct implementation then has one write
 //! refused and reads again (later reads of a path go straight through); a
-//! check-then-act one lets every write win.
+//! check-then-act one lets every write win. [`Relay::short`] counts the
+//! paths whose readers did not all come in time: there the race was not
+//! staged, and a caller should say so rather than pass.
+//!
+//! Reads are counted, not readers: a client that gave up and read again
+//! within `wait` would count twice (the harness's clients wait 5 s).
 //!
 //! One request per connection: the relay reads a request (see
 //! [`super::http1`]), sends it upstream with `Connection: close`, and hands
@@ -55,8 +61,12 @@ struct Upstream {
 /// One path's meeting point.
 #[derive(Default)]
 struct Gate {
+    /// Reads held so far (until the gate opens).
     arrived: usize,
-    open: bool,
+    /// The reads let through together: their answers wait for each other.
+    open: Option<usize>,
+    /// Answers of those reads that Vault has given.
+    answered: usize,
 }
 
 struct Shared {
@@ -65,6 +75,7 @@ struct Shared {
     gates: Mutex<HashMap<String, Gate>>,
     moved: Condvar,
     met: AtomicUsize,
+    short: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -77,9 +88,9 @@ pub struct Relay {
 
 impl Relay {
     /// Starts on a free loopback port, relaying to `upstream`
-    /// (`http://host:port` or `https://host:port`, whose certificate must
-    /// chain to `upstream_ca`). With `tls`, the relay itself serves HTTPS
-    /// with that certificate.
+    /// (`http://host[:port]` or `https://host[:port]`, whose certificate
+    /// must chain to `upstream_ca`, or to the platform's roots without it).
+    /// With `tls`, the relay itself serves HTTPS with that certificate.
     pub fn start(
         upstream: &str,
         upstream_ca: Option<&Path>,
@@ -91,23 +102,24 @@ impl Relay {
             Some(("http", rest)) => (false, rest),
             _ => return Err(err(format!("relay: upstream `{upstream}` is not a URL"))),
         };
-        let hostport = hostport.trim_end_matches('/');
-        let addr = hostport
+        let hostport = hostport.split('/').next().unwrap_or_default();
+        // `[v6]:port`, `host:port`, or a host alone (the scheme's port).
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') => (h, p.parse().ok()),
+            _ => (hostport, Some(if https_up { 443 } else { 80 })),
+        };
+        let port: u16 = port.ok_or_else(|| err(format!("relay: bad port in `{upstream}`")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = (host, port)
             .to_socket_addrs()
             .ok()
             .and_then(|mut a| a.next())
-            .ok_or_else(|| err(format!("relay: cannot resolve `{hostport}`")))?;
-        let host = hostport
-            .rsplit_once(':')
-            .map_or(hostport, |(h, _)| h)
-            .trim_start_matches('[')
-            .trim_end_matches(']');
+            .ok_or_else(|| err(format!("relay: cannot resolve `{host}`")))?;
         let name = rustls::pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| err(format!("relay: `{host}`: {e}")))?;
-        let up_tls = match (https_up, upstream_ca) {
-            (false, _) => None,
-            (true, Some(ca)) => Some(super::tls::client_config(ca)?),
-            (true, None) => return Err(err("relay: an https upstream needs its CA")),
+        let up_tls = match https_up {
+            false => None,
+            true => Some(super::tls::client_config(upstream_ca)?),
         };
         let server_tls = tls.map(super::tls::server_config).transpose()?;
         let listener =
@@ -125,6 +137,7 @@ impl Relay {
             gates: Mutex::default(),
             moved: Condvar::new(),
             met: AtomicUsize::new(0),
+            short: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
         let s = Arc::clone(&shared);
@@ -164,10 +177,15 @@ impl Relay {
         format!("{scheme}://{}", self.addr)
     }
 
-    /// How many paths saw all their parties meet (rather than a read give
-    /// up waiting).
+    /// How many paths saw all their parties meet.
     pub fn met(&self) -> usize {
         self.shared.met.load(Ordering::SeqCst)
+    }
+
+    /// How many paths had a read give up waiting for the others: races
+    /// that were not staged.
+    pub fn short(&self) -> usize {
+        self.shared.short.load(Ordering::SeqCst)
     }
 }
 
@@ -179,34 +197,26 @@ impl Drop for Relay {
 }
 
 impl Shared {
-    /// Holds a read of `path` until its parties are all there (or the wait
-    /// is over); reads after that pass at once.
-    fn meet(&self, path: &str) {
-        let r = &self.rendezvous;
-        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
-        let gate = gates.entry(path.to_string()).or_default();
-        if gate.open {
-            return;
-        }
-        gate.arrived += 1;
-        if gate.arrived >= r.parties {
-            gate.open = true;
-            self.met.fetch_add(1, Ordering::SeqCst);
-            self.moved.notify_all();
-            return;
-        }
-        let deadline = Instant::now() + r.wait;
+    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
+        self.gates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits on `moved` until `done` holds for the gate of `path` or
+    /// `deadline` passes; returns whether `done` held.
+    fn wait_for<'a>(
+        &self,
+        mut gates: std::sync::MutexGuard<'a, HashMap<String, Gate>>,
+        path: &str,
+        deadline: Instant,
+        done: impl Fn(&Gate) -> bool,
+    ) -> (std::sync::MutexGuard<'a, HashMap<String, Gate>>, bool) {
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let gate = gates.entry(path.to_string()).or_default();
-            if gate.open {
-                return;
+            if gates.get(path).is_some_and(&done) {
+                return (gates, true);
             }
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                // The others are not coming: let everyone through.
-                gate.open = true;
-                self.moved.notify_all();
-                return;
+                return (gates, false);
             }
             gates = self
                 .moved
@@ -215,16 +225,59 @@ impl Shared {
                 .0;
         }
     }
+
+    /// Holds a read of `path` until its parties are all there (or the wait
+    /// is over). Returns whether this read is one of those let through
+    /// together (its answer then waits for theirs); later reads pass.
+    fn arrive(&self, path: &str) -> bool {
+        let parties = self.rendezvous.parties;
+        let mut gates = self.gates();
+        let gate = gates.entry(path.to_string()).or_default();
+        if gate.open.is_some() {
+            return false;
+        }
+        gate.arrived += 1;
+        if gate.arrived >= parties {
+            gate.open = Some(gate.arrived);
+            self.met.fetch_add(1, Ordering::SeqCst);
+            self.moved.notify_all();
+            return true;
+        }
+        let deadline = Instant::now() + self.rendezvous.wait;
+        let (mut gates, met) = self.wait_for(gates, path, deadline, |g| g.open.is_some());
+        if !met {
+            // The others are not coming: let those here through.
+            let gate = gates.entry(path.to_string()).or_default();
+            gate.open = Some(gate.arrived);
+            self.short.fetch_add(1, Ordering::SeqCst);
+            self.moved.notify_all();
+        }
+        true
+    }
+
+    /// Counts the answer to one of the reads let through together, and
+    /// holds it until all of theirs are in (or the wait is over).
+    fn answered(&self, path: &str) {
+        let mut gates = self.gates();
+        let gate = gates.entry(path.to_string()).or_default();
+        gate.answered += 1;
+        self.moved.notify_all();
+        let deadline = Instant::now() + self.rendezvous.wait;
+        let _ = self.wait_for(gates, path, deadline, |g| g.answered >= g.open.unwrap_or(0));
+    }
 }
 
 fn relay(mut conn: impl Read + Write, s: &Shared) {
     let Some(req) = read_request(&mut conn) else {
         return;
     };
-    if req.method == "GET" && req.vault_path().starts_with(&s.rendezvous.prefix) {
-        s.meet(req.vault_path());
+    let path = req.vault_path();
+    let together = req.method == "GET" && path.starts_with(&s.rendezvous.prefix) && s.arrive(path);
+    let answer = forward(&req, &s.upstream);
+    if together {
+        s.answered(path);
     }
-    let answer = forward(&req, &s.upstream).unwrap_or_else(|e| {
+    let answer = answer.unwrap_or_else(|e| {
         let body = format!(r#"{{"errors":["relay: {e}"]}}"#);
         format!(
             "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -242,11 +295,17 @@ fn forward(req: &Request, up: &Upstream) -> Result<Vec<u8>, String> {
     let mut out = format!("{} {} HTTP/1.1\r\n", req.method, req.target).into_bytes();
     for line in &req.headers {
         let name = line.split(':').next().unwrap_or("").trim();
+        // Hop-by-hop headers and framing are the relay's own. `Expect`
+        // too: the whole body is read before anything is sent on.
         let hop = [
             "connection",
             "keep-alive",
+            "proxy-connection",
             "transfer-encoding",
+            "te",
+            "upgrade",
             "content-length",
+            "expect",
         ]
         .iter()
         .any(|h| name.eq_ignore_ascii_case(h));
@@ -296,6 +355,9 @@ fn exchange(mut conn: impl Read + Write, request: &[u8]) -> Result<Vec<u8>, Stri
             }
             Err(e) => return Err(format!("upstream: {e}")),
         }
+    }
+    if answer.is_empty() {
+        return Err("upstream closed without answering".into());
     }
     Ok(answer)
 }

@@ -86,22 +86,32 @@ pub(crate) fn server_config(
 }
 
 /// A rustls client configuration trusting only the CA certificates in the
-/// PEM file `ca`.
+/// PEM file `ca`, or the platform's roots without one (someone's own Vault
+/// with a public certificate).
 pub(crate) fn client_config(
-    ca: &Path,
+    ca: Option<&Path>,
 ) -> Result<std::sync::Arc<rustls::ClientConfig>, TestSupportError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let e = |x: &dyn std::fmt::Display| err(format!("test client TLS ({}): {x}", ca.display()));
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|x| e(&x))? {
-        roots.add(cert.map_err(|x| e(&x))?).map_err(|x| e(&x))?;
-    }
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let shown = ca.map_or("platform roots".into(), |p| p.display().to_string());
+    let e = |x: &dyn std::fmt::Display| err(format!("test client TLS ({shown}): {x}"));
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|x| e(&x))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|x| e(&x))?;
+    let config = match ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|x| e(&x))? {
+                roots.add(cert.map_err(|x| e(&x))?).map_err(|x| e(&x))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .with_platform_verifier()
+            .map_err(|x| e(&x))?
+            .with_no_client_auth(),
+    };
     Ok(std::sync::Arc::new(config))
 }

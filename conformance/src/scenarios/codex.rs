@@ -345,11 +345,12 @@ const RACE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// same moment; exactly one wins each, and the record names the winner.
 ///
 /// Both reach Vault through a [`Relay`] that holds the first read of each
-/// shard's record until both processes have sent theirs (at most
-/// [`RACE_WAIT`]): without it, a loaded machine often runs one claim to the
-/// end before the other reads, and a claim without check-and-set passed by
-/// luck. An implementation that writes without reading first is not held
-/// and races as it is.
+/// shard's record until both processes have sent theirs, and the answers
+/// until Vault has answered both (each at most [`RACE_WAIT`]): without it,
+/// a loaded machine often runs one claim to the end before the other reads,
+/// and a claim without check-and-set passed by luck. A round whose reads
+/// could not be lined up is an `error`, not a pass. An implementation that
+/// writes without reading first is not held and races as it is.
 async fn claim_race(cx: Cx) -> Result<Verdict, Verdict> {
     let spec = "codex-shards.md §2: every write is check-and-set; at most one worker owns a shard";
     let rig = CodexRig::new(&cx).await?;
@@ -426,6 +427,14 @@ async fn claim_race(cx: Cx) -> Result<Verdict, Verdict> {
                 format!("{shard}: owner {}", rec["data"]["data"]["owner"]),
             ));
         }
+    }
+    if relay.short() > 0 {
+        return Err(Verdict::Error(format!(
+            "the two processes' reads of {} shard records did not both reach the relay \
+             within {} s: those races were not run",
+            relay.short(),
+            RACE_WAIT.as_secs()
+        )));
     }
     Ok(Verdict::Pass)
 }
