@@ -587,10 +587,15 @@ async fn escaped_action(cx: &Cx) -> Result<Verdict, Verdict> {
     )
     .map_err(|e| Verdict::Error(format!("scraper: {e}")))?;
     let job_id = "job-escape-1";
+    // The action waits (at most 5 s) until the scraper has written once:
+    // a fixed sleep was sometimes too short on a loaded machine, and an
+    // empty loot makes the scenario an error.
     let script = format!(
         "printf 'action:%s' '{job_id}' > VAULTREF_CONFORMANCE; \
-         setsid sh '{}' {marker} </dev/null >/dev/null 2>&1 & sleep 0.3",
-        scraper.display()
+         setsid sh '{}' {marker} </dev/null >/dev/null 2>&1 & \
+         i=0; while [ ! -s '{}' ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done",
+        scraper.display(),
+        loot.display()
     );
     let reply = run_job_with_action(&mut rig.s, job_id, job(Some(&r), None, true), &script).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
