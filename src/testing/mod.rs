@@ -64,9 +64,31 @@ pub(crate) fn err(msg: impl Into<String>) -> TestSupportError {
     TestSupportError(msg.into())
 }
 
-/// A loopback port free at the moment of asking (another process can take
-/// it before the caller binds it: launchers retry).
+/// A loopback port free at the moment of asking, chosen at random *below*
+/// the kernel's ephemeral range.
+///
+/// A port the kernel hands out for `bind(0)` comes from the ephemeral range,
+/// which is also where every outgoing connection takes its local port; the
+/// harness makes thousands of them, so such a port was sometimes taken
+/// between the probe and the server's own bind (seen on CI: a raft node's
+/// cluster listener, `address already in use`, and the node never joined).
+/// Below the range only another listener can take it. Another process can
+/// still bind it first, so launchers that can retry do.
 pub fn free_port() -> Result<u16, TestSupportError> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    const FLOOR: u16 = 10_000;
+    if low > FLOOR + 1_000 {
+        for _ in 0..64 {
+            let r = u16::from_str_radix(&random_hex(2), 16).unwrap_or(0);
+            let port = FLOOR + r % (low - FLOOR);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
