@@ -339,6 +339,7 @@ impl Redactor {
             behind: Zeroizing::new(Vec::new()),
             lower: Zeroizing::new(Vec::new()),
             spans: Vec::new(),
+            open_line: false,
         }
     }
 
@@ -420,6 +421,8 @@ pub struct RedactStream {
     behind: Zeroizing<Vec<u8>>,
     /// A lower-cased copy of the text, for the rules' keyword search.
     lower: Zeroizing<Vec<u8>>,
+    /// `pending` is one incomplete line (no terminator in it).
+    open_line: bool,
 }
 
 impl std::fmt::Debug for RedactStream {
@@ -438,6 +441,24 @@ fn is_term(b: u8) -> bool {
 impl RedactStream {
     /// Feeds input; appends whatever can be decided to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        // An incomplete line that stays incomplete and short of a segment
+        // (plus look-ahead): nothing can be decided, so `process` would only
+        // search the held bytes for a line end again. Looking at the new
+        // bytes alone keeps a long line written in small pieces linear in
+        // its length, not quadratic.
+        if self.open_line
+            && self.pending.len() + input.len() < SEGMENT + self.r.inner.lookahead
+            && memchr::memchr2(b'\n', b'\r', input).is_none()
+        {
+            self.pending.extend_from_slice(input);
+            return;
+        }
+        self.push_slow(input, out);
+        self.open_line =
+            !self.pending.is_empty() && memchr::memchr2(b'\n', b'\r', &self.pending).is_none();
+    }
+
+    fn push_slow(&mut self, input: &[u8], out: &mut Vec<u8>) {
         if self.pending.is_empty() {
             // Fast path: decide straight from the caller's buffer and copy
             // only the undecided tail.
@@ -461,6 +482,7 @@ impl RedactStream {
         self.region = None;
         self.pem_lf_seen = None;
         self.mid_line = false;
+        self.open_line = false;
     }
 
     /// Bytes currently held back.
