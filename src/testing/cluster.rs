@@ -52,6 +52,10 @@ pub trait ClusterNode: Send + Sync {
     /// Starts it again after [`ClusterNode::kill`], with its storage;
     /// returns once its listener answers (sealed: the cluster unseals it).
     fn restart(&mut self) -> NodeFuture<'_, Result<(), TestSupportError>>;
+    /// Freezes it (`paused`: `SIGSTOP`, `docker pause`) or lets it go on
+    /// (`SIGCONT`, `docker unpause`): a frozen node takes no part in raft,
+    /// so a write committed meanwhile is certainly not on it.
+    fn pause(&mut self, paused: bool) -> NodeFuture<'_, Result<(), TestSupportError>>;
     /// Its file audit log, on this machine.
     fn audit_log(&self) -> PathBuf;
     /// The last lines of its server log, for failure messages.
@@ -79,6 +83,21 @@ impl ClusterNode for TestVault {
 
     fn restart(&mut self) -> NodeFuture<'_, Result<(), TestSupportError>> {
         Box::pin(self.start())
+    }
+
+    fn pause(&mut self, paused: bool) -> NodeFuture<'_, Result<(), TestSupportError>> {
+        let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+        let done = match self.pid() {
+            // SAFETY: kill(2) with our own child's pid and a signal number;
+            // no memory is involved.
+            Some(pid) if unsafe { libc::kill(pid, signal) } == 0 => Ok(()),
+            Some(_) => Err(err(format!(
+                "signalling the server: {}",
+                std::io::Error::last_os_error()
+            ))),
+            None => Err(err("the server is not running")),
+        };
+        Box::pin(std::future::ready(done))
     }
 
     fn audit_log(&self) -> PathBuf {
@@ -391,6 +410,11 @@ impl TestCluster {
     /// Kills node `i` with `SIGKILL` (a crash).
     pub async fn kill(&mut self, i: usize) {
         self.nodes[i].kill().await;
+    }
+
+    /// Freezes node `i` or lets it go on ([`ClusterNode::pause`]).
+    pub async fn pause(&mut self, i: usize, paused: bool) -> Result<(), TestSupportError> {
+        self.nodes[i].pause(paused).await
     }
 
     /// Starts node `i` again with its data, unseals it, and waits until

@@ -492,6 +492,13 @@ impl TestVault {
         seed_kv(&self.admin).await
     }
 
+    /// The server process's id, while it runs.
+    pub(crate) fn pid(&self) -> Option<libc::pid_t> {
+        self.child
+            .as_ref()
+            .and_then(|c| libc::pid_t::try_from(c.id()).ok())
+    }
+
     /// Kills the server (like a crash or an outage). Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -98,6 +98,17 @@ impl ClusterNode for ContainerNode {
         })
     }
 
+    fn pause(&mut self, paused: bool) -> NodeFuture<'_, Result<(), TestSupportError>> {
+        Box::pin(async move {
+            let done = if paused {
+                self.container.pause().await
+            } else {
+                self.container.unpause().await
+            };
+            done.map_err(|e| support_err(format!("docker (un)pause of a cluster container: {e}")))
+        })
+    }
+
     fn audit_log(&self) -> PathBuf {
         self.dir.path().join("audit/audit.log")
     }

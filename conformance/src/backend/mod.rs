@@ -387,6 +387,30 @@ impl Vault {
         Ok(i)
     }
 
+    /// Kills node `i` of the cluster (`SIGKILL`).
+    pub async fn kill_cluster_node(&self, i: usize) -> Result<(), String> {
+        match &self.guard {
+            Guard::Cluster(c) => {
+                c.lock().await.kill(i).await;
+                Ok(())
+            }
+            _ => Err("not a cluster".into()),
+        }
+    }
+
+    /// Freezes node `i` of the cluster, or lets it go on.
+    pub async fn pause_cluster_node(&self, i: usize, paused: bool) -> Result<(), String> {
+        match &self.guard {
+            Guard::Cluster(c) => c
+                .lock()
+                .await
+                .pause(i, paused)
+                .await
+                .map_err(|e| e.to_string()),
+            _ => Err("not a cluster".into()),
+        }
+    }
+
     /// Seals node `i` of the cluster.
     pub async fn seal_cluster_node(&self, i: usize) -> Result<(), String> {
         match &self.guard {
