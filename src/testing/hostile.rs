@@ -82,32 +82,17 @@ impl HostileVault {
             requests: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
-        let s = Arc::clone(&shared);
         let https = tls.is_some();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                // A client that stops reading a huge or dripping answer
-                // does not pin a thread forever.
-                let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
-                let s = Arc::clone(&s);
-                match &tls {
-                    None => {
-                        std::thread::spawn(move || serve(conn, &s));
-                    }
-                    Some(config) => {
-                        let Ok(tls) = rustls::ServerConnection::new(Arc::clone(config)) else {
-                            continue;
-                        };
-                        std::thread::spawn(move || serve(rustls::StreamOwned::new(tls, conn), &s));
-                    }
-                }
-            }
-        });
+        // The write timeout: a client that stops reading a huge or
+        // dripping answer does not pin a thread forever.
+        super::http1::serve_connections(
+            listener,
+            tls,
+            (Duration::from_secs(5), Duration::from_secs(10)),
+            Arc::clone(&shared),
+            |s| s.stop.load(Ordering::SeqCst),
+            |conn, s| serve(conn, s),
+        );
         Ok(HostileVault {
             addr,
             shared,

@@ -6,12 +6,52 @@
 //! `Transfer-Encoding` (decoded). Heads are capped at 64 KiB and bodies at
 //! 1 MiB: these servers face clients under test, which may misbehave.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The most a request head may take.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most of a body that is kept.
 const MAX_BODY: usize = 1 << 20;
+
+/// A client connection as the test servers see it, plain or TLS.
+pub(crate) trait Conn: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Conn for T {}
+
+/// Accepts connections on `listener` until `stopped(state)`, each on a
+/// thread of its own, over TLS when `tls` is given; `(read, write)`
+/// timeouts keep a client that stalls from pinning a thread forever.
+pub(crate) fn serve_connections<S: Send + Sync + 'static>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    (read, write): (Duration, Duration),
+    state: Arc<S>,
+    stopped: fn(&S) -> bool,
+    handle: fn(&mut dyn Conn, &S),
+) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stopped(&state) {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(read));
+            let _ = conn.set_write_timeout(Some(write));
+            let state = Arc::clone(&state);
+            let mut conn: Box<dyn Conn> = match &tls {
+                None => Box::new(conn),
+                Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                    Ok(session) => Box::new(rustls::StreamOwned::new(session, conn)),
+                    Err(_) => continue,
+                },
+            };
+            std::thread::spawn(move || handle(conn.as_mut(), &state));
+        }
+    });
+}
 
 /// One request: its line, its header lines as sent, its decoded body.
 pub(crate) struct Request {

@@ -140,30 +140,15 @@ impl Relay {
             short: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
-        let s = Arc::clone(&shared);
         let https = server_tls.is_some();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-                let _ = conn.set_write_timeout(Some(Duration::from_secs(30)));
-                let s = Arc::clone(&s);
-                match &server_tls {
-                    None => {
-                        std::thread::spawn(move || relay(conn, &s));
-                    }
-                    Some(config) => {
-                        let Ok(tls) = rustls::ServerConnection::new(Arc::clone(config)) else {
-                            continue;
-                        };
-                        std::thread::spawn(move || relay(rustls::StreamOwned::new(tls, conn), &s));
-                    }
-                }
-            }
-        });
+        super::http1::serve_connections(
+            listener,
+            server_tls,
+            (Duration::from_secs(30), Duration::from_secs(30)),
+            Arc::clone(&shared),
+            |s| s.stop.load(Ordering::SeqCst),
+            |conn, s| relay(conn, s),
+        );
         Ok(Relay {
             addr: local,
             shared,
@@ -367,6 +352,21 @@ mod tests {
     use super::super::hostile::{Answer, HostileVault};
     use super::*;
 
+    /// A relay to `vault` lining up two reads under `kv/data/race-`.
+    fn relay_to(vault: &HostileVault, wait: Duration) -> Relay {
+        Relay::start(
+            &vault.url(),
+            None,
+            None,
+            Rendezvous {
+                prefix: "kv/data/race-".into(),
+                parties: 2,
+                wait,
+            },
+        )
+        .expect("relay")
+    }
+
     fn get(url: &str, path: &str) -> (Instant, String) {
         let addr = url.trim_start_matches("http://");
         let mut c = TcpStream::connect(addr).expect("connect");
@@ -386,17 +386,7 @@ mod tests {
             ("kv/data/other", Answer::Json(200, r#"{"data":{}}"#.into())),
         ])
         .expect("upstream");
-        let relay = Relay::start(
-            &vault.url(),
-            None,
-            None,
-            Rendezvous {
-                prefix: "kv/data/race-".into(),
-                parties: 2,
-                wait: Duration::from_secs(20),
-            },
-        )
-        .expect("relay");
+        let relay = relay_to(&vault, Duration::from_secs(20));
         let url = relay.url();
         let first = std::thread::spawn({
             let url = url.clone();
@@ -414,7 +404,7 @@ mod tests {
         for a in [&first, &second] {
             assert!(a.starts_with("HTTP/1.1 404"), "{a}");
         }
-        assert_eq!(relay.met(), 1);
+        assert_eq!((relay.met(), relay.short()), (1, 0));
         // A third read (a loser reading again) passes at once.
         let t = Instant::now();
         let (_, third) = get(&url, "kv/data/race-1");
@@ -430,22 +420,12 @@ mod tests {
     fn a_read_whose_partner_never_comes_goes_through_after_the_wait() {
         let vault = HostileVault::start(&[("kv/data/race-9", Answer::Json(200, "{}".into()))])
             .expect("upstream");
-        let relay = Relay::start(
-            &vault.url(),
-            None,
-            None,
-            Rendezvous {
-                prefix: "kv/data/race-".into(),
-                parties: 2,
-                wait: Duration::from_millis(400),
-            },
-        )
-        .expect("relay");
+        let relay = relay_to(&vault, Duration::from_millis(400));
         let t = Instant::now();
         let (back, answer) = get(&relay.url(), "kv/data/race-9");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(back - t >= Duration::from_millis(400));
-        assert_eq!(relay.met(), 0);
+        assert_eq!((relay.met(), relay.short()), (0, 1));
     }
 
     #[test]
