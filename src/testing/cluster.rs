@@ -53,8 +53,11 @@ pub trait ClusterNode: Send + Sync {
     /// returns once its listener answers (sealed: the cluster unseals it).
     fn restart(&mut self) -> NodeFuture<'_, Result<(), TestSupportError>>;
     /// Freezes it (`paused`: `SIGSTOP`, `docker pause`) or lets it go on
-    /// (`SIGCONT`, `docker unpause`): a frozen node takes no part in raft,
-    /// so a write committed meanwhile is certainly not on it.
+    /// (`SIGCONT`, `docker unpause`). A frozen node answers nothing and
+    /// applies nothing, but its kernel still accepts what the leader sends:
+    /// a write committed meanwhile is not applied there until it runs
+    /// again, and then only if the leader also sent the commit (its next
+    /// round, about 50 ms later) before it died.
     fn pause(&mut self, paused: bool) -> NodeFuture<'_, Result<(), TestSupportError>>;
     /// Its file audit log, on this machine.
     fn audit_log(&self) -> PathBuf;

@@ -9,8 +9,9 @@
 //! A vector's `input` or `expected` may be written as *pieces* (an array of
 //! strings and `{"repeat": S, "times": N}` objects) where the text is too
 //! long to write out, such as a line longer than the redactor's 256 KiB
-//! segment. The schema checks the pieces; the loader then joins them, so
-//! every reader sees plain strings.
+//! segment, where the directory's schema defines `$defs/piece`. The schema
+//! checks the pieces; the loader then joins them, so every reader sees
+//! plain strings.
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +76,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<VectorFile>, TestSupportError> {
     if paths.is_empty() {
         return Err(err(format!("no vector files in {}", dir.display())));
     }
+    // Only a schema that defines texts as pieces has them (redaction's).
+    let pieces = schema["$defs"].get("piece").is_some();
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
@@ -90,7 +93,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<VectorFile>, TestSupportError> {
                 .iter_errors(&doc)
                 .map(|e| format!("{name}: at {}: {e}", e.instance_path())),
         );
-        if problems.len() == before {
+        if problems.len() == before && pieces {
             join_pieces(&mut doc);
         }
         files.push(VectorFile { name, doc });
