@@ -434,6 +434,20 @@ impl std::fmt::Debug for RedactStream {
     }
 }
 
+/// Appends `bytes` to `buf`; a buffer outgrown is wiped, not left in freed
+/// memory (it held text). Every buffer of text the stream keeps grows
+/// through here.
+pub(crate) fn extend_wiping(buf: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    let need = buf.len() + bytes.len();
+    if need > buf.capacity() {
+        let mut grown = Zeroizing::new(Vec::with_capacity(need.max(2 * buf.capacity())));
+        grown.extend_from_slice(buf);
+        // The old buffer is wiped as it is dropped (Zeroizing).
+        *buf = grown;
+    }
+    buf.extend_from_slice(bytes);
+}
+
 fn is_term(b: u8) -> bool {
     b == b'\n' || b == b'\r'
 }
@@ -450,7 +464,7 @@ impl RedactStream {
             && self.pending.len() + input.len() < SEGMENT + self.r.inner.lookahead
             && memchr::memchr2(b'\n', b'\r', input).is_none()
         {
-            self.pending.extend_from_slice(input);
+            extend_wiping(&mut self.pending, input);
             return;
         }
         self.push_slow(input, out);
@@ -459,18 +473,41 @@ impl RedactStream {
     }
 
     fn push_slow(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        if self.pending.is_empty() {
-            // Fast path: decide straight from the caller's buffer and copy
-            // only the undecided tail.
-            let used = self.process(input, false, out);
-            self.pending.extend_from_slice(&input[used..]);
-        } else {
-            self.pending.extend_from_slice(input);
-            let p = std::mem::take(&mut *self.pending);
-            let used = self.process(&p, false, out);
-            *self.pending = p;
-            self.pending.drain(..used);
+        let mut input = input;
+        if !self.pending.is_empty() {
+            // Held bytes (usually the incomplete line a read ended in) are
+            // completed with the input's first line only: when that lets
+            // them all go, the rest is decided from the caller's buffer
+            // instead of being copied behind them. Any cut at a line end is
+            // a chunking like another, and the output does not depend on
+            // chunking.
+            let first = memchr::memchr2(b'\n', b'\r', input).map_or(input.len(), |i| i + 1);
+            let (head, rest) = input.split_at(first);
+            extend_wiping(&mut self.pending, head);
+            let all_went = self.decide_pending(out);
+            if rest.is_empty() {
+                return;
+            }
+            if !all_went {
+                extend_wiping(&mut self.pending, rest);
+                self.decide_pending(out);
+                return;
+            }
+            input = rest;
         }
+        // Decide straight from the caller's buffer and copy only the
+        // undecided tail.
+        let used = self.process(input, false, out);
+        extend_wiping(&mut self.pending, &input[used..]);
+    }
+
+    /// Decides what it can of the held bytes; whether they all went.
+    fn decide_pending(&mut self, out: &mut Vec<u8>) -> bool {
+        let p = std::mem::take(&mut *self.pending);
+        let used = self.process(&p, false, out);
+        *self.pending = p;
+        self.pending.drain(..used);
+        self.pending.is_empty()
     }
 
     /// Ends the stream; appends everything still held to `out`.
