@@ -114,8 +114,16 @@ impl LiteralSet {
             .next_power_of_two()
             .trailing_zeros()
             .clamp(6, 21);
-        // About one group per window.
-        let table_log2 = windows.max(1).next_power_of_two().trailing_zeros().max(1);
+        // About four windows per group: a group's entries are about one
+        // cache line, and `starts` a quarter of what one group per window
+        // made it (4 MiB for a thousand secrets, missed in cache by nearly
+        // every confirmation; start-up 40 -> 31 ms, benches/README
+        // session 10).
+        let table_log2 = (windows / 4)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(1);
         let mut set = LiteralSet {
             patterns: Vec::new(),
             k,
