@@ -250,13 +250,18 @@ impl<'a> Candidates<'a> {
             (ends & keep, low)
         };
         // Bit i of `near`: a byte up to the space among the 16 before i.
-        let both = (u128::from(low) << 64) | u128::from(self.low_before);
-        let mut near = both << 1;
+        // In this block: the shifts. In the previous one: the last such
+        // byte among its last 16, bit j of `prev`, is 16 - j bytes before
+        // this block, so within 16 of bits 0 to j (none when `prev` is 0:
+        // 64 leading zeros shift everything out).
+        let mut near = low << 1;
         near |= near << 1;
         near |= near << 2;
         near |= near << 4;
         near |= near << 8;
-        self.bits = ends & !((near >> 64) as u64);
+        let prev = self.low_before >> 48;
+        near |= (u64::MAX >> 1) >> (prev.leading_zeros() - 1);
+        self.bits = ends & !near;
         self.low_before = low;
     }
 }
