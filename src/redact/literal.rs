@@ -26,8 +26,9 @@
 //!
 //! The windows indexed are each literal's *last* `S`. Forms share
 //! beginnings far more than ends: every `base64("x-access-token:" +
-//! secret)` starts with the same 25 characters, so with the first windows a
-//! thousand secrets put a thousand equal windows in the table, and each
+//! secret)` starts with the same 20 characters (25 when the secrets share
+//! their first four bytes, as the bench's `FAKE...` do), so with the first
+//! windows a thousand secrets put a thousand equal windows in the table, and each
 //! Basic header in a log had its thousand candidates compared byte for byte
 //! (1.6 million comparisons, each reading a pattern from memory, per
 //! 512 MiB of the bench's short-line log).
@@ -53,6 +54,20 @@ use zeroize::Zeroizing;
 /// never share a table key.
 const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// One window of one pattern in the confirmation table.
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    /// The window's hash.
+    hash: u64,
+    /// The pattern's index.
+    pattern: u32,
+    /// Where the window starts in the pattern.
+    offset: u32,
+}
+
+// All-zero is the default, so the table is wiped like plain integers.
+impl zeroize::DefaultIsZeroes for Entry {}
+
 /// A set of literals, none holding a line terminator, searched together.
 pub struct LiteralSet {
     patterns: Vec<Zeroizing<Vec<u8>>>,
@@ -64,13 +79,16 @@ pub struct LiteralSet {
     mask: u64,
     /// The filter: `2^words_log2` words of 64 bits.
     words_log2: u32,
-    filter: Vec<u64>,
-    /// The candidates of each hashed window, `(hash, pattern index, offset
-    /// of the window in the pattern)`, grouped by the top `table_log2` bits
-    /// of the hash: group `g` is `table[starts[g]..starts[g + 1]]`. Built in
-    /// two linear passes (count, then place), which is what keeps start-up
-    /// short with thousands of secrets; a hash map of vectors took most of it.
-    table: Vec<(u64, u32, u32)>,
+    /// (Wiped on drop, as the table: both are derived from the patterns.)
+    filter: Zeroizing<Vec<u64>>,
+    /// The candidates of each hashed window, grouped by the top
+    /// `table_log2` bits of the hash: group `g` is
+    /// `table[starts[g]..starts[g + 1]]`. Built in two linear passes
+    /// (count, then place), which is what keeps start-up short with
+    /// thousands of secrets; a hash map of vectors took most of it. Wiped
+    /// on drop: a window's hash is one multiplication by an odd number, so
+    /// it gives the window back, and the windows of a form spell it.
+    table: Zeroizing<Vec<Entry>>,
     starts: Vec<u32>,
     table_log2: u32,
     max_len: usize,
@@ -130,8 +148,8 @@ impl LiteralSet {
             step,
             mask,
             words_log2,
-            filter: vec![0; 1usize << words_log2],
-            table: Vec::new(),
+            filter: Zeroizing::new(vec![0; 1usize << words_log2]),
+            table: Zeroizing::new(Vec::new()),
             starts: vec![0; (1usize << table_log2) + 1],
             table_log2,
             max_len,
@@ -151,12 +169,16 @@ impl LiteralSet {
         }
         // Pass 2: each window into its group.
         let mut next: Vec<u32> = set.starts[..set.starts.len() - 1].to_vec();
-        set.table = vec![(0, 0, 0); windows];
+        set.table = Zeroizing::new(vec![Entry::default(); windows]);
         for (pi, p) in patterns.iter().enumerate() {
             for off in last_windows(p, k, step) {
                 let h = set.hash(p, off);
                 let slot = &mut next[set.group(h)];
-                set.table[*slot as usize] = (h, pi as u32, off as u32);
+                set.table[*slot as usize] = Entry {
+                    hash: h,
+                    pattern: pi as u32,
+                    offset: off as u32,
+                };
                 *slot += 1;
             }
         }
@@ -240,16 +262,13 @@ impl LiteralSet {
     ) {
         let g = self.group(h);
         let cands = &self.table[self.starts[g] as usize..self.starts[g + 1] as usize];
-        for &(ch, pi, off) in cands {
-            if ch != h {
-                continue;
-            }
-            let off = off as usize;
-            if off > j {
+        for e in cands {
+            let off = e.offset as usize;
+            if e.hash != h || off > j {
                 continue;
             }
             let a = j - off;
-            let p = &self.patterns[pi as usize];
+            let p = &self.patterns[e.pattern as usize];
             if a < start_limit && a + p.len() <= hay.len() && hay[a..a + p.len()] == p[..] {
                 out.push((a, a + p.len()));
             }

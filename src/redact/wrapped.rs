@@ -239,7 +239,7 @@ impl<'a> Candidates<'a> {
             masks(b)
         } else {
             // The last, short block: padded with bytes that are neither.
-            let mut b = [b'A'; 64];
+            let mut b = Zeroizing::new([b'A'; 64]);
             b[..rest.len()].copy_from_slice(rest);
             let (ends, low) = masks(&b);
             let keep = if rest.is_empty() {
