@@ -435,8 +435,8 @@ impl std::fmt::Debug for RedactStream {
 }
 
 /// Appends `bytes` to `buf`; a buffer outgrown is wiped, not left in freed
-/// memory (it held text). Every buffer of text the stream keeps grows
-/// through here.
+/// memory (it held text). The held bytes and the joined view grow through
+/// here; the rules' buffers are wiped and reserved whole where they grow.
 pub(crate) fn extend_wiping(buf: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
     let need = buf.len() + bytes.len();
     if need > buf.capacity() {
@@ -1099,6 +1099,29 @@ mod tests {
                 assert!(chunked(&r, &text, size) == want, "{before} {size}");
             }
             assert!(r.redact(&text) == want, "{before}");
+        }
+    }
+
+    /// A rule match running more than RULE_REACH past its segment's end (a
+    /// batch token of 6,000 bytes starting 10 bytes before the boundary) is
+    /// masked up to the reach, whether the line arrives whole or is cut
+    /// there: it was dropped when whole and masked when cut (review,
+    /// session 10).
+    #[test]
+    fn a_rule_match_past_the_reach_is_masked_to_the_reach_in_every_chunking() {
+        let r = Redactor::builtin();
+        let token = format!("b.{}", "A".repeat(6000));
+        let text = format!("{}{token} tail\n", "x ".repeat((SEGMENT - 10) / 2));
+        let at = text.find("b.").unwrap();
+        let reach = SEGMENT + RULE_REACH;
+        let want = format!(
+            "{}[REDACTED:vault-legacy-token]{}",
+            &text[..at],
+            &text[reach..]
+        );
+        assert!(r.redact(&text) == want, "whole");
+        for size in [1 << 12, 1 << 16, 1 << 20] {
+            assert!(chunked(&r, &text, size) == want, "{size}");
         }
     }
 

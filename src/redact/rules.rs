@@ -909,7 +909,11 @@ impl RuleSet {
         }
         // Rules with short keywords: their own search over the whole buffer
         // (no rule matches a terminator, so matches stay within lines); a
-        // match running more than RULE_REACH past its segment is dropped.
+        // match running more than RULE_REACH past its segment is masked up
+        // to there, as the keyword rules' (their regex sees the text up to
+        // there): dropping it left a long token visible when its line came
+        // whole and masked it when the stream had cut the line (review,
+        // session 10).
         for &slot in &self.direct {
             let rule = &self.line[slot];
             for c in rule.re.captures_iter(Input::new(hay).range(behind..)) {
@@ -921,10 +925,9 @@ impl RuleSet {
                     .map_or(0, |i| i + 1)
                     .max(behind);
                 let seg_start = ls + (m.start() - ls) / segment * segment;
-                if m.end() > seg_start.saturating_add(segment).saturating_add(RULE_REACH) {
-                    continue;
-                }
-                let part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
+                let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
+                let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
+                part.end = part.end.min(reach);
                 if part.start < part.end && !rule.placeholder_at(hay, part) {
                     out.push(TokenMatch {
                         rule: &RULES[rule.index],
