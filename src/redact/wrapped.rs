@@ -208,7 +208,7 @@ pub fn find(
 /// ends, and bytes up to the space), and a line end qualifies when the
 /// second mask is clear over the 16 bits before it: a few instructions per
 /// 64 bytes where a search for each line end cost about 12 ns per log line
-/// (benches/README, session 10).
+/// (benches/README, sessions 9 and 10).
 struct Candidates<'a> {
     hay: &'a [u8],
     /// Offset of the block whose candidates are in `bits`.
