@@ -58,22 +58,6 @@ fn all_b64(line: &[u8]) -> bool {
     line.iter().all(|&b| B64[usize::from(b)])
 }
 
-/// Whether the 16 bytes before a line end are base64: a space among them
-/// (nearly every log line) is found with two word tests, no table.
-#[inline]
-fn tail_is_b64(tail: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_space = |w: u64| {
-        let x = w ^ (LO * u64::from(b' '));
-        (x.wrapping_sub(LO) & !x & HI) != 0
-    };
-    let (a, b) = tail.split_at(8);
-    let w1 = u64::from_le_bytes(a.try_into().unwrap_or([b' '; 8]));
-    let w2 = u64::from_le_bytes(b[..8].try_into().unwrap_or([b' '; 8]));
-    !has_space(w1) && !has_space(w2) && all_b64(tail)
-}
-
 /// Whether `line` (without its line end) continues into the next line.
 fn continues(line: &[u8]) -> bool {
     (MIN_WIDTH..=MAX_WIDTH).contains(&line.len()) && all_b64(line)
@@ -155,14 +139,9 @@ pub fn find(
         if at >= r {
             break;
         }
-        if at < skip_to
-            || (at == 0 && start_mid_line)
-            || le - at < MIN_WIDTH
-            || !tail_is_b64(&p[le - MIN_WIDTH..le])
-        {
-            continue;
-        }
-        if !continues(&p[at..le]) {
+        // A candidate's last 16 bytes are above the space; `continues`
+        // decides the rest (length, alphabet) on these few lines.
+        if at < skip_to || (at == 0 && start_mid_line) || !continues(&p[at..le]) {
             continue;
         }
         // A run: this line, and every line joined after it.
