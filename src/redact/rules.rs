@@ -26,9 +26,10 @@
 //! SIMD Aho-Corasick pass over a whole buffer and runs a rule's regex only
 //! where one of its keywords starts, anchored there. A single DFA over the
 //! alternation of all rules was measured at about a tenth of the speed. Rules
-//! whose keywords are shorter than 3 bytes (the legacy Vault `s.` tokens) get
-//! a separate regex pass, because 2-byte keywords would halve the speed of the
-//! shared search.
+//! whose keywords are shorter than 3 bytes (the legacy Vault `s.` tokens,
+//! Twilio's `SK`) get a separate regex pass, all of them in one multi-pattern
+//! regex that finds the lines to search rule by rule, because 2-byte keywords
+//! would halve the speed of the shared search.
 //!
 //! Patterns are written in the common subset of Rust `regex`, RE2 and PCRE
 //! (with `(?-u:\b)`, an ASCII word boundary, spelled `\b` elsewhere), so a
@@ -441,6 +442,10 @@ pub struct RuleSet {
     folded: Keywords,
     /// Line rules with a keyword under 3 bytes, searched on their own.
     direct: Vec<usize>,
+    /// The `direct` rules' patterns in one multi-pattern regex: one pass
+    /// finds the lines where any of them matches, and only those lines are
+    /// searched rule by rule (see `scan_lines`).
+    direct_any: Option<meta::Regex>,
     /// The length of the longest keyword.
     keyword_max: usize,
     /// PEM block rule: index, BEGIN regex (run anchored where its keyword
@@ -767,11 +772,25 @@ impl RuleSet {
             .chain(all_kws.iter().map(|(k, _, _)| k.len()))
             .max()
             .unwrap_or(0);
+        let direct_any = (!direct.is_empty()).then(|| {
+            let patterns: Vec<&str> = direct
+                .iter()
+                .map(|&slot| match rules[line[slot].index].kind {
+                    RuleKind::Line(p) => p,
+                    RuleKind::PemBlock { .. } => unreachable!("direct rules are line rules"),
+                })
+                .collect();
+            meta::Regex::builder()
+                .syntax(syntax::Config::new().unicode(false).utf8(false))
+                .build_many(&patterns)
+                .expect("rule table regex")
+        });
         RuleSet {
             line,
             exact3: Keywords::build(&set(true)),
             folded: Keywords::build(&folded),
             direct,
+            direct_any,
             keyword_max,
             pem,
         }
@@ -914,26 +933,61 @@ impl RuleSet {
         // there): dropping it left a long token visible when its line came
         // whole and masked it when the stream had cut the line (review,
         // session 10).
-        for &slot in &self.direct {
-            let rule = &self.line[slot];
-            for c in rule.re.captures_iter(Input::new(hay).range(behind..)) {
-                let Some(m) = c.get_match() else { continue };
-                if m.start() >= limit {
-                    break;
-                }
-                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..m.start()])
-                    .map_or(0, |i| i + 1)
-                    .max(behind);
-                let seg_start = ls + (m.start() - ls) / segment * segment;
-                let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
-                let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
-                part.end = part.end.min(reach);
-                if part.start < part.end && !rule.placeholder_at(hay, part) {
-                    out.push(TokenMatch {
-                        rule: &RULES[rule.index],
-                        range: part.start..part.end,
-                    });
-                }
+        //
+        // One pass of all of them together finds the lines where any
+        // matches (leftmost-first: where none is found from some point on,
+        // no rule of them matches there). Only those lines are then searched
+        // rule by rule, as the whole buffer was before: each rule's own
+        // leftmost-first matches, so one rule's match never hides another
+        // rule's (a Twilio key inside a batch token is still found).
+        let Some(any) = &self.direct_any else { return };
+        let mut from = behind;
+        while from < limit {
+            let Some(hit) = any.search(&Input::new(hay).range(from..)) else {
+                break;
+            };
+            if hit.start() >= limit {
+                break;
+            }
+            let ls = memchr::memrchr2(b'\n', b'\r', &hay[..hit.start()])
+                .map_or(0, |i| i + 1)
+                .max(behind);
+            let le = memchr::memchr2(b'\n', b'\r', &hay[hit.start()..])
+                .map_or(hay.len(), |i| hit.start() + i);
+            for &slot in &self.direct {
+                self.direct_line(slot, hay, ls..le, limit, segment, out);
+            }
+            from = le;
+        }
+    }
+
+    /// The matches of direct rule `slot` in the line `hay[line]` that start
+    /// before `limit` (see [`RuleSet::scan_lines`]).
+    fn direct_line(
+        &self,
+        slot: usize,
+        hay: &[u8],
+        line: Range<usize>,
+        limit: usize,
+        segment: usize,
+        out: &mut Vec<TokenMatch>,
+    ) {
+        let rule = &self.line[slot];
+        let ls = line.start;
+        for c in rule.re.captures_iter(Input::new(hay).range(line)) {
+            let Some(m) = c.get_match() else { continue };
+            if m.start() >= limit {
+                break;
+            }
+            let seg_start = ls + (m.start() - ls) / segment * segment;
+            let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
+            let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
+            part.end = part.end.min(reach);
+            if part.start < part.end && !rule.placeholder_at(hay, part) {
+                out.push(TokenMatch {
+                    rule: &RULES[rule.index],
+                    range: part.start..part.end,
+                });
             }
         }
     }
@@ -1236,8 +1290,20 @@ mod tests {
         let text = format!(
             "a hvs.{} s.FAKEfake0123456789ABCDEF\npassword=FAKEpass1 token: FAKEFAKE99 PASSWORD=FAKEpass2\r\
              Authorization: Bearer {GHP} bearer abcdefghijklmnop1234 https://u:p@h ://x:y@z\n\
-             token=aaaaaaaa token=bbbbbbbbtoken=cccccccc AKIAFAKEFAKEFAKE1234AKIA",
-            "CAESIFAKE".repeat(4)
+             token=aaaaaaaa token=bbbbbbbbtoken=cccccccc AKIAFAKEFAKEFAKE1234AKIA\n\
+             files. s.short b.{batch_sk} r.FAKEfake0123456789ABCDEF SK{hex}\n\
+             no rule here\nSK{hex}x SK{hex} s.FAKEfake0123456789ABCDEF s.FAKEfake0123456789ABCDEF",
+            "CAESIFAKE".repeat(4),
+            // A Twilio key inside a batch token: the rules with short
+            // keywords are searched together first, and one's match must
+            // not hide the other's.
+            batch_sk = [
+                "FAKE".repeat(5),
+                "SK".to_string() + &"0123456789abcdef".repeat(2),
+                "FAKE".repeat(15)
+            ]
+            .join("-"),
+            hex = "fedcba9876543210".repeat(2),
         );
         let mut scanned: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
         let mut v = Vec::new();
@@ -1270,7 +1336,13 @@ mod tests {
         }
         naive.sort_by_key(|(id, r)| (r.start, *id));
         assert_eq!(scanned, naive);
-        assert!(scanned.len() >= 12, "{scanned:?}");
+        assert!(scanned.len() >= 18, "{scanned:?}");
+        for id in ["twilio-api-key", "vault-legacy-token"] {
+            assert!(
+                scanned.iter().filter(|(i, _)| *i == id).count() >= 3,
+                "{id}"
+            );
+        }
     }
 
     /// The BEGIN keyword is searched with the others, non-overlapping: a
