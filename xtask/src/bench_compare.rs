@@ -262,6 +262,26 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
+/// Holds `dir/bench-compare.lock` for the run, or says another run holds it.
+/// Two runs at once share `target/bench-compare` (corpus, vectors, outputs)
+/// and the two cores: each rewrote the other's files and took its CPU, and
+/// the figures of both came out wrong without an error (a recall table with
+/// vaultref's precision at 76% instead of 100%, session 11).
+fn exclusive(dir: &Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("bench-compare.lock");
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another bench-compare is running ({} is held): two runs at once corrupt each \
+             other's files and figures; wait for it to end",
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
 fn run_inner(args: &[String]) -> Result<(), String> {
     let mib: usize = match args {
         [] => 32,
@@ -272,6 +292,7 @@ fn run_inner(args: &[String]) -> Result<(), String> {
         .parent()
         .ok_or("no workspace root")?
         .to_path_buf();
+    let _lock = exclusive(&root.join("target"))?;
     let (gitleaks, kingfisher) = install_tools()?;
     checked(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
