@@ -440,7 +440,8 @@ pub struct RuleSet {
     /// Every other keyword, lower-cased, searched in a lower-cased copy of
     /// the text.
     folded: Keywords,
-    /// Line rules with a keyword under 3 bytes, searched on their own.
+    /// Line rules with a keyword under 3 bytes, searched apart from the
+    /// keyword searches (`direct_any`, then rule by rule).
     direct: Vec<usize>,
     /// The `direct` rules' patterns in one multi-pattern regex: one pass
     /// finds the lines where any of them matches, and only those lines are
@@ -926,8 +927,9 @@ impl RuleSet {
                 }
             }
         }
-        // Rules with short keywords: their own search over the whole buffer
-        // (no rule matches a terminator, so matches stay within lines); a
+        // Rules with short keywords: searched apart from the keywords (no
+        // rule matches a terminator, so matches stay within lines; a test
+        // checks every line rule for that); a
         // match running more than RULE_REACH past its segment is masked up
         // to there, as the keyword rules' (their regex sees the text up to
         // there): dropping it left a long token visible when its line came
@@ -937,9 +939,12 @@ impl RuleSet {
         // One pass of all of them together finds the lines where any
         // matches (leftmost-first: where none is found from some point on,
         // no rule of them matches there). Only those lines are then searched
-        // rule by rule, as the whole buffer was before: each rule's own
-        // leftmost-first matches, so one rule's match never hides another
-        // rule's (a Twilio key inside a batch token is still found).
+        // rule by rule, from the hit on (nothing of them matches before
+        // it): each rule's own leftmost-first matches, as a search of the
+        // whole buffer per rule finds, so one rule's match never hides
+        // another rule's (a Twilio key inside a batch token is still found).
+        // Text dense with such tokens is read up to three times, against
+        // two for a pass per rule; logs hold few.
         let Some(any) = &self.direct_any else { return };
         let mut from = behind;
         while from < limit {
@@ -955,40 +960,29 @@ impl RuleSet {
             let le = memchr::memchr2(b'\n', b'\r', &hay[hit.start()..])
                 .map_or(hay.len(), |i| hit.start() + i);
             for &slot in &self.direct {
-                self.direct_line(slot, hay, ls..le, limit, segment, out);
+                let rule = &self.line[slot];
+                // Look-around sees past the range, as in a whole-buffer search.
+                for c in rule
+                    .re
+                    .captures_iter(Input::new(hay).range(hit.start()..le))
+                {
+                    let Some(m) = c.get_match() else { continue };
+                    if m.start() >= limit {
+                        break;
+                    }
+                    let seg_start = ls + (m.start() - ls) / segment * segment;
+                    let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
+                    let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
+                    part.end = part.end.min(reach);
+                    if part.start < part.end && !rule.placeholder_at(hay, part) {
+                        out.push(TokenMatch {
+                            rule: &RULES[rule.index],
+                            range: part.start..part.end,
+                        });
+                    }
+                }
             }
             from = le;
-        }
-    }
-
-    /// The matches of direct rule `slot` in the line `hay[line]` that start
-    /// before `limit` (see [`RuleSet::scan_lines`]).
-    fn direct_line(
-        &self,
-        slot: usize,
-        hay: &[u8],
-        line: Range<usize>,
-        limit: usize,
-        segment: usize,
-        out: &mut Vec<TokenMatch>,
-    ) {
-        let rule = &self.line[slot];
-        let ls = line.start;
-        for c in rule.re.captures_iter(Input::new(hay).range(line)) {
-            let Some(m) = c.get_match() else { continue };
-            if m.start() >= limit {
-                break;
-            }
-            let seg_start = ls + (m.start() - ls) / segment * segment;
-            let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
-            let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
-            part.end = part.end.min(reach);
-            if part.start < part.end && !rule.placeholder_at(hay, part) {
-                out.push(TokenMatch {
-                    rule: &RULES[rule.index],
-                    range: part.start..part.end,
-                });
-            }
         }
     }
 
@@ -1342,6 +1336,69 @@ mod tests {
                 scanned.iter().filter(|(i, _)| *i == id).count() >= 3,
                 "{id}"
             );
+        }
+    }
+
+    /// The short-keyword rules were searched rule by rule over the whole
+    /// buffer; now one search of them together picks the lines first
+    /// (`direct_any`). The old search is the oracle, with look-behind, a
+    /// limit inside a line and short segments.
+    fn direct_by_rule(
+        set: &RuleSet,
+        hay: &[u8],
+        behind: usize,
+        limit: usize,
+        segment: usize,
+    ) -> Vec<(&'static str, Range<usize>)> {
+        let mut v = Vec::new();
+        for &slot in &set.direct {
+            let rule = &set.line[slot];
+            for c in rule.re.captures_iter(Input::new(hay).range(behind..)) {
+                let Some(m) = c.get_match() else { continue };
+                if m.start() >= limit {
+                    break;
+                }
+                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..m.start()])
+                    .map_or(0, |i| i + 1)
+                    .max(behind);
+                let seg_start = ls + (m.start() - ls) / segment * segment;
+                let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
+                let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
+                part.end = part.end.min(reach);
+                if part.start < part.end && !rule.placeholder_at(hay, part) {
+                    v.push((RULES[rule.index].id, part.start..part.end));
+                }
+            }
+        }
+        v.sort_by_key(|(id, r)| (r.start, *id));
+        v
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_keyword_rules_find_what_a_search_per_rule_finds(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "s.", "r.", "b.", "SK", "FAKEfake", "FAKEfake01234567",
+                "0123456789abcdef", "-", "_", ".", " ", "x", "\n", "\r\n", "\r",
+            ]), 0..80),
+            behind in 0usize..2,
+            limit_at in 0.0f64..=1.0,
+            segment in proptest::sample::select(vec![8usize, 24, 64, usize::MAX]),
+        ) {
+            let text = pieces.concat();
+            let hay = text.as_bytes();
+            let behind = behind.min(hay.len());
+            let limit = behind + ((hay.len() - behind) as f64 * limit_at) as usize;
+            let set = RuleSet::get();
+            let mut found = Vec::new();
+            set.scan_lines(hay, behind..limit, segment, &mut Vec::new(), &mut found, &mut Vec::new());
+            let mut got: Vec<(&str, Range<usize>)> = found
+                .iter()
+                .filter(|m| matches!(m.rule_id(), "vault-legacy-token" | "twilio-api-key"))
+                .map(|m| (m.rule_id(), m.range.clone()))
+                .collect();
+            got.sort_by_key(|(id, r)| (r.start, *id));
+            proptest::prop_assert_eq!(got, direct_by_rule(set, hay, behind, limit, segment));
         }
     }
 
