@@ -607,21 +607,13 @@ impl RedactStream {
                 }
             }
         }
-        // Complete occurrences crossing the cut: move before them, repeatedly.
-        if let Some(ac) = &inner.multi_ac {
-            loop {
-                let mut moved = r;
-                for m in ac.find_overlapping_iter(p) {
-                    if m.start() < moved && m.end() > moved {
-                        moved = line_start(m.start());
-                    }
-                }
-                if moved == r {
-                    break;
-                }
-                r = moved;
-            }
-        }
+        // Now every occurrence that starts before `r` ends by `end`: one
+        // running past `end` would have its part up to `end` (a line end)
+        // among the prefixes above. Those that cross `r` are complete, and
+        // the round masks them past `r` (a region, as after a forced cut).
+        // Moving `r` before them instead, until none crossed, held a
+        // periodic secret's repetitions (`A\nA` in `A\nA\nA\n...`) without
+        // bound, searching them all again at each move (review, session 11).
         r
     }
 
@@ -678,17 +670,19 @@ impl RedactStream {
                 from = seg_end;
             }
         }
+        // Where the complete lines end: occurrences that start before `r`
+        // are searched that far, so they are found whole.
+        let avail = if fin {
+            p.len()
+        } else {
+            memchr::memrchr2(b'\n', b'\r', p)
+                .map_or(0, |i| i + 1)
+                .max(r)
+        };
         // Registered forms in base64 wrapped across lines (wrapped.rs): the
         // joined lines are searched as far as the complete lines go, past
         // `r`, so an occurrence starting before `r` is found whole.
         if !inner.literals.is_empty() {
-            let avail = if fin {
-                p.len()
-            } else {
-                memchr::memrchr2(b'\n', b'\r', p)
-                    .map_or(0, |i| i + 1)
-                    .max(r)
-            };
             let mut found = Vec::new();
             wrapped::find(
                 p,
@@ -705,9 +699,15 @@ impl RedactStream {
                 label: Label::Secret,
             }));
         }
-        // Registered multi-line forms.
+        // Registered multi-line forms, those starting before `r`: the
+        // holdback (`multi_holdback`) leaves none that starts before `r` and
+        // is incomplete in `p[..avail]`, and one crossing `r` is masked on
+        // in the next round.
         if let Some(ac) = &inner.multi_ac {
-            for m in ac.find_overlapping_iter(&p[..r]) {
+            for m in ac.find_overlapping_iter(&p[..avail]) {
+                if m.start() >= r {
+                    continue;
+                }
                 spans.push(Span {
                     start: m.start(),
                     end: m.end(),
@@ -1059,6 +1059,38 @@ mod tests {
             s.push(&secret.as_bytes()[cut..], &mut out);
             s.finish(&mut out);
             assert_eq!(out, b"[REDACTED]", "cut at {cut}");
+        }
+    }
+
+    /// A periodic multi-line secret (`A\nA`) printed many times over: its
+    /// occurrences overlap, each crossing where the next round starts. They
+    /// are masked across rounds; holding lines back until none crossed kept
+    /// the whole stream and searched it again at every line (review,
+    /// session 11).
+    #[test]
+    fn a_periodic_multi_line_secret_repeated_is_held_a_bounded_amount() {
+        let line = "FAKEsec1";
+        let r = with(&[&format!("{line}\n{line}")]);
+        let text = format!("{line}\n").repeat(20_000) + "after\n";
+        let mut s = r.stream();
+        let mut out = Vec::new();
+        let mut most = 0;
+        for c in text.as_bytes().chunks(line.len() + 1) {
+            s.push(c, &mut out);
+            most = most.max(s.held());
+        }
+        s.finish(&mut out);
+        assert!(most <= 2 * (line.len() + 1), "held up to {most} bytes");
+        assert_eq!(String::from_utf8(out).unwrap(), "[REDACTED]\nafter\n");
+        assert_eq!(r.redact(&text), "[REDACTED]\nafter\n");
+        // An occurrence crossing the cut, each way of cutting it.
+        let text = format!("{line}\n{line}\n{line}\nx\n");
+        for size in 1..text.len() {
+            assert_eq!(
+                chunked(&r, &text, size),
+                "[REDACTED]\nx\n",
+                "writes of {size}"
+            );
         }
     }
 
