@@ -1203,6 +1203,31 @@ mod tests {
     /// starts inside it, after the boundary (`NPM_PWD`: `npm_` then `_pwd`
     /// from its last byte): the hidden one's rule is still tried, in the
     /// segment it starts in, whether the line arrives whole or cut there.
+    /// Segments are searched independently (spec §4.1), the short-keyword
+    /// rules' too: a batch token running over a segment boundary does not
+    /// hide one that starts after the boundary inside it, whole or cut
+    /// (review, session 11: the whole line left the second visible).
+    #[test]
+    fn a_short_keyword_match_over_a_segment_boundary_hides_no_match_after_it() {
+        let r = Redactor::builtin();
+        let text = format!(
+            "{} b.{}-b.{} tail{}\n",
+            "x".repeat(SEGMENT - 10),
+            "A".repeat(100),
+            "B".repeat(100),
+            " y".repeat(20_000)
+        );
+        let want = format!(
+            "{} [REDACTED:vault-legacy-token] tail{}\n",
+            "x".repeat(SEGMENT - 10),
+            " y".repeat(20_000)
+        );
+        assert!(r.redact(&text) == want, "whole");
+        for size in [1000, 1 << 12, 1 << 16, 1 << 20] {
+            assert!(chunked(&r, &text, size) == want, "{size}");
+        }
+    }
+
     #[test]
     fn a_keyword_hidden_by_a_hit_across_the_segment_boundary_is_tried() {
         let r = Redactor::builtin();

@@ -961,25 +961,30 @@ impl RuleSet {
                 .map_or(hay.len(), |i| hit.start() + i);
             for &slot in &self.direct {
                 let rule = &self.line[slot];
-                // Look-around sees past the range, as in a whole-buffer search.
-                for c in rule
-                    .re
-                    .captures_iter(Input::new(hay).range(hit.start()..le))
-                {
-                    let Some(m) = c.get_match() else { continue };
+                let c = caps[slot].get_or_insert_with(|| rule.re.create_captures());
+                let mut at = hit.start();
+                while at < le {
+                    // Look-around sees past the range, as in a whole-buffer
+                    // search.
+                    rule.re.search_captures(&Input::new(hay).range(at..le), c);
+                    let Some(m) = c.get_match() else { break };
                     if m.start() >= limit {
                         break;
                     }
                     let seg_start = ls + (m.start() - ls) / segment * segment;
-                    let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
+                    let seg_end = seg_start.saturating_add(segment);
                     let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
-                    part.end = part.end.min(reach);
+                    part.end = part.end.min(seg_end.saturating_add(RULE_REACH));
                     if part.start < part.end && !rule.placeholder_at(hay, part) {
                         out.push(TokenMatch {
                             rule: &RULES[rule.index],
                             range: part.start..part.end,
                         });
                     }
+                    // Segments are searched independently (spec §4.1): a
+                    // match running into the next one does not hide a match
+                    // that starts there, as a stream cut there would not.
+                    at = m.end().min(seg_end).max(m.start() + 1);
                 }
             }
             from = le;
@@ -1339,10 +1344,11 @@ mod tests {
         }
     }
 
-    /// The short-keyword rules were searched rule by rule over the whole
-    /// buffer; now one search of them together picks the lines first
-    /// (`direct_any`). The old search is the oracle, with look-behind, a
-    /// limit inside a line and short segments.
+    /// The short-keyword rules by the letter of spec §4.1, as an oracle:
+    /// each rule's leftmost-first matches, each line and each segment of it
+    /// searched on its own (look-behind still sees the byte before), a
+    /// match clipped `RULE_REACH` past its segment. `scan_lines` searches
+    /// them all together first (`direct_any`) to pick the lines.
     fn direct_by_rule(
         set: &RuleSet,
         hay: &[u8],
@@ -1351,24 +1357,29 @@ mod tests {
         segment: usize,
     ) -> Vec<(&'static str, Range<usize>)> {
         let mut v = Vec::new();
-        for &slot in &set.direct {
-            let rule = &set.line[slot];
-            for c in rule.re.captures_iter(Input::new(hay).range(behind..)) {
-                let Some(m) = c.get_match() else { continue };
-                if m.start() >= limit {
-                    break;
+        let mut ls = behind;
+        while ls < limit {
+            let le = memchr::memchr2(b'\n', b'\r', &hay[ls..]).map_or(hay.len(), |i| ls + i);
+            let mut ss = ls;
+            while ss < le.min(limit) {
+                let se = ss.saturating_add(segment);
+                for &slot in &set.direct {
+                    let rule = &set.line[slot];
+                    for c in rule.re.captures_iter(Input::new(hay).range(ss..le)) {
+                        let Some(m) = c.get_match() else { continue };
+                        if m.start() >= limit || m.start() >= se {
+                            break;
+                        }
+                        let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
+                        part.end = part.end.min(se.saturating_add(RULE_REACH));
+                        if part.start < part.end && !rule.placeholder_at(hay, part) {
+                            v.push((RULES[rule.index].id, part.start..part.end));
+                        }
+                    }
                 }
-                let ls = memchr::memrchr2(b'\n', b'\r', &hay[..m.start()])
-                    .map_or(0, |i| i + 1)
-                    .max(behind);
-                let seg_start = ls + (m.start() - ls) / segment * segment;
-                let reach = seg_start.saturating_add(segment).saturating_add(RULE_REACH);
-                let mut part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
-                part.end = part.end.min(reach);
-                if part.start < part.end && !rule.placeholder_at(hay, part) {
-                    v.push((RULES[rule.index].id, part.start..part.end));
-                }
+                ss = se;
             }
+            ls = le + 1;
         }
         v.sort_by_key(|(id, r)| (r.start, *id));
         v
@@ -1376,10 +1387,15 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn short_keyword_rules_find_what_a_search_per_rule_finds(
+        fn short_keyword_rules_match_a_search_per_rule_line_and_segment(
             pieces in proptest::collection::vec(proptest::sample::select(vec![
                 "s.", "r.", "b.", "SK", "FAKEfake", "FAKEfake01234567",
                 "0123456789abcdef", "-", "_", ".", " ", "x", "\n", "\r\n", "\r",
+                // Batch tokens (80 or more) that run over segments and
+                // hold the start of another.
+                "b.FAKEfake0123456789FAKEfake0123456789FAKEfake0123456789FAKEfake0123456789FAKEfake",
+                "-b.FAKEfake0123456789FAKEfake0123456789FAKEfake0123456789FAKEfake0123456789FAKEfake",
+                "-SK0123456789abcdef0123456789abcdef",
             ]), 0..80),
             behind in 0usize..2,
             limit_at in 0.0f64..=1.0,
