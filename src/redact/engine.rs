@@ -332,6 +332,7 @@ impl Redactor {
             base: 0,
             region: None,
             pem_lf_seen: None,
+            pem_skip: 0,
             view: View::default(),
             joined: Joined::default(),
             mid_line: false,
@@ -406,6 +407,9 @@ pub struct RedactStream {
     region: Option<Region>,
     /// Line feeds seen since the open PEM block's BEGIN marker.
     pem_lf_seen: Option<usize>,
+    /// How many of the undecided bytes are still the open block's BEGIN
+    /// marker (it ran past a forced cut): its END is looked for after them.
+    pem_skip: usize,
     spans: Vec<Span>,
     /// The decoding view of the line being looked at (reused).
     view: View,
@@ -528,6 +532,7 @@ impl RedactStream {
         self.pending.clear();
         self.region = None;
         self.pem_lf_seen = None;
+        self.pem_skip = 0;
         self.mid_line = false;
         self.open_until = None;
     }
@@ -763,10 +768,17 @@ impl RedactStream {
                 label: Label::Rule(rule_index(m.rule)),
             }));
             pem_starts.iter_mut().for_each(|s| *s -= behind);
-            // An open PEM block first: find where it ends.
+            // An open PEM block first: find where it ends. Its END marker
+            // may start before a forced cut and run into the look-ahead
+            // (`hay_end`): the block then ends there, masked on in the next
+            // round. After a BEGIN marker that ran past the last cut, the
+            // search starts where that marker ends (`pem_skip`), not inside
+            // it: its closing dashes are no END marker's opening ones.
             let mut pem_from = 0;
             if let Some(seen) = self.pem_lf_seen {
-                match pem_end_in(set, &p[..r], 0, seen, fin) {
+                let from = self.pem_skip.min(r);
+                self.pem_skip -= from;
+                match pem_end_in(set, &p[..hay_end], from, r, seen, fin) {
                     PemEnd::At(e) => {
                         self.pem_lf_seen = None;
                         if let Some(reg) = &mut self.region {
@@ -795,9 +807,10 @@ impl RedactStream {
                         continue;
                     };
                     let end = if begin_end > r {
+                        self.pem_skip = begin_end - r;
                         PemEnd::Open(0)
                     } else {
-                        pem_end_in(set, &p[..r], begin_end, 0, fin)
+                        pem_end_in(set, &p[..hay_end], begin_end, r, 0, fin)
                     };
                     match end {
                         PemEnd::At(e) => {
@@ -896,8 +909,17 @@ enum PemEnd {
 }
 
 /// Looks for the end of a PEM block in `hay[from..]`, `seen` line feeds after
-/// its BEGIN marker already. At the end of the stream an open block ends there.
-fn pem_end_in(set: &RuleSet, hay: &[u8], from: usize, seen: usize, fin: bool) -> PemEnd {
+/// its BEGIN marker already: an END marker that starts before `limit` (past
+/// it, `hay` is look-ahead). At the end of the stream an open block ends
+/// there.
+fn pem_end_in(
+    set: &RuleSet,
+    hay: &[u8],
+    from: usize,
+    limit: usize,
+    seen: usize,
+    fin: bool,
+) -> PemEnd {
     let rest = &hay[from..];
     let mut seen = seen;
     let mut window_end = None;
@@ -909,7 +931,9 @@ fn pem_end_in(set: &RuleSet, hay: &[u8], from: usize, seen: usize, fin: bool) ->
         }
     }
     let window = &rest[..window_end.unwrap_or(rest.len())];
-    if let Some(m) = set.pem_end().and_then(|e| e.find(window)) {
+    if let Some(m) = set.pem_end().and_then(|e| e.find(window))
+        && from + m.start() < limit
+    {
         return PemEnd::At(from + m.end());
     }
     match window_end {
@@ -1225,6 +1249,44 @@ mod tests {
         assert!(r.redact(&text) == want, "whole");
         for size in [1000, 1 << 12, 1 << 16, 1 << 20] {
             assert!(chunked(&r, &text, size) == want, "{size}");
+        }
+    }
+
+    /// PEM markers across a forced cut (review, session 11): an END marker
+    /// that the cut splits still ends its block (the rest of the line was
+    /// swallowed, up to 200 lines on), and after a BEGIN marker that the cut
+    /// splits, the END is looked for after it, not inside it (its closing
+    /// dashes made `-----END ...-----` out of the text after it, and the
+    /// key below was printed).
+    #[test]
+    fn pem_markers_across_a_forced_cut_end_their_block_as_in_one_pass() {
+        let r = Redactor::builtin();
+        let end_cut = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}-----END RSA PRIVATE KEY----- visible after{}\nnext line\n",
+            "x".repeat(SEGMENT - 10),
+            "y".repeat(20_000)
+        );
+        let want = format!(
+            "[REDACTED:private-key] visible after{}\nnext line\n",
+            "y".repeat(20_000)
+        );
+        assert!(r.redact(&end_cut) == want, "whole");
+        let begin_cut = format!(
+            "{}-----BEGIN RSA PRIVATE KEY-----END RSA PRIVATE KEY----- {}\nMIIFAKEFAKESECRET\n-----END RSA PRIVATE KEY-----\nafter\n",
+            "x".repeat(SEGMENT - 4),
+            "y".repeat(6000)
+        );
+        let want_begin = format!("{}[REDACTED:private-key]\nafter\n", "x".repeat(SEGMENT - 4));
+        assert!(r.redact(&begin_cut) == want_begin, "whole");
+        for size in [1000, 1 << 12, 1 << 16, 1 << 20] {
+            assert!(
+                chunked(&r, &end_cut, size) == want,
+                "END cut, writes of {size}"
+            );
+            assert!(
+                chunked(&r, &begin_cut, size) == want_begin,
+                "BEGIN cut, writes of {size}"
+            );
         }
     }
 
