@@ -333,6 +333,7 @@ impl Redactor {
             region: None,
             pem_lf_seen: None,
             pem_skip: 0,
+            pem_resume: 0,
             view: View::default(),
             joined: Joined::default(),
             mid_line: false,
@@ -410,6 +411,9 @@ pub struct RedactStream {
     /// How many of the undecided bytes are still the open block's BEGIN
     /// marker (it ran past a forced cut): its END is looked for after them.
     pem_skip: usize,
+    /// How many of the undecided bytes are still the last block's (its END
+    /// marker ran past a forced cut): no BEGIN marker counts there.
+    pem_resume: usize,
     spans: Vec<Span>,
     /// The decoding view of the line being looked at (reused).
     view: View,
@@ -533,6 +537,7 @@ impl RedactStream {
         self.region = None;
         self.pem_lf_seen = None;
         self.pem_skip = 0;
+        self.pem_resume = 0;
         self.mid_line = false;
         self.open_until = None;
     }
@@ -774,7 +779,11 @@ impl RedactStream {
             // round. After a BEGIN marker that ran past the last cut, the
             // search starts where that marker ends (`pem_skip`), not inside
             // it: its closing dashes are no END marker's opening ones.
-            let mut pem_from = 0;
+            // No BEGIN marker counts before `pem_from`: the end of the last
+            // block, which may lie past the last cut (its END marker ran
+            // into the look-ahead; `pem_resume`), as in one pass.
+            let mut pem_from = self.pem_resume.min(r);
+            let carried = self.pem_resume - pem_from;
             if let Some(seen) = self.pem_lf_seen {
                 let from = self.pem_skip.min(r);
                 self.pem_skip -= from;
@@ -833,6 +842,7 @@ impl RedactStream {
                     }
                 }
             }
+            self.pem_resume = carried.max(pem_from.saturating_sub(r));
         }
 
         spans.sort_unstable_by_key(|s| (s.start, s.label, std::cmp::Reverse(s.end)));
@@ -1278,6 +1288,31 @@ mod tests {
         );
         let want_begin = format!("{}[REDACTED:private-key]\nafter\n", "x".repeat(SEGMENT - 4));
         assert!(r.redact(&begin_cut) == want_begin, "whole");
+        // A BEGIN marker inside the closing dashes of an END marker split
+        // by the cut opens no block, as in one pass (review).
+        let begin_in_end = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}-----END RSA PRIVATE KEY-----BEGIN RSA PRIVATE KEY----- visible{}\nnext line\n",
+            "x".repeat(SEGMENT - 20),
+            "y".repeat(20_000)
+        );
+        let same_round = format!(
+            "{}-----BEGIN RSA PRIVATE KEY-----MIIFAKE-----END RSA PRIVATE KEY-----BEGIN RSA PRIVATE KEY----- visible{}\nnext line\n",
+            "x".repeat(SEGMENT - 60),
+            "y".repeat(20_000)
+        );
+        let tail = format!(
+            "[REDACTED:private-key]BEGIN RSA PRIVATE KEY----- visible{}\nnext line\n",
+            "y".repeat(20_000)
+        );
+        for text in [&begin_in_end, &same_round] {
+            assert!(r.redact(text).ends_with(&tail), "whole");
+            for size in [1000, 1 << 12, 1 << 16, 1 << 20] {
+                assert!(
+                    chunked(&r, text, size).ends_with(&tail),
+                    "BEGIN in END, writes of {size}"
+                );
+            }
+        }
         for size in [1000, 1 << 12, 1 << 16, 1 << 20] {
             assert!(
                 chunked(&r, &end_cut, size) == want,
