@@ -341,6 +341,7 @@ impl Redactor {
             behind: Zeroizing::new(Vec::new()),
             lower: Zeroizing::new(Vec::new()),
             spans: Vec::new(),
+            carried: Vec::new(),
             open_until: None,
         }
     }
@@ -415,6 +416,11 @@ pub struct RedactStream {
     /// marker ran past a forced cut): no BEGIN marker counts there.
     pem_resume: usize,
     spans: Vec<Span>,
+    /// Spans that start past a forced cut (a rule's keyword before it, its
+    /// value after), in the next round's coordinates: they are merged there,
+    /// with the spans found after the cut, so a region's marker is chosen
+    /// among all its spans as in one pass.
+    carried: Vec<Span>,
     /// The decoding view of the line being looked at (reused).
     view: View,
     /// The joined view of wrapped base64 lines (reused).
@@ -540,6 +546,7 @@ impl RedactStream {
         self.pem_resume = 0;
         self.mid_line = false;
         self.open_until = None;
+        self.carried.clear();
     }
 
     /// Bytes currently held back.
@@ -642,6 +649,7 @@ impl RedactStream {
         let inner = Arc::clone(&self.r.inner);
         let mut spans = std::mem::take(&mut self.spans);
         spans.clear();
+        spans.append(&mut self.carried);
 
         // Registered single-line forms, with look-ahead past a forced cut.
         let hay_end = if forced {
@@ -847,6 +855,21 @@ impl RedactStream {
 
         spans.sort_unstable_by_key(|s| (s.start, s.label, std::cmp::Reverse(s.end)));
         spans.dedup_by_key(|s| (s.start, s.end, s.label));
+        // A span that starts past the cut is decided in the next round: one
+        // found there may start at the same byte and rank first for the
+        // marker (CI, session 12: `TOKEN=` before a forced cut, a GitLab
+        // token after it, marked as the assignment).
+        let next = spans.partition_point(|s| s.start < r);
+        self.carried.extend(spans.drain(next..).map(|s| Span {
+            start: s.start - r,
+            // An open PEM block's span ends nowhere (`usize::MAX`).
+            end: if s.end == usize::MAX {
+                s.end
+            } else {
+                s.end - r
+            },
+            label: s.label,
+        }));
 
         // Merge and emit.
         let mut cursor = 0usize;
