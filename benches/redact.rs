@@ -4,7 +4,11 @@
 //!   their derived forms), all rules on, one-shot;
 //! - `dense_1pct/1000`: 1% of lines carry a secret or a token;
 //! - `stream_<chunk>/1000`: clean log through `RedactWriter` in 4 KiB and
-//!   64 KiB writes.
+//!   64 KiB writes;
+//! - `one_write_unterminated/32MiB`: one write of a 32 MiB line without a
+//!   line end, rules only (cut into segments inside the write);
+//! - `multi_line_secrets/200`: 20,000 writes of a 73-byte log line with 200
+//!   registered multi-line secrets of 2 KB (the holdback asks each cut).
 //!
 //! Sample sizes are small so the suite ends in a few minutes on a shared
 //! 2-core machine.
@@ -71,6 +75,34 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    let long = vec![b'x'; 32 << 20];
+    let builtin = Redactor::builtin();
+    g.throughput(Throughput::Bytes(long.len() as u64));
+    g.bench_function("one_write_unterminated/32MiB", |b| {
+        b.iter(|| black_box(builtin.redact_bytes(black_box(&long))).len())
+    });
+    let mut mb = RedactorBuilder::new();
+    for i in 0..200 {
+        let lines: Vec<String> = (0..26)
+            .map(|l| format!("MII{i:05}{l:02}{}", "Fake0123456789".repeat(4)))
+            .collect();
+        mb.add_secret(&SecretString::from(lines.join("\n")))
+            .expect("long enough");
+    }
+    let multi = mb.build().expect("builds");
+    let line = b"2024-01-01T00:00:00Z INFO worker: compiling crate foo v0.1.0 step 1234\n";
+    g.throughput(Throughput::Bytes(20_000 * line.len() as u64));
+    g.bench_function("multi_line_secrets/200", |b| {
+        b.iter(|| {
+            let mut s = multi.stream();
+            let mut out = Vec::with_capacity(20_000 * line.len());
+            for _ in 0..20_000 {
+                s.push(line, &mut out);
+            }
+            s.finish(&mut out);
+            out.len()
+        })
+    });
     g.finish();
 }
 

@@ -37,6 +37,7 @@ pub mod engine;
 pub mod forms;
 pub mod io;
 pub mod literal;
+mod prefixes;
 pub mod rules;
 pub mod synth;
 mod wrapped;
