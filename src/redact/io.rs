@@ -33,19 +33,26 @@ impl<W: Write> RedactWriter<W> {
     }
 
     fn drain(&mut self) -> io::Result<()> {
-        if let Some(w) = self.inner.as_mut() {
-            while !self.out.is_empty() {
-                match w.write(&self.out) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        self.out.drain(..n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
+        let Some(w) = self.inner.as_mut() else {
+            return Ok(());
+        };
+        // Written bytes are dropped once, at the end: dropping them after
+        // each partial write moved the rest every time, quadratic for one
+        // large write into a pipe that takes 64 KiB at a time.
+        let mut done = 0;
+        let result = loop {
+            if done == self.out.len() {
+                break Ok(());
             }
-        }
-        Ok(())
+            match w.write(&self.out[done..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.out.drain(..done);
+        result
     }
 
     /// Ends the stream: writes everything held back, flushes, and returns
@@ -90,5 +97,83 @@ impl<W: Write> Drop for RedactWriter<W> {
                 let _ = w.flush();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::redact::RedactorBuilder;
+    use secrecy::SecretString;
+
+    /// Takes at most 7 bytes per write; while `flaky`, every third call is
+    /// interrupted and every fifth fails, as a slow, busy pipe would.
+    struct Trickle {
+        got: Vec<u8>,
+        calls: usize,
+        flaky: Rc<Cell<bool>>,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.flaky.get() && self.calls % 3 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.flaky.get() && self.calls % 5 == 0 {
+                return Err(io::Error::other("pipe busy"));
+            }
+            let n = buf.len().min(7);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_and_errors_lose_and_repeat_nothing() {
+        let mut b = RedactorBuilder::new();
+        b.add_secret(&SecretString::from("FAKE-secret-value-42"))
+            .expect("long enough");
+        let r = b.build().expect("builds");
+        let text: String = (0..200)
+            .map(|i| format!("line {i} FAKE-secret-value-42 done\n"))
+            .collect();
+        let flaky = Rc::new(Cell::new(true));
+        let mut w = RedactWriter::new(
+            &r,
+            Trickle {
+                got: Vec::new(),
+                calls: 0,
+                flaky: Rc::clone(&flaky),
+            },
+        );
+        let mut errors = 0;
+        for chunk in text.as_bytes().chunks(333) {
+            // An error is from draining earlier output, before the input is
+            // taken: the same chunk is written again.
+            loop {
+                match w.write(chunk) {
+                    Ok(n) => {
+                        assert_eq!(n, chunk.len());
+                        break;
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        assert!(errors > 0, "the pipe never failed: the test tests nothing");
+        flaky.set(false);
+        let got = w.finish().expect("a clean pipe takes the rest").got;
+        assert_eq!(
+            String::from_utf8(got).expect("UTF-8"),
+            r.redact(&text),
+            "output lost or repeated"
+        );
     }
 }
