@@ -41,7 +41,7 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::util::syntax;
-use regex_automata::{Anchored, Input, PatternID, meta};
+use regex_automata::{Anchored, Input, PatternID, hybrid, meta};
 use zeroize::Zeroize;
 
 /// How a rule matches.
@@ -509,9 +509,42 @@ struct LineRule {
     index: usize,
     re: meta::Regex,
     group: Option<usize>,
+    /// Its pattern, for `dfa`.
+    pattern: &'static str,
+    /// A lazy DFA of the pattern, built on first use: only a match cut
+    /// short by a window asks it (`alive_through`).
+    dfa: OnceLock<hybrid::dfa::DFA>,
 }
 
 impl LineRule {
+    /// Whether a match tried at `hay[at]` could still go on to match after
+    /// `hay[at..end]`: the pattern's automaton, started there, is not dead
+    /// at `end` (a partial match, spec §4.1). A lazy DFA that gives up
+    /// counts as alive: the caller then masks more, never less.
+    fn alive_through(&self, hay: &[u8], at: usize, end: usize) -> bool {
+        let dfa = self.dfa.get_or_init(|| {
+            hybrid::dfa::DFA::builder()
+                .syntax(syntax::Config::new().unicode(false).utf8(false))
+                .build(self.pattern)
+                .expect("rule table regex")
+        });
+        let mut cache = dfa.create_cache();
+        let input = Input::new(&hay[..end])
+            .range(at..end)
+            .anchored(Anchored::Yes);
+        let Ok(mut sid) = dfa.start_state_forward(&mut cache, &input) else {
+            return true;
+        };
+        for &b in &hay[at..end] {
+            match dfa.next_state(&mut cache, sid, b) {
+                Ok(next) if next.is_dead() => return false,
+                Ok(next) => sid = next,
+                Err(_) => return true,
+            }
+        }
+        true
+    }
+
     /// Whether this rule turns down placeholders and `hay[part]` is one.
     fn placeholder_at(&self, hay: &[u8], part: regex_automata::Span) -> bool {
         RULES[self.index].placeholders && is_placeholder(&hay[part.start..part.end])
@@ -706,6 +739,8 @@ impl RuleSet {
                         index: i,
                         re,
                         group,
+                        pattern: p,
+                        dfa: OnceLock::new(),
                     });
                 }
                 RuleKind::PemBlock { begin, end } => {
@@ -916,7 +951,24 @@ impl RuleSet {
                     .range(at..reach_end)
                     .anchored(Anchored::Yes);
                 rule.re.search_captures(&input, c);
-                let Some(m) = c.get_match() else { continue };
+                let Some(m) = c.get_match() else {
+                    // None in the window. Where the window ends at the
+                    // reach (the line goes on), a match still possible
+                    // there is masked from its start to the window's end
+                    // (spec §4.1): a JWT, a URL password, a quoted value
+                    // longer than the reach across a segment boundary. It
+                    // starts in the segment, so it is over RULE_REACH long.
+                    if reach_end == seg_end.saturating_add(RULE_REACH)
+                        && rule.alive_through(hay, at, reach_end)
+                    {
+                        last[slot] = (seg_start, reach_end);
+                        out.push(TokenMatch {
+                            rule: &RULES[rule.index],
+                            range: at..reach_end,
+                        });
+                    }
+                    continue;
+                };
                 last[slot] = (seg_start, m.end());
                 let part = rule.group.and_then(|g| c.get_group(g)).unwrap_or(m.span());
                 if part.start < part.end && !rule.placeholder_at(hay, part) {
