@@ -520,23 +520,32 @@ impl LineRule {
     /// Whether a match tried at `hay[at]` could still go on to match after
     /// `hay[at..end]`: the pattern's automaton, started there, is not dead
     /// at `end` (a partial match, spec §4.1). A lazy DFA that gives up
-    /// counts as alive: the caller then masks more, never less.
-    fn alive_through(&self, hay: &[u8], at: usize, end: usize) -> bool {
+    /// counts as alive: the caller then masks more, never less. `cache`:
+    /// the DFA's states built so far, kept by the caller across hits
+    /// (building them again per hit made a long line of failing hits
+    /// twenty times slower).
+    fn alive_through(
+        &self,
+        cache: &mut Option<hybrid::dfa::Cache>,
+        hay: &[u8],
+        at: usize,
+        end: usize,
+    ) -> bool {
         let dfa = self.dfa.get_or_init(|| {
             hybrid::dfa::DFA::builder()
                 .syntax(syntax::Config::new().unicode(false).utf8(false))
                 .build(self.pattern)
                 .expect("rule table regex")
         });
-        let mut cache = dfa.create_cache();
+        let cache = cache.get_or_insert_with(|| dfa.create_cache());
         let input = Input::new(&hay[..end])
             .range(at..end)
             .anchored(Anchored::Yes);
-        let Ok(mut sid) = dfa.start_state_forward(&mut cache, &input) else {
+        let Ok(mut sid) = dfa.start_state_forward(cache, &input) else {
             return true;
         };
         for &b in &hay[at..end] {
-            match dfa.next_state(&mut cache, sid, b) {
+            match dfa.next_state(cache, sid, b) {
                 Ok(next) if next.is_dead() => return false,
                 Ok(next) => sid = next,
                 Err(_) => return true,
@@ -879,6 +888,10 @@ impl RuleSet {
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
             (0..self.line.len()).map(|_| None).collect();
+        // Lazy DFA caches per line rule, for partial matches, made on first
+        // use.
+        let mut dfa_caches: Vec<Option<hybrid::dfa::Cache>> =
+            (0..self.line.len()).map(|_| None).collect();
         // Per line rule: the segment of its last match and where that match
         // ended; no match of it may start before that in the same segment
         // (non-overlap; segments are searched independently).
@@ -959,7 +972,7 @@ impl RuleSet {
                     // longer than the reach across a segment boundary. It
                     // starts in the segment, so it is over RULE_REACH long.
                     if reach_end == seg_end.saturating_add(RULE_REACH)
-                        && rule.alive_through(hay, at, reach_end)
+                        && rule.alive_through(&mut dfa_caches[slot], hay, at, reach_end)
                     {
                         last[slot] = (seg_start, reach_end);
                         out.push(TokenMatch {
