@@ -96,6 +96,15 @@ pub struct Rule {
 
 /// The rule table, in priority order (when two rules' matches start at the
 /// same byte, the earlier rule names the redaction).
+/// The rules whose match may be *partial* at a long line's window (spec
+/// §4.1): past their keyword, the pattern is runs of the token's own
+/// alphabet up to a delimiter it needs (a JWT's dots, a URL password's `@`,
+/// a quoted value's closing quote), so an automaton still alive at the
+/// window's end is inside such a run. A rule with an open gap (`curl` ...
+/// `-u`, `login` ... `-p`) stays alive over any text and would mask the
+/// rest of the window: it is not listed (review, session 12).
+pub const PARTIAL_MATCH_RULES: &[&str] = &["jwt", "url-password", "docker-config-auth"];
+
 static RULES: &[Rule] = &[
     Rule {
         id: "github-pat",
@@ -511,6 +520,8 @@ struct LineRule {
     group: Option<usize>,
     /// Its pattern, for `dfa`.
     pattern: &'static str,
+    /// Listed in [`PARTIAL_MATCH_RULES`].
+    partial: bool,
     /// A lazy DFA of the pattern, built on first use: only a match cut
     /// short by a window asks it (`alive_through`).
     dfa: OnceLock<hybrid::dfa::DFA>,
@@ -749,6 +760,7 @@ impl RuleSet {
                         re,
                         group,
                         pattern: p,
+                        partial: PARTIAL_MATCH_RULES.contains(&r.id),
                         dfa: OnceLock::new(),
                     });
                 }
@@ -971,7 +983,8 @@ impl RuleSet {
                     // (spec §4.1): a JWT, a URL password, a quoted value
                     // longer than the reach across a segment boundary. It
                     // starts in the segment, so it is over RULE_REACH long.
-                    if reach_end == seg_end.saturating_add(RULE_REACH)
+                    if rule.partial
+                        && reach_end == seg_end.saturating_add(RULE_REACH)
                         && rule.alive_through(&mut dfa_caches[slot], hay, at, reach_end)
                     {
                         last[slot] = (seg_start, reach_end);
@@ -1176,6 +1189,17 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn partial_match_rules_are_line_rules_of_the_table() {
+        for id in PARTIAL_MATCH_RULES {
+            let rule = rules().iter().find(|r| r.id == *id);
+            assert!(
+                matches!(rule.map(|r| &r.kind), Some(RuleKind::Line(_))),
+                "{id}: not a line rule of the table"
+            );
+        }
+    }
 
     const GHP: &str = "ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0000";
 
