@@ -44,10 +44,9 @@ fn remote_vectors() {
             (false, Err(e)) => {
                 if let Some((userinfo, _)) =
                     url.split_once("://").and_then(|(_, r)| r.split_once('@'))
+                    && e.to_string().contains(userinfo)
                 {
-                    if e.to_string().contains(userinfo) {
-                        failures.push(format!("{id}: the error echoes the user-info"));
-                    }
+                    failures.push(format!("{id}: the error echoes the user-info"));
                 }
             }
             (true, Err(e)) => failures.push(format!("{id}: refused ({e}), want accepted")),

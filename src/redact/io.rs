@@ -120,10 +120,10 @@ mod tests {
     impl Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.calls += 1;
-            if self.flaky.get() && self.calls % 3 == 0 {
+            if self.flaky.get() && self.calls.is_multiple_of(3) {
                 return Err(io::ErrorKind::Interrupted.into());
             }
-            if self.flaky.get() && self.calls % 5 == 0 {
+            if self.flaky.get() && self.calls.is_multiple_of(5) {
                 return Err(io::Error::other("pipe busy"));
             }
             let n = buf.len().min(7);
