@@ -21,8 +21,8 @@
 //! - *Speed from the shape of secrets.* Registered forms are long and
 //!   high-entropy, so a sampled window filter ([`literal`]) replaces an
 //!   automaton over tens of thousands of literals; rules are found
-//!   keyword-first (two SIMD passes find where keywords start, each rule's
-//!   regex runs anchored there).
+//!   keyword-first (one SIMD pass finds where keywords start, in any case
+//!   where the rule says so, and each rule's regex runs anchored there).
 //! - *Over-masking is bounded.* Secrets shorter than the minimum length (8)
 //!   are refused (`secret_too_short`) instead of masking every short word.
 //!
@@ -34,6 +34,7 @@
 pub mod async_io;
 mod decode;
 pub mod engine;
+mod keywords;
 pub mod forms;
 pub mod io;
 pub mod literal;

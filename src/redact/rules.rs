@@ -22,9 +22,9 @@
 //! matching independent of how a stream is cut into writes.
 //!
 //! For speed, every rule names the *keywords* its matches start with
-//! (`ghp_`, `://`, `token`...). [`RuleSet`] searches all keywords in one
-//! SIMD Aho-Corasick pass over a whole buffer and runs a rule's regex only
-//! where one of its keywords starts, anchored there. A single DFA over the
+//! (`ghp_`, `://`, `token`...). [`RuleSet`] finds where keywords start in
+//! one SIMD pass over a whole buffer and runs a rule's regex only where
+//! one of its keywords starts, anchored there. A single DFA over the
 //! alternation of all rules was measured at about a tenth of the speed. Rules
 //! whose keywords are shorter than 3 bytes (the legacy Vault `s.` tokens,
 //! Twilio's `SK`) get a separate regex pass, all of them in one multi-pattern
@@ -43,6 +43,8 @@ use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID, hybrid, meta};
 use zeroize::Zeroize;
+
+use super::keywords::{Hit, KeywordFilter};
 
 /// How a rule matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -415,9 +417,15 @@ impl TokenMatch {
 /// Compiling is done once per process ([`RuleSet::get`]); the set is
 /// immutable and shared across threads.
 ///
-/// Line rules are found keyword-first: Aho-Corasick passes (Teddy, a SIMD
-/// prefilter) over a whole buffer find where a keyword starts, and only
-/// there is the rule's regex run, anchored. Two passes:
+/// Line rules are found keyword-first: a SIMD pass over a whole buffer
+/// finds where a keyword starts, and only there is the rule's regex run,
+/// anchored. The keywords make two *searches*, each with aho-corasick's
+/// leftmost-longest semantics (the triggers below are built for them).
+/// Where the processor has AVX-512 VBMI, both are done by one pass with
+/// exact byte tables over the text as written (`keywords.rs`: on the
+/// short-line log the redactor spends 0.81 of its CPU time with it, 0.67
+/// rules only; benches/README, session 13). Elsewhere each is an
+/// aho-corasick pass (Teddy, a SIMD prefilter), chosen as follows:
 ///
 /// - the keywords of every rule but those below (all of 4 bytes or more),
 ///   lower-cased, over a lower-cased copy of the text ([`line_keywords`]
@@ -456,6 +464,10 @@ pub struct RuleSet {
     /// finds the lines where any of them matches, and only those lines are
     /// searched rule by rule (see `scan_lines`).
     direct_any: Option<meta::Regex>,
+    /// Both keyword searches in one SIMD pass over the text as written,
+    /// where the processor has it (`keywords.rs`); else the two
+    /// aho-corasick passes.
+    keyword_filter: Option<KeywordFilter>,
     /// The length of the longest keyword.
     keyword_max: usize,
     /// PEM block rule: index, BEGIN regex (run anchored where its keyword
@@ -468,6 +480,8 @@ pub struct RuleSet {
 #[derive(Debug)]
 struct Keywords {
     ac: AhoCorasick,
+    /// The keywords searched (the automaton's patterns, in its order).
+    keywords: Vec<String>,
     triggers: Vec<Vec<(usize, usize)>>,
 }
 
@@ -509,7 +523,11 @@ impl Keywords {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&uniq)
             .expect("rule keywords");
-        Keywords { ac, triggers }
+        Keywords {
+            ac,
+            keywords: uniq,
+            triggers,
+        }
     }
 }
 
@@ -842,15 +860,69 @@ impl RuleSet {
                 .build_many(&patterns)
                 .expect("rule table regex")
         });
+        let exact3 = Keywords::build(&set(true));
+        let folded = Keywords::build(&folded);
+        let keyword_filter =
+            KeywordFilter::new(&[(&exact3.keywords, false), (&folded.keywords, true)]);
         RuleSet {
             line,
-            exact3: Keywords::build(&set(true)),
-            folded: Keywords::build(&folded),
+            exact3,
+            folded,
+            keyword_filter,
             direct,
             direct_any,
             keyword_max,
             pem,
         }
+    }
+
+    /// Where keywords start in `hay` before `limit`: each search's
+    /// leftmost-longest hits (aho-corasick's), merged in order of start,
+    /// the 3-byte search first at a tie. One SIMD pass where the processor
+    /// has it; else the two aho-corasick passes, the any-case one over a
+    /// lower-cased copy of `hay` made in `lower`.
+    fn keyword_hits(&self, hay: &[u8], limit: usize, lower: &mut Vec<u8>) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        if let Some(f) = &self.keyword_filter {
+            f.hits(hay, limit, &mut hits);
+            return hits;
+        }
+        self.keyword_hits_ac(hay, limit, lower, &mut hits);
+        hits
+    }
+
+    /// [`RuleSet::keyword_hits`] by the aho-corasick passes.
+    fn keyword_hits_ac(&self, hay: &[u8], limit: usize, lower: &mut Vec<u8>, hits: &mut Vec<Hit>) {
+        if lower.capacity() < hay.len() {
+            // Grown while empty: the old buffer held text, and is wiped.
+            lower.zeroize();
+            lower.reserve(hay.len());
+        }
+        lower.clear();
+        // One fused pass (a copy, then `make_ascii_lowercase`, ran at a
+        // third of the speed).
+        lower.extend(hay.iter().map(u8::to_ascii_lowercase));
+        for (search, m) in self.exact3.ac.find_iter(hay).map(|m| (0, m)) {
+            if m.start() >= limit {
+                break;
+            }
+            hits.push(Hit {
+                start: m.start(),
+                search,
+                index: m.pattern().as_usize(),
+            });
+        }
+        for m in self.folded.ac.find_iter(&lower[..]) {
+            if m.start() >= limit {
+                break;
+            }
+            hits.push(Hit {
+                start: m.start(),
+                search: 1,
+                index: m.pattern().as_usize(),
+            });
+        }
+        hits.sort_unstable();
     }
 
     /// Every line-rule match starting in `hay[starts]`, in no particular
@@ -883,20 +955,13 @@ impl RuleSet {
         pem: &mut Vec<usize>,
     ) {
         let (behind, limit) = (starts.start, starts.end);
-        if lower.capacity() < hay.len() {
-            // Grown while empty: the old buffer held text, and is wiped.
-            lower.zeroize();
-            lower.reserve(hay.len());
-        }
         // Keywords are searched a little past `limit`, so one that starts
         // before it and ends after it (a long line cut there) is found.
         let kw_end = limit
             .saturating_add(self.keyword_max.saturating_sub(1))
             .min(hay.len());
-        lower.clear();
-        // One fused pass (a copy, then `make_ascii_lowercase`, ran at a
-        // third of the speed).
-        lower.extend(hay[..kw_end].iter().map(u8::to_ascii_lowercase));
+        let hits = self.keyword_hits(&hay[..kw_end], limit, lower);
+        let searches = [&self.exact3.triggers, &self.folded.triggers];
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
             (0..self.line.len()).map(|_| None).collect();
@@ -911,38 +976,14 @@ impl RuleSet {
         // The segment being searched: [seg_start, seg_end), matches reach
         // to reach_end.
         let (mut seg_start, mut seg_end, mut reach_end) = (0usize, 0usize, 0usize);
-        // The keyword searches' hits, merged by position. Each rule is in
-        // one of them only, so each rule still sees its hits in order.
-        let mut searches = [
-            (
-                self.exact3.ac.find_iter(&hay[..kw_end]).peekable(),
-                &self.exact3.triggers,
-            ),
-            (
-                self.folded.ac.find_iter(&lower[..]).peekable(),
-                &self.folded.triggers,
-            ),
-        ];
-        loop {
-            let mut first: Option<(usize, usize)> = None;
-            for (i, (it, _)) in searches.iter_mut().enumerate() {
-                if let Some(m) = it.peek()
-                    && first.is_none_or(|(_, at)| m.start() < at)
-                {
-                    first = Some((i, m.start()));
-                }
-            }
-            let Some((i, _)) = first else { break };
-            let (it, triggers) = &mut searches[i];
-            let triggers: &Vec<Vec<(usize, usize)>> = triggers;
-            let hit = it.next();
-            let Some(hit) = hit else { break };
-            let p = hit.start();
+        for hit in hits {
+            let triggers = searches[hit.search];
+            let p = hit.start;
             if p >= limit {
-                // Context only; every later hit starts later still.
-                continue;
+                // Context only (none is reported).
+                break;
             }
-            for &(off, slot) in &triggers[hit.pattern().as_usize()] {
+            for &(off, slot) in &triggers[hit.index] {
                 let at = p + off;
                 if at >= limit || at < behind {
                     continue;
@@ -1505,6 +1546,97 @@ mod tests {
             got.sort_by_key(|(id, r)| (r.start, *id));
             proptest::prop_assert_eq!(got, direct_by_rule(set, hay, behind, limit, segment));
         }
+    }
+
+    /// Every keyword of both searches, with a random change of case, cut
+    /// short, or followed by its own start (`tokentoken`, `://://`).
+    fn keyword_pieces() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let set = RuleSet::get();
+        let kws: Vec<String> = set
+            .exact3
+            .keywords
+            .iter()
+            .chain(&set.folded.keywords)
+            .cloned()
+            .collect();
+        let others: Vec<&'static [u8]> = vec![
+            b" ",
+            b"\n",
+            b"\r",
+            b"x",
+            b"0",
+            b"=",
+            b":",
+            b"\xc3\xa9",
+            b"\xff",
+            b"\x80",
+            b"\0",
+            b"\xf4",
+            b"\xe1",
+            b"\xba",
+            b"\xaf",
+        ];
+        prop_oneof![
+            3 => (proptest::sample::select(kws), any::<u64>(), 0usize..3).prop_map(
+                |(k, case, how)| {
+                    let mut b: Vec<u8> = k
+                        .bytes()
+                        .enumerate()
+                        .map(|(i, c)| if case >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                        .collect();
+                    match how {
+                        0 => {}
+                        1 => b.truncate(b.len() - 1),
+                        _ => b.extend_from_slice(&k.as_bytes()[..2]),
+                    }
+                    b
+                }
+            ),
+            2 => proptest::sample::select(others).prop_map(|b| b.to_vec()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// The one SIMD pass (where the processor has it) and its plain-code
+        /// twin (everywhere) report the hits of the two aho-corasick passes:
+        /// keywords in any case, cut short, overlapping, beside bytes of
+        /// 0x80 and above, at the end of the text and of a limit.
+        #[test]
+        fn the_keyword_filter_finds_the_hits_of_the_aho_corasick_passes(
+            pieces in proptest::collection::vec(keyword_pieces(), 0..60),
+            limit_at in 0.0f64..=1.0,
+        ) {
+            let hay = pieces.concat();
+            let limit = (hay.len() as f64 * limit_at) as usize;
+            let set = RuleSet::get();
+            let mut want = Vec::new();
+            set.keyword_hits_ac(&hay, limit, &mut Vec::new(), &mut want);
+            let got = set.keyword_hits(&hay, limit, &mut Vec::new());
+            proptest::prop_assert_eq!(&got, &want);
+            let plain = KeywordFilter::build(&[
+                (&set.exact3.keywords, false),
+                (&set.folded.keywords, true),
+            ])
+            .expect("the rules' keywords suit the filter");
+            let mut twin = Vec::new();
+            plain.hits_with(&hay, limit, &mut twin);
+            proptest::prop_assert_eq!(&twin, &want);
+        }
+    }
+
+    /// The rules' keywords suit the filter (3 bytes or more, ASCII), so
+    /// a processor with AVX-512 VBMI uses it.
+    #[test]
+    fn the_keyword_filter_is_used_where_the_processor_has_it() {
+        let set = RuleSet::get();
+        #[cfg(target_arch = "x86_64")]
+        let simd = std::arch::is_x86_feature_detected!("avx512vbmi")
+            && std::arch::is_x86_feature_detected!("avx512bw");
+        #[cfg(not(target_arch = "x86_64"))]
+        let simd = false;
+        assert_eq!(set.keyword_filter.is_some(), simd);
     }
 
     /// The BEGIN keyword is searched with the others, non-overlapping: a
