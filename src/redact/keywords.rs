@@ -247,54 +247,60 @@ impl KeywordFilter {
             _mm512_loadu_si512(self.tables[j][64 * part..].as_ptr().cast())
         };
         let tables: [(__m512i, __m512i); 4] = std::array::from_fn(|j| (t(j, 0), t(j, 1)));
-        // The buckets of the 64 positions from `ptr`. `vpermi2b` reads an
-        // index's low 7 bits: a byte of 0x80 or more is looked up as the
-        // ASCII byte it ends like, which can only add candidates (no
-        // keyword holds such a byte), and confirmation compares the bytes
-        // themselves.
-        let block = |ptr: *const u8| -> __m512i {
+        // The text is read in place while a block's 67 bytes are there;
+        // the last positions from a copy padded with zeros (a zero passes
+        // only where a bucket takes any byte, 3-byte keywords, and
+        // confirmation checks the bounds). Wiped: it holds text.
+        let mut buf = [0u8; 64 + 67];
+        let mut copied_at = None;
+        let mut i = 0;
+        while i < limit {
+            let ptr = if i + 67 <= hay.len() {
+                unsafe { hay.as_ptr().add(i) }
+            } else {
+                let from = *copied_at.get_or_insert_with(|| {
+                    buf[..hay.len() - i].copy_from_slice(&hay[i..]);
+                    i
+                });
+                unsafe { buf.as_ptr().add(i - from) }
+            };
+            // The buckets of the 64 positions from `ptr`. `vpermi2b` reads
+            // an index's low 7 bits: a byte of 0x80 or more is looked up as
+            // the ASCII byte it ends like, which can only add candidates (no
+            // keyword holds such a byte), and confirmation compares the
+            // bytes themselves.
             let mut c = _mm512_set1_epi8(-1);
             for (j, (lo, hi)) in tables.iter().enumerate() {
                 let v = unsafe { _mm512_loadu_si512(ptr.add(j).cast()) };
                 c = _mm512_and_si512(c, _mm512_permutex2var_epi8(*lo, v, *hi));
             }
-            c
-        };
-        let mut report = |base: usize, c: __m512i, keep: u64| {
-            let mut m = _mm512_test_epi8_mask(c, c) & keep;
-            if m == 0 {
-                return;
+            let keep = if limit - i >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << (limit - i)) - 1
+            };
+            let m = _mm512_test_epi8_mask(c, c) & keep;
+            if m != 0 {
+                let mut a = [0u8; 64];
+                unsafe { _mm512_storeu_si512(a.as_mut_ptr().cast(), c) };
+                report(i, m, &a, f);
             }
-            let mut a = [0u8; 64];
-            unsafe { _mm512_storeu_si512(a.as_mut_ptr().cast(), c) };
-            while m != 0 {
-                let k = m.trailing_zeros() as usize;
-                m &= m - 1;
-                f(base + k, a[k]);
-            }
-        };
-        let keep = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
-        let mut i = 0;
-        while i < limit && i + 67 <= hay.len() {
-            let c = block(unsafe { hay.as_ptr().add(i) });
-            report(i, c, keep(limit - i));
             i += 64;
         }
-        if i < limit {
-            // The last positions, from a copy padded with zeros: a zero
-            // passes only where a bucket takes any byte (3-byte keywords),
-            // and confirmation checks the bounds. Wiped: it holds text.
-            let mut buf = [0u8; 64 + 67];
-            let n = hay.len() - i;
-            buf[..n].copy_from_slice(&hay[i..]);
-            let mut at = 0;
-            while i + at < limit {
-                let c = block(unsafe { buf.as_ptr().add(at) });
-                report(i + at, c, keep(limit - i - at));
-                at += 64;
-            }
-            buf.zeroize();
-        }
+        buf.zeroize();
+    }
+}
+
+/// Hands each candidate of a block to `f`: `m` its positions (bits), `a`
+/// their buckets. Out of line: candidates are rare, and the scan keeps its
+/// tables in registers.
+#[cold]
+#[inline(never)]
+fn report(base: usize, mut m: u64, a: &[u8; 64], f: &mut impl FnMut(usize, u8)) {
+    while m != 0 {
+        let k = m.trailing_zeros() as usize;
+        m &= m - 1;
+        f(base + k, a[k]);
     }
 }
 

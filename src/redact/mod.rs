@@ -34,9 +34,9 @@
 pub mod async_io;
 mod decode;
 pub mod engine;
-mod keywords;
 pub mod forms;
 pub mod io;
+mod keywords;
 pub mod literal;
 mod prefixes;
 pub mod rules;
