@@ -42,16 +42,38 @@
 //! caller removes them), so at most one keyword of a search starts at a
 //! position, and the search resumes after it.
 //!
+//! A search may instead report *every* start of its keywords and give the
+//! bytes that may follow them ([`Search::then`]): the rules with 2-byte
+//! keywords (`s.`, `SK`), whose regex is then tried at each such start.
+//! The two bytes after the keyword are then part of the fingerprint (but
+//! not confirmed: the regex decides), and those keywords get a bucket of
+//! their own, so that `s.` followed by a token's alphabet does not widen
+//! the other buckets' tables.
+//!
 //! Processors without AVX-512 VBMI keep the aho-corasick passes
 //! ([`KeywordFilter::new`] returns `None`); a test checks that both give the
 //! same hits, and the plain-code twin of the kernel ([`KeywordFilter::hits_with`])
 //! checks the tables on any processor.
+
+/// One search of the filter: its keywords and how they are found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Search<'a> {
+    pub keywords: &'a [String],
+    /// Keywords match in any ASCII case (they are given lower-cased).
+    pub any_case: bool,
+    /// `None`: aho-corasick's leftmost-longest hits, keywords of 3 bytes or
+    /// more. `Some(bytes)`: every start of a keyword, whose next bytes up
+    /// to the fourth are among `bytes` (a fingerprint only).
+    pub then: Option<&'a [u8]>,
+}
 
 /// One keyword of the filter.
 #[derive(Debug)]
 struct Keyword {
     bytes: Vec<u8>,
     any_case: bool,
+    /// Every start is a hit (its search has `then`).
+    every: bool,
     /// Which search it belongs to, and its index there.
     search: usize,
     index: usize,
@@ -78,15 +100,15 @@ pub(crate) struct KeywordFilter {
 
 const BUCKETS: usize = 8;
 
-/// The most searches one filter serves (the rules have two).
-const SEARCHES: usize = 2;
+/// The most searches one filter serves (the rules have three).
+const SEARCHES: usize = 3;
 
 impl KeywordFilter {
-    /// The filter of `searches`: each a list of keywords and whether they
-    /// are any-case (then given lower-cased). `None` when this processor
-    /// lacks AVX-512 VBMI, or a keyword is shorter than 3 bytes or not
-    /// ASCII: the caller then searches with aho-corasick.
-    pub(crate) fn new(searches: &[(&[String], bool)]) -> Option<KeywordFilter> {
+    /// The filter of `searches`. `None` when this processor lacks AVX-512
+    /// VBMI, or a keyword does not suit the filter (not ASCII, shorter than
+    /// 3 bytes without `then`, longer than 3 with it): the caller then
+    /// searches with aho-corasick.
+    pub(crate) fn new(searches: &[Search]) -> Option<KeywordFilter> {
         if !simd_available() {
             return None;
         }
@@ -95,22 +117,34 @@ impl KeywordFilter {
 
     /// As [`KeywordFilter::new`], whatever the processor (for the plain-code
     /// kernel).
-    pub(crate) fn build(searches: &[(&[String], bool)]) -> Option<KeywordFilter> {
+    pub(crate) fn build(searches: &[Search]) -> Option<KeywordFilter> {
         if searches.len() > SEARCHES {
             return None;
         }
         let mut keywords = Vec::new();
-        for (s, (kws, any_case)) in searches.iter().enumerate() {
-            for (i, k) in kws.iter().enumerate() {
-                if k.len() < 3 || !k.is_ascii() {
+        let mut then = [false; 128];
+        for (s, search) in searches.iter().enumerate() {
+            for (i, k) in search.keywords.iter().enumerate() {
+                let fits = match search.then {
+                    None => k.len() >= 3,
+                    Some(_) => (1..4).contains(&k.len()),
+                };
+                if !fits || !k.is_ascii() {
                     return None;
                 }
                 keywords.push(Keyword {
                     bytes: k.as_bytes().to_vec(),
-                    any_case: *any_case,
+                    any_case: search.any_case,
+                    every: search.then.is_some(),
                     search: s,
                     index: i,
                 });
+            }
+            for &b in search.then.unwrap_or_default() {
+                if b >= 0x80 {
+                    return None;
+                }
+                then[usize::from(b)] = true;
             }
         }
         // Keywords with similar beginnings share a bucket, so a bucket's
@@ -126,11 +160,21 @@ impl KeywordFilter {
             (k.bytes.len() >= 4, head)
         };
         order.sort_by_key(|&i| key(&keywords[i]));
-        let per = keywords.len().div_ceil(BUCKETS).max(1);
+        // The keywords with `then` in the last bucket, the others spread
+        // over the rest.
+        let every = keywords.iter().filter(|k| k.every).count();
+        let shared = if every > 0 { BUCKETS - 1 } else { BUCKETS };
+        let per = (keywords.len() - every).div_ceil(shared).max(1);
         let mut buckets = vec![Vec::new(); BUCKETS];
         let mut tables = [[0u8; 128]; 4];
-        for (n, &i) in order.iter().enumerate() {
-            let b = n / per;
+        let mut n = 0;
+        for &i in &order {
+            let b = if keywords[i].every {
+                BUCKETS - 1
+            } else {
+                n += 1;
+                (n - 1) / per
+            };
             buckets[b].push(i);
             let bit = 1u8 << b;
             let k = &keywords[i];
@@ -141,6 +185,11 @@ impl KeywordFilter {
                         if k.any_case {
                             table[c.to_ascii_uppercase() as usize] |= bit;
                             table[c.to_ascii_lowercase() as usize] |= bit;
+                        }
+                    }
+                    None if k.every => {
+                        for (t, _) in table.iter_mut().zip(then).filter(|(_, ok)| *ok) {
+                            *t |= bit;
                         }
                     }
                     None => table.iter_mut().for_each(|t| *t |= bit),
@@ -154,9 +203,10 @@ impl KeywordFilter {
         })
     }
 
-    /// Every hit starting before `limit` in `hay`, each search
-    /// leftmost-longest and non-overlapping, in order of start (then of
-    /// search). Keywords may run past `limit` (to the end of `hay`).
+    /// Every hit starting before `limit` in `hay`, in order of start (then
+    /// of search): each search without `then` leftmost-longest and
+    /// non-overlapping, each with it every start of a keyword. Keywords
+    /// may run past `limit` (to the end of `hay`).
     pub(crate) fn hits(&self, hay: &[u8], limit: usize, out: &mut Vec<Hit>) {
         #[cfg(target_arch = "x86_64")]
         {
@@ -201,7 +251,7 @@ impl KeywordFilter {
                 bits &= bits - 1;
                 for &i in &self.buckets[b] {
                     let k = &self.keywords[i];
-                    if at < resume[k.search] {
+                    if at < resume[k.search] && !k.every {
                         continue;
                     }
                     let Some(text) = hay.get(at..at + k.bytes.len()) else {

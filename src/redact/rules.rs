@@ -27,9 +27,11 @@
 //! one of its keywords starts, anchored there. A single DFA over the
 //! alternation of all rules was measured at about a tenth of the speed. Rules
 //! whose keywords are shorter than 3 bytes (the legacy Vault `s.` tokens,
-//! Twilio's `SK`) get a separate regex pass, all of them in one multi-pattern
-//! regex that finds the lines to search rule by rule, because 2-byte keywords
-//! would halve the speed of the shared search.
+//! Twilio's `SK`) are searched apart, all of them in one multi-pattern regex
+//! that finds the lines to search rule by rule, because 2-byte keywords
+//! would halve the speed of the shared search; where the keyword filter
+//! runs, it also gives the places where that regex may match (the keyword
+//! and the two bytes after it), and the regex is tried only there.
 //!
 //! Patterns are written in the common subset of Rust `regex`, RE2 and PCRE
 //! (with `(?-u:\b)`, an ASCII word boundary, spelled `\b` elsewhere), so a
@@ -44,7 +46,7 @@ use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID, hybrid, meta};
 use zeroize::Zeroize;
 
-use super::keywords::{Hit, KeywordFilter};
+use super::keywords::{Hit, KeywordFilter, Search};
 
 /// How a rule matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +108,12 @@ pub struct Rule {
 /// `-u`, `login` ... `-p`) stays alive over any text and would mask the
 /// rest of the window: it is not listed (review, session 12).
 pub const PARTIAL_MATCH_RULES: &[&str] = &["jwt", "url-password", "docker-config-auth"];
+
+/// The bytes that may follow a keyword of a rule with a keyword under 3
+/// bytes, in its next two bytes (`s.` then `[A-Za-z0-9]`, `b.` then
+/// `[A-Za-z0-9_-]`, `SK` then hex digits): the keyword filter's fingerprint
+/// of those rules (`keywords.rs`). A test tries every other byte there.
+const DIRECT_THEN: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
 static RULES: &[Rule] = &[
     Rule {
@@ -862,8 +870,16 @@ impl RuleSet {
         });
         let exact3 = Keywords::build(&set(true));
         let folded = Keywords::build(&folded);
-        let keyword_filter =
-            KeywordFilter::new(&[(&exact3.keywords, false), (&folded.keywords, true)]);
+        let direct_keywords: Vec<String> = all_kws
+            .iter()
+            .filter(|(_, slot, _)| direct.contains(slot))
+            .map(|(k, _, _)| k.clone())
+            .collect();
+        let keyword_filter = KeywordFilter::new(&Self::searches(
+            &exact3.keywords,
+            &folded.keywords,
+            &direct_keywords,
+        ));
         RuleSet {
             line,
             exact3,
@@ -876,11 +892,39 @@ impl RuleSet {
         }
     }
 
+    /// The keyword filter's searches: the 3-byte one as written, the
+    /// folded one in any case (each as its aho-corasick pass reports
+    /// them), and every start of the `direct` rules' keywords.
+    fn searches<'a>(
+        exact3: &'a [String],
+        folded: &'a [String],
+        direct: &'a [String],
+    ) -> [Search<'a>; 3] {
+        [
+            Search {
+                keywords: exact3,
+                any_case: false,
+                then: None,
+            },
+            Search {
+                keywords: folded,
+                any_case: true,
+                then: None,
+            },
+            Search {
+                keywords: direct,
+                any_case: false,
+                then: Some(DIRECT_THEN),
+            },
+        ]
+    }
+
     /// Where keywords start in `hay` before `limit`: each search's
     /// leftmost-longest hits (aho-corasick's), merged in order of start,
     /// the 3-byte search first at a tie. One SIMD pass where the processor
-    /// has it; else the two aho-corasick passes, the any-case one over a
-    /// lower-cased copy of `hay` made in `lower`.
+    /// has it, which also reports (as search 2) the places where a `direct`
+    /// rule may match; else the two aho-corasick passes, the any-case one
+    /// over a lower-cased copy of `hay` made in `lower`.
     fn keyword_hits(&self, hay: &[u8], limit: usize, lower: &mut Vec<u8>) -> Vec<Hit> {
         let mut hits = Vec::new();
         if let Some(f) = &self.keyword_filter {
@@ -976,7 +1020,7 @@ impl RuleSet {
         // The segment being searched: [seg_start, seg_end), matches reach
         // to reach_end.
         let (mut seg_start, mut seg_end, mut reach_end) = (0usize, 0usize, 0usize);
-        for hit in hits {
+        for hit in hits.iter().filter(|h| h.search < searches.len()) {
             let triggers = searches[hit.search];
             let p = hit.start;
             if p >= limit {
@@ -1064,10 +1108,24 @@ impl RuleSet {
         // another rule's (a Twilio key inside a batch token is still found).
         // Text dense with such tokens is read up to three times, against
         // two for a pass per rule; logs hold few.
+        //
+        // Where the keyword filter ran, it gave the places where one of
+        // these rules may match (search 2: a keyword, then two bytes of
+        // `DIRECT_THEN`); the leftmost match from a point on is then the
+        // first of them where the regex matches anchored.
         let Some(any) = &self.direct_any else { return };
+        let mut starts = hits.iter().filter(|h| h.search == 2).map(|h| h.start);
         let mut from = behind;
         while from < limit {
-            let Some(hit) = any.search(&Input::new(hay).range(from..)) else {
+            let hit = if self.keyword_filter.is_some() {
+                starts
+                    .by_ref()
+                    .filter(|&at| at >= from)
+                    .find_map(|at| any.search(&Input::new(hay).range(at..).anchored(Anchored::Yes)))
+            } else {
+                any.search(&Input::new(hay).range(from..))
+            };
+            let Some(hit) = hit else {
                 break;
             };
             if hit.start() >= limit {
@@ -1613,17 +1671,91 @@ mod tests {
             let set = RuleSet::get();
             let mut want = Vec::new();
             set.keyword_hits_ac(&hay, limit, &mut Vec::new(), &mut want);
+            // Search 2: every `direct` keyword followed by two bytes of
+            // `DIRECT_THEN` (a fingerprint, not confirmed).
+            // The `direct` rules' keywords, as `compile` gives them.
+            let direct: &Vec<String> = &set
+                .direct
+                .iter()
+                .flat_map(|&slot| RULES[set.line[slot].index].keywords)
+                .map(|k| k.to_string())
+                .collect();
+            let mut want_direct = want.clone();
+            for at in 0..limit {
+                if let Some(index) = direct.iter().position(|k| {
+                    hay[at..].starts_with(k.as_bytes())
+                        && hay[at..].len() >= 4
+                        // By their low 7 bits, as the kernel looks bytes up.
+                        && hay[at + 2..at + 4].iter().all(|b| DIRECT_THEN.contains(&(b & 0x7f)))
+                }) {
+                    want_direct.push(Hit { start: at, search: 2, index });
+                }
+            }
+            want_direct.sort_unstable();
             let got = set.keyword_hits(&hay, limit, &mut Vec::new());
-            proptest::prop_assert_eq!(&got, &want);
-            let plain = KeywordFilter::build(&[
-                (&set.exact3.keywords, false),
-                (&set.folded.keywords, true),
-            ])
+            if set.keyword_filter.is_some() {
+                proptest::prop_assert_eq!(&got, &want_direct);
+            } else {
+                proptest::prop_assert_eq!(&got, &want);
+            }
+            let plain = KeywordFilter::build(&RuleSet::searches(
+                &set.exact3.keywords,
+                &set.folded.keywords,
+                direct,
+            ))
             .expect("the rules' keywords suit the filter");
             let mut twin = Vec::new();
             plain.hits_with(&hay, limit, &mut twin);
-            proptest::prop_assert_eq!(&twin, &want);
+            proptest::prop_assert_eq!(&twin, &want_direct);
         }
+    }
+
+    /// Every match of a rule with a keyword under 3 bytes has two bytes of
+    /// `DIRECT_THEN` after its keyword (the keyword filter's fingerprint of
+    /// those rules): any other byte there, and the rule does not match.
+    #[test]
+    fn direct_rules_follow_their_keywords_with_direct_then_bytes() {
+        let set = RuleSet::get();
+        let fillers = ["a", "0", "F", "_", "-", "f"];
+        let mut tried = 0;
+        for &slot in &set.direct {
+            let rule = &set.line[slot];
+            for k in RULES[rule.index].keywords {
+                for filler in fillers {
+                    let run = filler.repeat(120);
+                    // The whole run matches with the filler...
+                    let ok = format!(" {k}{run} ");
+                    let matches = |text: &str| {
+                        rule.re
+                            .search(&Input::new(text).range(1..).anchored(Anchored::Yes))
+                            .is_some()
+                    };
+                    if !matches(&ok) {
+                        continue;
+                    }
+                    tried += 1;
+                    // ... and with any byte outside DIRECT_THEN next to
+                    // the keyword, it does not.
+                    for b in (0u8..=255).filter(|b| !DIRECT_THEN.contains(b)) {
+                        for at in 0..2 {
+                            let mut text = format!(" {k}{run} ").into_bytes();
+                            text[1 + k.len() + at] = b;
+                            let found = rule
+                                .re
+                                .search(&Input::new(&text).range(1..).anchored(Anchored::Yes))
+                                .is_some();
+                            assert!(
+                                !found,
+                                "{} after {k:?} at {at}: byte {b:#x}",
+                                RULES[rule.index].id
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Every direct keyword was tried with some filler.
+        assert!(tried >= 4, "{tried}");
     }
 
     /// The rules' keywords suit the filter (3 bytes or more, ASCII), so
