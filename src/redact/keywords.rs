@@ -52,8 +52,9 @@
 //!
 //! Processors without AVX-512 VBMI keep the aho-corasick passes
 //! ([`KeywordFilter::new`] returns `None`); a test checks that both give the
-//! same hits, and the plain-code twin of the kernel ([`KeywordFilter::hits_with`])
-//! checks the tables on any processor.
+//! same hits, and the plain-code twin of the kernel (the `hits` of a
+//! filter made by [`KeywordFilter::build`]) checks the tables on any
+//! processor.
 
 /// One search of the filter: its keywords and how they are found.
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +97,9 @@ pub(crate) struct KeywordFilter {
     /// The keywords of each bucket, as indices into `keywords`.
     buckets: Vec<Vec<usize>>,
     keywords: Vec<Keyword>,
+    /// The processor has AVX-512 VBMI: [`KeywordFilter::hits`] runs the
+    /// kernel (set by `new` only; `build` gives the plain code).
+    simd: bool,
 }
 
 const BUCKETS: usize = 8;
@@ -112,11 +116,13 @@ impl KeywordFilter {
         if !simd_available() {
             return None;
         }
-        KeywordFilter::build(searches)
+        let mut f = KeywordFilter::build(searches)?;
+        f.simd = true;
+        Some(f)
     }
 
-    /// As [`KeywordFilter::new`], whatever the processor (for the plain-code
-    /// kernel).
+    /// As [`KeywordFilter::new`], whatever the processor: its
+    /// [`KeywordFilter::hits`] is the plain code.
     pub(crate) fn build(searches: &[Search]) -> Option<KeywordFilter> {
         if searches.len() > SEARCHES {
             return None;
@@ -200,6 +206,7 @@ impl KeywordFilter {
             tables,
             buckets,
             keywords,
+            simd: false,
         })
     }
 
@@ -209,20 +216,19 @@ impl KeywordFilter {
     /// may run past `limit` (to the end of `hay`).
     pub(crate) fn hits(&self, hay: &[u8], limit: usize, out: &mut Vec<Hit>) {
         #[cfg(target_arch = "x86_64")]
-        {
+        if self.simd {
             let mut confirm = self.confirmer(hay, out);
-            // SAFETY: `new` built this filter only where the processor has
+            // SAFETY: `simd` is set only by `new`, where the processor has
             // AVX-512 F, BW and VBMI (`simd_available`).
             unsafe { self.candidates_avx512(hay, limit.min(hay.len()), &mut confirm) };
+            return;
         }
-        #[cfg(not(target_arch = "x86_64"))]
         self.hits_with(hay, limit, out);
     }
 
     /// [`KeywordFilter::hits`] by plain code: the same tables, one byte at a
     /// time.
-    #[cfg(any(test, not(target_arch = "x86_64")))]
-    pub(crate) fn hits_with(&self, hay: &[u8], limit: usize, out: &mut Vec<Hit>) {
+    fn hits_with(&self, hay: &[u8], limit: usize, out: &mut Vec<Hit>) {
         let mut confirm = self.confirmer(hay, out);
         // As the kernel: a byte by its low 7 bits, past the end a zero.
         let look = |j: usize, at: usize| -> u8 {

@@ -1634,6 +1634,13 @@ mod tests {
             b"\xe1",
             b"\xba",
             b"\xaf",
+            b"npm_pwd",
+            b"hvs.",
+            b"api-----begin",
+            b"passwordtoken",
+            b"x-access-token",
+            b"ss.ab",
+            b"SKab",
         ];
         prop_oneof![
             3 => (proptest::sample::select(kws), any::<u64>(), 0usize..3).prop_map(
@@ -1705,7 +1712,7 @@ mod tests {
             ))
             .expect("the rules' keywords suit the filter");
             let mut twin = Vec::new();
-            plain.hits_with(&hay, limit, &mut twin);
+            plain.hits(&hay, limit, &mut twin);
             proptest::prop_assert_eq!(&twin, &want_direct);
         }
     }
@@ -1716,46 +1723,46 @@ mod tests {
     #[test]
     fn direct_rules_follow_their_keywords_with_direct_then_bytes() {
         let set = RuleSet::get();
-        let fillers = ["a", "0", "F", "_", "-", "f"];
-        let mut tried = 0;
+        let mut tried = std::collections::BTreeSet::new();
+        let mut all = std::collections::BTreeSet::new();
         for &slot in &set.direct {
             let rule = &set.line[slot];
+            let matches = |text: &[u8]| {
+                rule.re
+                    .search(&Input::new(text).range(1..).anchored(Anchored::Yes))
+                    .is_some()
+            };
             for k in RULES[rule.index].keywords {
-                for filler in fillers {
-                    let run = filler.repeat(120);
-                    // The whole run matches with the filler...
-                    let ok = format!(" {k}{run} ");
-                    let matches = |text: &str| {
-                        rule.re
-                            .search(&Input::new(text).range(1..).anchored(Anchored::Yes))
-                            .is_some()
-                    };
-                    if !matches(&ok) {
-                        continue;
-                    }
-                    tried += 1;
-                    // ... and with any byte outside DIRECT_THEN next to
-                    // the keyword, it does not.
-                    for b in (0u8..=255).filter(|b| !DIRECT_THEN.contains(b)) {
-                        for at in 0..2 {
-                            let mut text = format!(" {k}{run} ").into_bytes();
-                            text[1 + k.len() + at] = b;
-                            let found = rule
-                                .re
-                                .search(&Input::new(&text).range(1..).anchored(Anchored::Yes))
-                                .is_some();
-                            assert!(
-                                !found,
-                                "{} after {k:?} at {at}: byte {b:#x}",
-                                RULES[rule.index].id
-                            );
+                all.insert(*k);
+                // Runs of the lengths the rules take (24, 32, 80 or more),
+                // between spaces.
+                for len in [24, 32, 80, 120] {
+                    for filler in ["a", "0", "F", "f", "_", "-"] {
+                        let ok = format!(" {k}{} ", filler.repeat(len)).into_bytes();
+                        if !matches(&ok) {
+                            continue;
+                        }
+                        tried.insert(*k);
+                        // Any byte outside DIRECT_THEN right after the
+                        // keyword, or one further, and it does not match.
+                        for b in (0u8..=255).filter(|b| !DIRECT_THEN.contains(b)) {
+                            for at in 0..2 {
+                                let mut text = ok.clone();
+                                text[1 + k.len() + at] = b;
+                                assert!(
+                                    !matches(&text),
+                                    "{} after {k:?} at {at}: byte {b:#x}",
+                                    RULES[rule.index].id
+                                );
+                            }
                         }
                     }
                 }
             }
         }
-        // Every direct keyword was tried with some filler.
-        assert!(tried >= 4, "{tried}");
+        // Every direct keyword was tried with some run.
+        assert_eq!(tried, all);
+        assert!(all.len() >= 4, "{all:?}");
     }
 
     /// The rules' keywords suit the filter (3 bytes or more, ASCII), so
