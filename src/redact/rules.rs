@@ -115,6 +115,13 @@ pub const PARTIAL_MATCH_RULES: &[&str] = &["jwt", "url-password", "docker-config
 /// of those rules (`keywords.rs`). A test tries every other byte there.
 const DIRECT_THEN: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
+/// The keyword filter's searches, in the order of [`RuleSet::searches`]
+/// (also the order of hits at one byte): the 3-byte keywords as written,
+/// the folded ones in any case, the direct rules' keywords.
+const EXACT3: usize = 0;
+const FOLDED: usize = 1;
+const DIRECT: usize = 2;
+
 static RULES: &[Rule] = &[
     Rule {
         id: "github-pat",
@@ -922,7 +929,7 @@ impl RuleSet {
     /// Where keywords start in `hay` before `limit`: each search's
     /// leftmost-longest hits (aho-corasick's), merged in order of start,
     /// the 3-byte search first at a tie. One SIMD pass where the processor
-    /// has it, which also reports (as search 2) the places where a `direct`
+    /// has it, which also reports (as `DIRECT`) the places where a `direct`
     /// rule may match; else the two aho-corasick passes, the any-case one
     /// over a lower-cased copy of `hay` made in `lower`.
     fn keyword_hits(&self, hay: &[u8], limit: usize, lower: &mut Vec<u8>) -> Vec<Hit> {
@@ -946,25 +953,20 @@ impl RuleSet {
         // One fused pass (a copy, then `make_ascii_lowercase`, ran at a
         // third of the speed).
         lower.extend(hay.iter().map(u8::to_ascii_lowercase));
-        for (search, m) in self.exact3.ac.find_iter(hay).map(|m| (0, m)) {
-            if m.start() >= limit {
-                break;
+        for (search, ac, text) in [
+            (EXACT3, &self.exact3.ac, hay),
+            (FOLDED, &self.folded.ac, &lower[..]),
+        ] {
+            for m in ac.find_iter(text) {
+                if m.start() >= limit {
+                    break;
+                }
+                hits.push(Hit {
+                    start: m.start(),
+                    search,
+                    index: m.pattern().as_usize(),
+                });
             }
-            hits.push(Hit {
-                start: m.start(),
-                search,
-                index: m.pattern().as_usize(),
-            });
-        }
-        for m in self.folded.ac.find_iter(&lower[..]) {
-            if m.start() >= limit {
-                break;
-            }
-            hits.push(Hit {
-                start: m.start(),
-                search: 1,
-                index: m.pattern().as_usize(),
-            });
         }
         hits.sort_unstable();
     }
@@ -1005,6 +1007,8 @@ impl RuleSet {
             .saturating_add(self.keyword_max.saturating_sub(1))
             .min(hay.len());
         let hits = self.keyword_hits(&hay[..kw_end], limit, lower);
+        // Indexed by search (`EXACT3`, `FOLDED`); `DIRECT` hits are the
+        // direct rules' (below).
         let searches = [&self.exact3.triggers, &self.folded.triggers];
         // Captures per line rule, made on first use.
         let mut caps: Vec<Option<regex_automata::util::captures::Captures>> =
@@ -1020,7 +1024,7 @@ impl RuleSet {
         // The segment being searched: [seg_start, seg_end), matches reach
         // to reach_end.
         let (mut seg_start, mut seg_end, mut reach_end) = (0usize, 0usize, 0usize);
-        for hit in hits.iter().filter(|h| h.search < searches.len()) {
+        for hit in hits.iter().filter(|h| h.search != DIRECT) {
             let triggers = searches[hit.search];
             let p = hit.start;
             if p >= limit {
@@ -1114,7 +1118,7 @@ impl RuleSet {
         // `DIRECT_THEN`); the leftmost match from a point on is then the
         // first of them where the regex matches anchored.
         let Some(any) = &self.direct_any else { return };
-        let mut starts = hits.iter().filter(|h| h.search == 2).map(|h| h.start);
+        let mut starts = hits.iter().filter(|h| h.search == DIRECT).map(|h| h.start);
         let mut from = behind;
         while from < limit {
             let hit = if self.keyword_filter.is_some() {
@@ -1695,7 +1699,7 @@ mod tests {
                         // By their low 7 bits, as the kernel looks bytes up.
                         && hay[at + 2..at + 4].iter().all(|b| DIRECT_THEN.contains(&(b & 0x7f)))
                 }) {
-                    want_direct.push(Hit { start: at, search: 2, index });
+                    want_direct.push(Hit { start: at, search: DIRECT, index });
                 }
             }
             want_direct.sort_unstable();
